@@ -1,0 +1,244 @@
+package tiercache
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// l2 is the Redis tier. Every call has a short timeout and goes through a
+// circuit breaker, so a dead Redis costs a read microseconds, not a timeout.
+//
+// Keys: a value lives at "<ns>:v:{<key>}" and its lease at
+// "<ns>:l:{<key>}"; the hash tag keeps both in one Cluster slot so the fill
+// script may touch both.
+type l2 struct {
+	rdb   redis.UniversalClient
+	opt   *Options
+	stats *stats
+	br    breaker
+}
+
+func newL2(rdb redis.UniversalClient, opt *Options, st *stats) *l2 {
+	l := &l2{rdb: rdb, opt: opt, stats: st}
+	l.br = breaker{threshold: int64(opt.BreakerThreshold), cooldown: int64(opt.BreakerCooldown), opens: &st.breakerOpens}
+	return l
+}
+
+func (l *l2) valueKey(key string) string { return l.opt.Namespace + ":v:{" + key + "}" }
+func (l *l2) leaseKey(key string) string { return l.opt.Namespace + ":l:{" + key + "}" }
+func (l *l2) groupKey(g string) string   { return l.opt.Namespace + ":g:{" + g + "}" }
+
+// call runs fn under the breaker and the per-call timeout. redis.Nil is an
+// answer, not a failure.
+func (l *l2) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	if !l.br.allow() {
+		l.stats.l2Errors.Add(1)
+		return errBreakerOpen
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.opt.L2Timeout)
+	defer cancel()
+	err := fn(ctx)
+	if errors.Is(err, redis.Nil) {
+		err = nil
+	}
+	l.br.record(err)
+	if err != nil {
+		l.stats.l2Errors.Add(1)
+	}
+	return err
+}
+
+// getOrLeaseScript returns {1, value} on a hit, {2} when it took the lease
+// for the caller, {3} when another loader holds it.
+var getOrLeaseScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v then return {1, v} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+return {3}
+`)
+
+// fillScript stores the value only while the caller's lease still stands;
+// a writer's delete removes the lease, so a load that raced a write cannot
+// leave the old value behind (DESIGN §3.4).
+var fillScript = redis.NewScript(`
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+`)
+
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// getOrLease reads key from L2. On a miss it tries to take the key's lease;
+// if another loader holds it, it re-reads L2 until the value appears, the
+// lease frees up (and is taken), or LeaseWait passes. It returns the raw
+// value if found, else the lease token held (empty if none: the caller loads
+// without filling L2). waited reports a wait on another loader.
+func (l *l2) getOrLease(ctx context.Context, key string) (raw []byte, found bool, lease string, waited bool) {
+	vk := l.valueKey(key)
+	var b []byte
+	err := l.call(ctx, func(ctx context.Context) (err error) {
+		b, err = l.rdb.Get(ctx, vk).Bytes()
+		return err
+	})
+	if err != nil {
+		return nil, false, "", false
+	}
+	if b != nil {
+		return b, true, "", false
+	}
+	l.stats.l2Misses.Add(1)
+	token := randomToken()
+	deadline := time.Now().Add(l.opt.LeaseWait)
+	for {
+		state, v, err := l.tryLease(ctx, vk, l.leaseKey(key), token)
+		switch {
+		case err != nil:
+			return nil, false, "", waited
+		case state == 1:
+			return v, true, "", waited
+		case state == 2:
+			l.stats.leasesTaken.Add(1)
+			return nil, false, token, waited
+		}
+		if !waited {
+			waited = true
+			l.stats.leaseWaits.Add(1)
+		}
+		if time.Now().After(deadline) {
+			l.stats.leaseTimeouts.Add(1)
+			return nil, false, "", waited
+		}
+		t := time.NewTimer(l.opt.LeasePoll)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, false, "", waited
+		}
+	}
+}
+
+func (l *l2) tryLease(ctx context.Context, vk, lk, token string) (int64, []byte, error) {
+	var res []any
+	err := l.call(ctx, func(ctx context.Context) (err error) {
+		res, err = getOrLeaseScript.Run(ctx, l.rdb, []string{vk, lk}, token, l.opt.LeaseTTL.Milliseconds()).Slice()
+		return err
+	})
+	if err != nil || len(res) == 0 {
+		return 0, nil, err
+	}
+	state, _ := res[0].(int64)
+	if state == 1 && len(res) > 1 {
+		s, _ := res[1].(string)
+		return 1, []byte(s), nil
+	}
+	return state, nil, nil
+}
+
+// fill writes raw under key if lease still holds; it reports whether it did.
+func (l *l2) fill(key, lease string, raw []byte, ttl time.Duration) bool {
+	ctx := context.Background()
+	var n int64
+	err := l.call(ctx, func(ctx context.Context) (err error) {
+		n, err = fillScript.Run(ctx, l.rdb, []string{l.valueKey(key), l.leaseKey(key)}, lease, raw, ttl.Milliseconds()).Int64()
+		return err
+	})
+	if err != nil {
+		return false
+	}
+	if n == 0 {
+		l.stats.fencedL2Fills.Add(1)
+		return false
+	}
+	l.stats.l2Fills.Add(1)
+	return true
+}
+
+// release gives up a lease after a failed load so waiters need not time out.
+func (l *l2) release(key, lease string) {
+	_ = l.call(context.Background(), func(ctx context.Context) error {
+		return releaseScript.Run(ctx, l.rdb, []string{l.leaseKey(key)}, lease).Err()
+	})
+}
+
+// del removes a value (and its lease) best effort.
+func (l *l2) del(key string) {
+	_ = l.call(context.Background(), func(ctx context.Context) error {
+		return l.rdb.Del(ctx, l.valueKey(key), l.leaseKey(key)).Err()
+	})
+}
+
+// bumpGroupScript raises a group's generation to at least ARGV[1] and at
+// least one past its stored value. Generations start from the clock (unix
+// microseconds), so a Redis that lost the counter still moves forward.
+var bumpGroupScript = redis.NewScript(`
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local n = math.max(cur + 1, tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], string.format('%d', n))
+return n
+`)
+
+// invalidate deletes keys (values and leases) and bumps groups in one
+// pipelined round trip. It returns the groups' new generations.
+func (l *l2) invalidate(ctx context.Context, keys []string, groups map[string]uint64) (map[string]uint64, error) {
+	var cmds []*redis.Cmd
+	names := make([]string, 0, len(groups))
+	err := l.call(ctx, func(ctx context.Context) error {
+		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, k := range keys {
+				p.Del(ctx, l.valueKey(k), l.leaseKey(k))
+			}
+			for g, min := range groups {
+				names = append(names, g)
+				cmds = append(cmds, bumpGroupScript.Eval(ctx, p, []string{l.groupKey(g)}, strconv.FormatUint(min, 10)))
+			}
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]uint64, len(names))
+	for i, g := range names {
+		n, _ := cmds[i].Int64()
+		out[g] = uint64(n)
+	}
+	return out, nil
+}
+
+// groupGens reads the stored generations of groups (0 where none).
+func (l *l2) groupGens(ctx context.Context, groups []string) (map[string]uint64, error) {
+	out := make(map[string]uint64, len(groups))
+	if len(groups) == 0 {
+		return out, nil
+	}
+	err := l.call(ctx, func(ctx context.Context) error {
+		cmds := make([]*redis.StringCmd, len(groups))
+		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, g := range groups {
+				cmds[i] = p.Get(ctx, l.groupKey(g))
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		for i, g := range groups {
+			n, _ := cmds[i].Uint64()
+			out[g] = n
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,188 @@
+package tiercache
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Mode selects which tiers a [Cache] uses.
+type Mode int
+
+const (
+	// ModeTiered uses the in-process L1 and Redis L2, with invalidations
+	// broadcast over Redis pub/sub. It is the zero value.
+	ModeTiered Mode = iota
+	// ModeL2Only uses Redis alone: every hit is a Redis round trip. It is the
+	// classic cache-aside design and needs no invalidation channel.
+	ModeL2Only
+	// ModeL1Only uses the in-process LRU alone and no Redis at all. It is only
+	// correct for a single replica: other replicas never hear of writes.
+	ModeL1Only
+)
+
+// String returns the mode's configuration name.
+func (m Mode) String() string {
+	switch m {
+	case ModeTiered:
+		return "tiered"
+	case ModeL2Only:
+		return "redis"
+	case ModeL1Only:
+		return "local"
+	}
+	return "Mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// Options configures a [Cache]. The zero value of every field means the
+// default named in its comment; [New] copies the struct and fills them in.
+type Options struct {
+	// Namespace prefixes every Redis key and names the invalidation channel
+	// ("<Namespace>:inval"), so several deployments can share one Redis.
+	// Default "tiercache".
+	Namespace string
+	// ReplicaID identifies this instance in invalidation messages; its own
+	// messages are ignored on receipt. Default "<hostname>-<pid>-<random>".
+	ReplicaID string
+	// Mode selects the tiers. Default ModeTiered.
+	Mode Mode
+	// Standalone declares that this process is the only replica: L1 is used
+	// even while the invalidation channel is down. Default false.
+	Standalone bool
+
+	// L1Size bounds L1 by entry count. Default 10000.
+	L1Size int
+	// L1TTL is the maximum age of an L1 entry: the staleness bound that
+	// holds whatever fails. Default 30s.
+	L1TTL time.Duration
+	// L2TTL is the Redis TTL of a value. Default 1h.
+	L2TTL time.Duration
+	// NegativeTTL is the lifetime of a cached "not found", in both tiers.
+	// Default 30s, capped at L1TTL for L1.
+	NegativeTTL time.Duration
+	// Jitter is the fraction by which each TTL is randomly shortened, so that
+	// entries filled together do not expire together. Default 0.1; negative
+	// disables jitter.
+	Jitter float64
+
+	// L2Timeout bounds every Redis call on the read path. Default 100ms.
+	// The client must have ContextTimeoutEnabled for the bound to cut a
+	// blocked socket read short; the circuit breaker bounds the rest.
+	L2Timeout time.Duration
+	// LoadTimeout bounds a shared load, which runs detached from any one
+	// caller's context. Default 5s.
+	LoadTimeout time.Duration
+	// LeaseTTL is how long a loader holds the cross-replica lease on a key.
+	// Default 5s.
+	LeaseTTL time.Duration
+	// LeaseWait is how long a caller that found another replica's lease
+	// waits for the value to appear in L2 before it loads by itself.
+	// Default 1s.
+	LeaseWait time.Duration
+	// LeasePoll is the interval at which a waiting caller re-reads L2.
+	// Default 5ms.
+	LeasePoll time.Duration
+
+	// BreakerThreshold is the number of consecutive Redis failures that open
+	// the circuit breaker. Default 5.
+	BreakerThreshold int
+	// BreakerCooldown is how long the breaker stays open before it lets one
+	// probe through. Default 1s.
+	BreakerCooldown time.Duration
+
+	// PingInterval is how often the subscriber pings Redis when no message
+	// arrives; a ping unanswered for another interval counts as a broken
+	// subscription. Default 1s.
+	PingInterval time.Duration
+	// ReconnectBackoff is the longest wait between subscription attempts.
+	// Default 1s.
+	ReconnectBackoff time.Duration
+	// RetryQueueSize bounds the keys and groups waiting for a failed
+	// invalidation to be retried. Default 100000.
+	RetryQueueSize int
+	// RetryInterval is how often failed invalidations are retried.
+	// Default 100ms.
+	RetryInterval time.Duration
+
+	// Logger receives warnings and errors. Default: discard.
+	Logger *slog.Logger
+
+	hooks hooks
+}
+
+// Errors returned by [New] for nonsense options.
+var errOptions = errors.New("tiercache: invalid options")
+
+func (o Options) withDefaults() (Options, error) {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if o.Namespace == "" {
+		o.Namespace = "tiercache"
+	}
+	if o.ReplicaID == "" {
+		host, _ := os.Hostname()
+		o.ReplicaID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomToken()[:8])
+	}
+	if o.L1Size == 0 {
+		o.L1Size = 10000
+	}
+	def(&o.L1TTL, 30*time.Second)
+	def(&o.L2TTL, time.Hour)
+	def(&o.NegativeTTL, 30*time.Second)
+	def(&o.L2Timeout, 100*time.Millisecond)
+	def(&o.LoadTimeout, 5*time.Second)
+	def(&o.LeaseTTL, 5*time.Second)
+	def(&o.LeaseWait, time.Second)
+	def(&o.LeasePoll, 5*time.Millisecond)
+	def(&o.BreakerCooldown, time.Second)
+	def(&o.PingInterval, time.Second)
+	def(&o.ReconnectBackoff, time.Second)
+	def(&o.RetryInterval, 100*time.Millisecond)
+	if o.Jitter == 0 {
+		o.Jitter = 0.1
+	} else if o.Jitter < 0 {
+		o.Jitter = 0
+	}
+	if o.BreakerThreshold == 0 {
+		o.BreakerThreshold = 5
+	}
+	if o.RetryQueueSize == 0 {
+		o.RetryQueueSize = 100000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o, o.validate()
+}
+
+func (o Options) validate() error {
+	switch {
+	case o.Mode < ModeTiered || o.Mode > ModeL1Only:
+		return fmt.Errorf("%w: unknown mode %d", errOptions, o.Mode)
+	case o.L1Size < 0:
+		return fmt.Errorf("%w: L1Size %d is negative", errOptions, o.L1Size)
+	case o.Jitter >= 1:
+		return fmt.Errorf("%w: Jitter %v must be below 1", errOptions, o.Jitter)
+	case o.BreakerThreshold < 0 || o.RetryQueueSize < 0:
+		return fmt.Errorf("%w: negative BreakerThreshold or RetryQueueSize", errOptions)
+	case o.Mode == ModeTiered && o.L1TTL > o.L2TTL:
+		return fmt.Errorf("%w: L1TTL %v exceeds L2TTL %v", errOptions, o.L1TTL, o.L2TTL)
+	}
+	for name, d := range map[string]time.Duration{
+		"L1TTL": o.L1TTL, "L2TTL": o.L2TTL, "NegativeTTL": o.NegativeTTL,
+		"L2Timeout": o.L2Timeout, "LoadTimeout": o.LoadTimeout, "LeaseTTL": o.LeaseTTL,
+		"LeaseWait": o.LeaseWait, "LeasePoll": o.LeasePoll, "BreakerCooldown": o.BreakerCooldown,
+		"PingInterval": o.PingInterval, "ReconnectBackoff": o.ReconnectBackoff, "RetryInterval": o.RetryInterval,
+	} {
+		if d < 0 {
+			return fmt.Errorf("%w: %s %v is negative", errOptions, name, d)
+		}
+	}
+	return nil
+}
