@@ -214,7 +214,7 @@ func (c *Cache[V]) fill(key string, load LoadFunc[V]) (fillResult[V], error) {
 		tok = c.l1.token(key)
 	}
 	lease := ""
-	if c.l2 != nil {
+	if c.l2 != nil && !c.retry.pending(key) {
 		raw, found, leaseTok, waited := c.l2.getOrLease(ctx, key)
 		res.info.LeaseWaited = waited
 		lease = leaseTok

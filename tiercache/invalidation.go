@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -114,7 +115,7 @@ func (c *Cache[V]) publish(ctx context.Context, keys []string, gens map[string]u
 	if err != nil {
 		return err
 	}
-	err = c.l2.call(ctx, func(ctx context.Context) error {
+	err = c.l2.callWrite(ctx, func(ctx context.Context) error {
 		if _, ok := c.rdb.(*redis.ClusterClient); ok {
 			return c.rdb.SPublish(ctx, c.bus.channel, payload).Err()
 		}
@@ -129,11 +130,27 @@ func (c *Cache[V]) publish(ctx context.Context, keys []string, gens map[string]u
 }
 
 // retryQueue holds invalidations whose L2 delete or publish failed, coalesced
-// by key and group, bounded by Options.RetryQueueSize.
+// by key and group, bounded by Options.RetryQueueSize. Until a key's retry
+// goes through, this replica neither reads it from L2 nor fills it there:
+// L2 may still hold the value the failed delete was meant to remove.
 type retryQueue struct {
-	mu     sync.Mutex
-	keys   map[string]struct{} // guarded by mu
-	groups map[string]uint64   // guarded by mu
+	size atomic.Int64 // len(keys)+len(groups), readable without mu
+	mu   sync.Mutex
+	seq  uint64            // guarded by mu: bumped on every queueing
+	keys map[string]uint64 // guarded by mu: key -> seq when last queued
+	// groups maps a group to the generation its retry must reach.
+	groups map[string]uint64 // guarded by mu
+}
+
+// pending reports whether key waits for a retry.
+func (q *retryQueue) pending(key string) bool {
+	if q.size.Load() == 0 {
+		return false
+	}
+	q.mu.Lock()
+	_, ok := q.keys[key]
+	q.mu.Unlock()
+	return ok
 }
 
 func (c *Cache[V]) queueRetry(keys []string, gens map[string]uint64) {
@@ -141,39 +158,62 @@ func (c *Cache[V]) queueRetry(keys []string, gens map[string]uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.keys == nil {
-		q.keys, q.groups = make(map[string]struct{}), make(map[string]uint64)
+		q.keys, q.groups = make(map[string]uint64), make(map[string]uint64)
 	}
+	q.seq++
 	for _, k := range keys {
 		if _, ok := q.keys[k]; !ok && len(q.keys)+len(q.groups) >= c.opt.RetryQueueSize {
 			c.stats.retryDropped.Add(1)
 			c.opt.Logger.Error("tiercache: invalidation retry queue full, key dropped", "key", k)
 			continue
 		}
-		q.keys[k] = struct{}{}
+		q.keys[k] = q.seq
 	}
 	for g, n := range gens {
 		if n > q.groups[g] {
 			q.groups[g] = n
 		}
 	}
-	c.stats.retryQueued.Store(int64(len(q.keys) + len(q.groups)))
+	q.size.Store(int64(len(q.keys) + len(q.groups)))
 }
 
-func (c *Cache[V]) takeRetry() ([]string, map[string]uint64) {
+// snapshotRetry copies what is queued; the entries stay queued (and their
+// keys stay out of L2) until doneRetry removes them after a success.
+func (c *Cache[V]) snapshotRetry() (map[string]uint64, map[string]uint64) {
+	q := &c.retry
+	if q.size.Load() == 0 {
+		return nil, nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	keys := make(map[string]uint64, len(q.keys))
+	for k, s := range q.keys {
+		keys[k] = s
+	}
+	gens := make(map[string]uint64, len(q.groups))
+	for g, n := range q.groups {
+		gens[g] = n
+	}
+	return keys, gens
+}
+
+// doneRetry removes what a successful retry covered: entries queued again
+// since the snapshot stay, for their own retry.
+func (c *Cache[V]) doneRetry(keys, gens map[string]uint64) {
 	q := &c.retry
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.keys)+len(q.groups) == 0 {
-		return nil, nil
+	for k, s := range keys {
+		if q.keys[k] == s {
+			delete(q.keys, k)
+		}
 	}
-	keys := make([]string, 0, len(q.keys))
-	for k := range q.keys {
-		keys = append(keys, k)
+	for g, n := range gens {
+		if q.groups[g] <= n {
+			delete(q.groups, g)
+		}
 	}
-	gens := q.groups
-	q.keys, q.groups = make(map[string]struct{}), make(map[string]uint64)
-	c.stats.retryQueued.Store(0)
-	return keys, gens
+	q.size.Store(int64(len(q.keys) + len(q.groups)))
 }
 
 // retryLoop re-sends queued invalidations until they go through.
@@ -192,27 +232,28 @@ func (c *Cache[V]) retryLoop() {
 	}
 }
 
-// retryOnce sends what is queued; what fails again goes back in the queue.
+// retryOnce sends what is queued; what fails stays queued.
 func (c *Cache[V]) retryOnce() {
-	keys, gens := c.takeRetry()
-	if keys == nil && gens == nil {
+	keyMap, gens := c.snapshotRetry()
+	if len(keyMap)+len(gens) == 0 {
 		return
+	}
+	keys := make([]string, 0, len(keyMap))
+	for k := range keyMap {
+		keys = append(keys, k)
 	}
 	ctx := context.Background()
 	c.stats.retries.Add(1)
 	got, err := c.l2.invalidate(ctx, keys, gens)
 	if err == nil {
-		for g, n := range got {
-			c.groups.raise(g, n)
-		}
-		gens = got
+		c.applyLocal(nil, got)
 		if c.bus != nil {
-			err = c.publish(ctx, keys, gens)
+			err = c.publish(ctx, keys, got)
 		}
 	}
 	if err != nil {
-		c.queueRetry(keys, gens)
 		return
 	}
+	c.doneRetry(keyMap, gens)
 	c.stats.retrySucceeded.Add(1)
 }

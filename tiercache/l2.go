@@ -32,14 +32,27 @@ func (l *l2) valueKey(key string) string { return l.opt.Namespace + ":v:{" + key
 func (l *l2) leaseKey(key string) string { return l.opt.Namespace + ":l:{" + key + "}" }
 func (l *l2) groupKey(g string) string   { return l.opt.Namespace + ":g:{" + g + "}" }
 
-// call runs fn under the breaker and the per-call timeout. redis.Nil is an
-// answer, not a failure.
+// call runs a read-path fn under the breaker and Options.L2Timeout.
 func (l *l2) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	return l.callWithin(ctx, l.opt.L2Timeout, fn)
+}
+
+// callWrite runs an invalidation's fn under the breaker and
+// Options.WriteTimeout: a write has already paid for a commit and can afford
+// to wait longer than a read, and a delete that gives up early leaves work
+// for the retry queue.
+func (l *l2) callWrite(ctx context.Context, fn func(ctx context.Context) error) error {
+	return l.callWithin(ctx, l.opt.WriteTimeout, fn)
+}
+
+// callWithin runs fn under the breaker and timeout d. redis.Nil is an
+// answer, not a failure.
+func (l *l2) callWithin(ctx context.Context, d time.Duration, fn func(ctx context.Context) error) error {
 	if !l.br.allow() {
 		l.stats.l2Errors.Add(1)
 		return errBreakerOpen
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.opt.L2Timeout)
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	err := fn(ctx)
 	if errors.Is(err, redis.Nil) {
@@ -193,7 +206,7 @@ return n
 func (l *l2) invalidate(ctx context.Context, keys []string, groups map[string]uint64) (map[string]uint64, error) {
 	var cmds []*redis.Cmd
 	names := make([]string, 0, len(groups))
-	err := l.call(ctx, func(ctx context.Context) error {
+	err := l.callWrite(ctx, func(ctx context.Context) error {
 		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, k := range keys {
 				p.Del(ctx, l.valueKey(k), l.leaseKey(k))

@@ -72,6 +72,9 @@ type Options struct {
 	// The client must have ContextTimeoutEnabled for the bound to cut a
 	// blocked socket read short; the circuit breaker bounds the rest.
 	L2Timeout time.Duration
+	// WriteTimeout bounds the Redis calls of an invalidation (the delete and
+	// the publish). Default 1s.
+	WriteTimeout time.Duration
 	// LoadTimeout bounds a shared load, which runs detached from any one
 	// caller's context. Default 5s.
 	LoadTimeout time.Duration
@@ -136,6 +139,7 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.L2TTL, time.Hour)
 	def(&o.NegativeTTL, 30*time.Second)
 	def(&o.L2Timeout, 100*time.Millisecond)
+	def(&o.WriteTimeout, time.Second)
 	def(&o.LoadTimeout, 5*time.Second)
 	def(&o.LeaseTTL, 5*time.Second)
 	def(&o.LeaseWait, time.Second)
@@ -176,7 +180,7 @@ func (o Options) validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"L1TTL": o.L1TTL, "L2TTL": o.L2TTL, "NegativeTTL": o.NegativeTTL,
-		"L2Timeout": o.L2Timeout, "LoadTimeout": o.LoadTimeout, "LeaseTTL": o.LeaseTTL,
+		"L2Timeout": o.L2Timeout, "WriteTimeout": o.WriteTimeout, "LoadTimeout": o.LoadTimeout, "LeaseTTL": o.LeaseTTL,
 		"LeaseWait": o.LeaseWait, "LeasePoll": o.LeasePoll, "BreakerCooldown": o.BreakerCooldown,
 		"PingInterval": o.PingInterval, "ReconnectBackoff": o.ReconnectBackoff, "RetryInterval": o.RetryInterval,
 	} {

@@ -1,0 +1,156 @@
+package tiercache
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	gocache "github.com/go-redis/cache/v9"
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// benchValue is a ready-to-serve product body, the size the service caches.
+var benchValue = bytes.Repeat([]byte("x"), 220)
+
+func bytesLoader(ctx context.Context) ([]byte, error) { return benchValue, nil }
+
+func newBytesCache(b *testing.B, opt Options) *Cache[[]byte] {
+	b.Helper()
+	var c *Cache[[]byte]
+	var err error
+	if opt.Mode == ModeL1Only {
+		c, err = New[[]byte](nil, BytesCodec{}, opt)
+	} else {
+		c, err = New[[]byte](needRedis(b), BytesCodec{}, opt)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// BenchmarkGetL1Hit is the hot path: an L1 hit. Compare with BenchmarkLRUGet,
+// a bare golang-lru Get of the same key (target: at most 1.5x, 0 allocs).
+func BenchmarkGetL1Hit(b *testing.B) {
+	c := newBytesCache(b, Options{Mode: ModeL1Only})
+	ctx := context.Background()
+	if _, err := c.Get(ctx, "product:1", bytesLoader); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.Get(ctx, "product:1", bytesLoader); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := c.Stats()
+	b.ReportMetric(float64(s.L1Hits)/float64(s.L1Hits+s.L1Misses), "hit/op")
+}
+
+// BenchmarkLRUGet is the baseline for BenchmarkGetL1Hit.
+func BenchmarkLRUGet(b *testing.B) {
+	l, _ := lru.New[string, []byte](10000)
+	l.Add("product:1", benchValue)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, ok := l.Get("product:1"); !ok {
+			b.Fatal("miss")
+		}
+	}
+}
+
+// BenchmarkGetL1HitParallel is BenchmarkGetL1Hit from GOMAXPROCS goroutines
+// over 1,000 keys.
+func BenchmarkGetL1HitParallel(b *testing.B) {
+	c := newBytesCache(b, Options{Mode: ModeL1Only})
+	ctx := context.Background()
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = "product:" + strconv.Itoa(i)
+		if _, err := c.Get(ctx, keys[i], bytesLoader); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			if _, err := c.Get(ctx, keys[i%len(keys)], bytesLoader); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkGetL2Hit reads one key from Redis each time (L1 off).
+func BenchmarkGetL2Hit(b *testing.B) {
+	c := newBytesCache(b, Options{Mode: ModeL2Only, Namespace: benchNamespace(b)})
+	ctx := context.Background()
+	if _, err := c.Get(ctx, "product:1", bytesLoader); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.Get(ctx, "product:1", bytesLoader); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGetMissLoad misses both tiers every time: L2 miss, lease, load,
+// lease-guarded fill, fenced install.
+func BenchmarkGetMissLoad(b *testing.B) {
+	c := newBytesCache(b, Options{Namespace: benchNamespace(b), Standalone: true})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := c.Get(ctx, "miss:"+strconv.Itoa(i), bytesLoader); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGoRedisCache runs github.com/go-redis/cache/v9, the closest Go
+// peer (local TinyLFU + Redis), on the same Redis and value: a local hit and
+// a Redis hit.
+func BenchmarkGoRedisCache(b *testing.B) {
+	rdb := needRedis(b)
+	ns := benchNamespace(b)
+	ctx := context.Background()
+	run := func(b *testing.B, cd *gocache.Cache) {
+		key := ns + ":product:1"
+		if err := cd.Set(&gocache.Item{Ctx: ctx, Key: key, Value: benchValue, TTL: time.Hour}); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			var v []byte
+			if err := cd.Get(ctx, key, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("local-hit", func(b *testing.B) {
+		run(b, gocache.New(&gocache.Options{Redis: rdb, LocalCache: gocache.NewTinyLFU(10000, time.Minute)}))
+	})
+	b.Run("redis-hit", func(b *testing.B) {
+		run(b, gocache.New(&gocache.Options{Redis: rdb}))
+	})
+}
+
+func benchNamespace(b *testing.B) string {
+	return namespace(b, needRedis(b))
+}

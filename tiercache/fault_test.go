@@ -1,0 +1,196 @@
+package tiercache
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// signal returns a hook that reports each call on a buffered channel.
+func signal() (func(), chan struct{}) {
+	ch := make(chan struct{}, 100)
+	return func() { ch <- struct{}{} }, ch
+}
+
+func waitSignal(t *testing.T, ch chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// TestLostMessageAfterPubSubKill kills a replica's subscriber connection and
+// holds it from re-subscribing while another replica writes: the message is
+// lost for good, yet the replica never serves the old value.
+func TestLostMessageAfterPubSubKill(t *testing.T) {
+	t.Parallel()
+	srv := startRedisServer(t)
+	admin := srv.client(t)
+	src := newSource()
+	src.set("k", 1)
+
+	var gate atomic.Bool // closed gate: hold the resubscription
+	hold := make(chan struct{})
+	optB := fastOptions("lost")
+	up, upCh := signal()
+	down, downCh := signal()
+	optB.hooks.channelUp, optB.hooks.channelDown = up, down
+	optB.hooks.beforeSubscribe = func() {
+		if gate.Load() {
+			<-hold
+		}
+	}
+	a := newCache(t, srv.client(t), fastOptions("lost"))
+	b := newCache(t, srv.client(t), optB)
+	waitSignal(t, upCh, "first subscription")
+	waitReady(t, a)
+	mustGet(t, b, "k", src)
+	if _, info := mustGet(t, b, "k", src); info.Source != SourceL1 {
+		t.Fatalf("before the kill: got %v, want L1", info.Source)
+	}
+
+	gate.Store(true)
+	ctx := context.Background()
+	if err := admin.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitSignal(t, downCh, "subscription break")
+	waitReady(t, a) // a re-subscribed by itself
+	src.set("k", 2)
+	if err := a.Invalidate(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if v, info := mustGet(t, b, "k", src); v != 2 || info.Source == SourceL1 {
+		t.Fatalf("during the gap: got %d from %v, want 2 not from L1", v, info.Source)
+	}
+	gate.Store(false)
+	close(hold)
+	waitSignal(t, upCh, "re-subscription")
+	if v, _ := mustGet(t, b, "k", src); v != 2 {
+		t.Fatalf("after re-subscribing: got %d, want 2", v)
+	}
+	if _, info := mustGet(t, b, "k", src); info.Source != SourceL1 {
+		t.Fatalf("after re-subscribing: got %v, want L1 in use again", info.Source)
+	}
+	if s := b.Stats(); s.SubscriptionBreaks != 1 || s.Subscribes != 2 {
+		t.Fatalf("got %d breaks %d subscribes, want 1 and 2", s.SubscriptionBreaks, s.Subscribes)
+	}
+}
+
+// TestRedisRestart kills Redis under two replicas: reads keep working
+// through the loader; when Redis returns, both re-subscribe with L1 flushed,
+// and invalidations flow again.
+func TestRedisRestart(t *testing.T) {
+	t.Parallel()
+	srv := startRedisServer(t)
+	src := newSource()
+	src.set("k", 1)
+	var ups [2]chan struct{}
+	var cs [2]*Cache[int]
+	for i := range cs {
+		opt := fastOptions("restart")
+		var up func()
+		up, ups[i] = signal()
+		opt.hooks.channelUp = up
+		cs[i] = newCache(t, srv.client(t), opt)
+		waitSignal(t, ups[i], "first subscription")
+	}
+	a, b := cs[0], cs[1]
+	mustGet(t, a, "k", src)
+	mustGet(t, b, "k", src)
+
+	srv.stop()
+	src.set("k", 2) // a write while Redis is away: nobody can be told
+	if err := a.Invalidate(context.Background(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for i := range 50 {
+		v, err := b.Get(context.Background(), "k", src.loader("k"))
+		if err != nil {
+			t.Fatalf("read %d with Redis down: %v", i, err)
+		}
+		if i > 0 && v != 2 {
+			t.Fatalf("read %d with Redis down: got %d, want 2", i, v)
+		}
+	}
+	if s := b.Stats(); s.BreakerOpens == 0 {
+		t.Fatalf("breaker never opened: %+v", s)
+	}
+	t.Logf("50 reads with Redis down took %v", time.Since(start))
+
+	flushes := b.Stats().Flushes
+	srv.start()
+	waitSignal(t, ups[0], "a re-subscribed")
+	waitSignal(t, ups[1], "b re-subscribed")
+	if b.Stats().Flushes <= flushes {
+		t.Fatal("L1 not flushed on re-subscription")
+	}
+	eventually(t, 5*time.Second, "retry queue drained", func() bool { return a.Stats().RetryQueued == 0 })
+	mustGet(t, b, "k", src)
+	src.set("k", 3)
+	if err := a.Invalidate(context.Background(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "b sees the write after the restart", func() bool {
+		v, _ := mustGet(t, b, "k", src)
+		return v == 3
+	})
+}
+
+// TestFailedPublishIsRetried denies PUBLISH to the writer with an ACL: the
+// L2 delete goes through, the publish fails and is queued, and once PUBLISH is
+// allowed again the retry reaches the other replica.
+func TestFailedPublishIsRetried(t *testing.T) {
+	t.Parallel()
+	srv := startRedisServer(t)
+	admin := srv.client(t)
+	ctx := context.Background()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "writer", "on", "nopass", "~*", "&*", "+@all", "-publish").Err(); err != nil {
+		t.Fatal(err)
+	}
+	wrdb := dialRedis(t, &redis.Options{Addr: srv.addr(), Username: "writer", Password: "any"})
+	src := newSource()
+	src.set("k", 1)
+	got := make(chan []string, 10)
+	optB := fastOptions("retry")
+	optB.hooks.onMessage = func(_ string, keys []string) { got <- keys }
+	a := newCache(t, wrdb, fastOptions("retry"))
+	b := newCache(t, srv.client(t), optB)
+	waitReady(t, a, b)
+	mustGet(t, b, "k", src)
+
+	src.set("k", 2)
+	if err := a.Invalidate(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if s := a.Stats(); s.PublishFailures == 0 || s.RetryQueued != 1 {
+		t.Fatalf("got %d publish failures, %d queued, want >0 and 1", s.PublishFailures, s.RetryQueued)
+	}
+	if _, info := mustGet(t, b, "k", src); info.Source != SourceL1 {
+		t.Fatal("b lost its entry without a message; the test would prove nothing")
+	}
+	if err := admin.Do(ctx, "ACL", "SETUSER", "writer", "+publish").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case keys := <-got:
+		if strings.Join(keys, ",") != "k" {
+			t.Fatalf("retried message keys: got %v, want [k]", keys)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("retried invalidation never arrived")
+	}
+	if v, _ := mustGet(t, b, "k", src); v != 2 {
+		t.Fatalf("after the retry: got %d, want 2", v)
+	}
+	if s := a.Stats(); s.RetrySucceeded == 0 {
+		t.Fatal("no retry counted as succeeded")
+	}
+}

@@ -1,0 +1,113 @@
+package tiercacheprom
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tiercache/productcache/tiercache"
+)
+
+// definition is one sample taken from [tiercache.Stats]. Definitions that
+// share a name share a descriptor and differ in their tier label.
+type definition struct {
+	name, help string
+	typ        prometheus.ValueType
+	tier       string // "" for a metric without a tier label
+	get        func(*tiercache.Stats) float64
+}
+
+func counter(name, help string, get func(*tiercache.Stats) uint64) definition {
+	return tierCounter(name, help, "", get)
+}
+
+func tierCounter(name, help, tier string, get func(*tiercache.Stats) uint64) definition {
+	return definition{name: name, help: help, typ: prometheus.CounterValue, tier: tier,
+		get: func(s *tiercache.Stats) float64 { return float64(get(s)) }}
+}
+
+func gauge(name, help string, get func(*tiercache.Stats) float64) definition {
+	return definition{name: name, help: help, typ: prometheus.GaugeValue, get: get}
+}
+
+// definitions covers every field of tiercache.Stats except the lag
+// histogram's counts and sum, which Collect turns into a histogram.
+var definitions = []definition{
+	tierCounter("hits_total", "Gets answered by the tier.", "l1",
+		func(s *tiercache.Stats) uint64 { return s.L1Hits }),
+	tierCounter("hits_total", "Gets answered by the tier.", "l2",
+		func(s *tiercache.Stats) uint64 { return s.L2Hits }),
+	tierCounter("misses_total", "Lookups that missed the tier (L1 is not counted while bypassed).", "l1",
+		func(s *tiercache.Stats) uint64 { return s.L1Misses }),
+	tierCounter("misses_total", "Lookups that missed the tier (L1 is not counted while bypassed).", "l2",
+		func(s *tiercache.Stats) uint64 { return s.L2Misses }),
+	tierCounter("fenced_fills_total", "Fills refused: an invalidation raced the load (l1) or the lease was gone (l2).", "l1",
+		func(s *tiercache.Stats) uint64 { return s.FencedFills }),
+	tierCounter("fenced_fills_total", "Fills refused: an invalidation raced the load (l1) or the lease was gone (l2).", "l2",
+		func(s *tiercache.Stats) uint64 { return s.FencedL2Fills }),
+	counter("l2_errors_total", "Redis calls that failed or were refused by the circuit breaker.",
+		func(s *tiercache.Stats) uint64 { return s.L2Errors }),
+	counter("l2_fills_total", "Values written to Redis.",
+		func(s *tiercache.Stats) uint64 { return s.L2Fills }),
+	counter("loads_total", "Loader calls.",
+		func(s *tiercache.Stats) uint64 { return s.Loads }),
+	counter("load_errors_total", "Loader calls that failed (never cached).",
+		func(s *tiercache.Stats) uint64 { return s.LoadErrors }),
+	counter("collapsed_total", "Callers that waited on another caller's load in this replica.",
+		func(s *tiercache.Stats) uint64 { return s.Collapsed }),
+	counter("lease_waits_total", "Fills that waited on another replica's lease.",
+		func(s *tiercache.Stats) uint64 { return s.LeaseWaits }),
+	counter("leases_taken_total", "Leases this replica took.",
+		func(s *tiercache.Stats) uint64 { return s.LeasesTaken }),
+	counter("lease_timeouts_total", "Lease waits that gave up and loaded anyway.",
+		func(s *tiercache.Stats) uint64 { return s.LeaseTimeouts }),
+	counter("decode_errors_total", "L2 values the codec could not decode.",
+		func(s *tiercache.Stats) uint64 { return s.DecodeErrors }),
+	counter("encode_errors_total", "Values the codec could not encode.",
+		func(s *tiercache.Stats) uint64 { return s.EncodeErrors }),
+	counter("breaker_opens_total", "Times the Redis circuit breaker opened.",
+		func(s *tiercache.Stats) uint64 { return s.BreakerOpens }),
+	counter("invalidations_total", "Invalidate and InvalidateGroup calls.",
+		func(s *tiercache.Stats) uint64 { return s.Invalidations }),
+	counter("published_total", "Invalidation messages sent.",
+		func(s *tiercache.Stats) uint64 { return s.Published }),
+	counter("publish_failures_total", "Invalidation sends that failed and were queued for retry.",
+		func(s *tiercache.Stats) uint64 { return s.PublishFailures }),
+	counter("received_total", "Well-formed invalidation messages received, own included.",
+		func(s *tiercache.Stats) uint64 { return s.Received }),
+	counter("applied_total", "Invalidation messages from other replicas applied.",
+		func(s *tiercache.Stats) uint64 { return s.Applied }),
+	counter("own_skipped_total", "Own invalidation messages ignored.",
+		func(s *tiercache.Stats) uint64 { return s.OwnSkipped }),
+	counter("malformed_total", "Invalidation messages dropped as malformed.",
+		func(s *tiercache.Stats) uint64 { return s.Malformed }),
+	counter("gaps_total", "Sequence gaps detected in invalidation messages (each flushes L1).",
+		func(s *tiercache.Stats) uint64 { return s.Gaps }),
+	counter("flushes_total", "L1 flushes.",
+		func(s *tiercache.Stats) uint64 { return s.Flushes }),
+	counter("subscribes_total", "Confirmed subscriptions to the invalidation channel.",
+		func(s *tiercache.Stats) uint64 { return s.Subscribes }),
+	counter("subscription_breaks_total", "Confirmed subscriptions that broke.",
+		func(s *tiercache.Stats) uint64 { return s.SubscriptionBreaks }),
+	counter("retries_total", "Invalidation retry rounds attempted.",
+		func(s *tiercache.Stats) uint64 { return s.Retries }),
+	counter("retry_succeeded_total", "Invalidation retry rounds that went through.",
+		func(s *tiercache.Stats) uint64 { return s.RetrySucceeded }),
+	counter("retry_dropped_total", "Keys dropped because the invalidation retry queue was full.",
+		func(s *tiercache.Stats) uint64 { return s.RetryDropped }),
+	gauge("subscribed", "1 while the invalidation channel is confirmed or not needed (L1 may be used), else 0.",
+		func(s *tiercache.Stats) float64 { return boolValue(s.Subscribed) }),
+	gauge("retry_queue", "Keys and groups waiting for an invalidation retry.",
+		func(s *tiercache.Stats) float64 { return float64(s.RetryQueued) }),
+	gauge("l1_entries", "Entries in L1.",
+		func(s *tiercache.Stats) float64 { return float64(s.L1Len) }),
+	gauge("l1_max_age_seconds", "The staleness bound: no L1 entry is served when older than this.",
+		func(s *tiercache.Stats) float64 { return s.L1MaxAge.Seconds() }),
+	gauge("invalidation_lag_max_seconds", "The worst invalidation lag observed.",
+		func(s *tiercache.Stats) float64 { return s.LagMax.Seconds() }),
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,185 @@
+package tiercacheprom
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/productcache/tiercache"
+)
+
+// needRedis returns a client of the shared test Redis (REDIS_URL, default
+// redis://127.0.0.1:6379/0), failing the test with a clear message if it does
+// not answer. It skips under -short.
+func needRedis(t *testing.T) *redis.Client {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs Redis; skipped with -short")
+	}
+	url := os.Getenv("REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("REDIS_URL %q: %v", url, err)
+	}
+	opt.ContextTimeoutEnabled = true
+	opt.DialTimeout = 200 * time.Millisecond
+	opt.MaxRetries = -1
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("Redis at %s is not answering (set REDIS_URL, or use -short): %v", opt.Addr, err)
+	}
+	return rdb
+}
+
+var nsCounter atomic.Int64
+
+// namespace returns a Namespace no other test uses and deletes its keys when
+// the test ends.
+func namespace(t *testing.T, rdb *redis.Client) string {
+	t.Helper()
+	ns := fmt.Sprintf("tcprom:%d:%d:%d", os.Getpid(), time.Now().UnixNano(), nsCounter.Add(1))
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := rdb.Scan(ctx, 0, ns+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+	})
+	return ns
+}
+
+func newCache(t *testing.T, rdb *redis.Client, opt tiercache.Options) *tiercache.Cache[string] {
+	t.Helper()
+	c, err := tiercache.New[string](rdb, nil, opt)
+	if err != nil {
+		t.Fatalf("tiercache.New: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// eventually polls cond until it holds or the deadline passes. It is only for
+// effects that cross a Redis connection (subscription confirmation, pub/sub
+// delivery), which nothing in the test process can hand-shake with.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for: %s", within, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func lagCount(s tiercache.Stats) uint64 {
+	var n uint64
+	for _, c := range s.LagCounts {
+		n += c
+	}
+	return n
+}
+
+// TestCollectorWithRedis reads a tiered cache through two replicas sharing a
+// real Redis: a miss, hits, and an invalidation from the other replica, whose
+// lag lands in the histogram.
+func TestCollectorWithRedis(t *testing.T) {
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	a := newCache(t, rdb, tiercache.Options{Namespace: ns, ReplicaID: "a"})
+	b := newCache(t, rdb, tiercache.Options{Namespace: ns, ReplicaID: "b"})
+	eventually(t, 5*time.Second, "both subscriptions confirmed", func() bool { return a.Ready() && b.Ready() })
+
+	ctx := context.Background()
+	var loads atomic.Int64
+	load := func(context.Context) (string, error) { loads.Add(1); return "widget", nil }
+	for range 4 { // a miss (L1, L2, loader), then three L1 hits
+		if v, err := a.Get(ctx, "product:1", load); err != nil || v != "widget" {
+			t.Fatalf("Get: got %q, %v, want widget", v, err)
+		}
+	}
+	if err := b.Invalidate(ctx, "product:1"); err != nil {
+		t.Fatalf("Invalidate: %v", err)
+	}
+	eventually(t, 5*time.Second, "replica a applied b's invalidation", func() bool {
+		return lagCount(a.Stats()) == 1
+	})
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(a, Options{ConstLabels: prometheus.Labels{"replica": "a"}}))
+	families := gather(t, reg)
+	checkValues(t, families, map[sample]float64{
+		{"tiercache_hits_total", "l1"}:         3,
+		{"tiercache_misses_total", "l1"}:       1,
+		{"tiercache_hits_total", "l2"}:         0,
+		{"tiercache_misses_total", "l2"}:       1,
+		{"tiercache_loads_total", ""}:          1,
+		{"tiercache_leases_taken_total", ""}:   1,
+		{"tiercache_l2_fills_total", ""}:       1,
+		{"tiercache_fenced_fills_total", "l1"}: 0,
+		{"tiercache_applied_total", ""}:        1,
+		{"tiercache_l1_entries", ""}:           0, // evicted by b's invalidation
+		{"tiercache_subscribed", ""}:           1,
+		{"tiercache_subscribes_total", ""}:     1,
+		{"tiercache_l1_max_age_seconds", ""}:   30,
+		{"tiercache_redis_up", ""}:             1,
+		{"tiercache_channel_up", ""}:           1,
+		{"tiercache_invalidations_total", ""}:  0,
+		{"tiercache_malformed_total", ""}:      0,
+	})
+	if n := loads.Load(); n != 1 {
+		t.Errorf("loader calls: got %d, want 1", n)
+	}
+
+	h := histogram(t, families, "tiercache_invalidation_lag_seconds")
+	if h.GetSampleCount() != 1 {
+		t.Errorf("lag histogram count: got %d, want 1", h.GetSampleCount())
+	}
+	if sum := h.GetSampleSum(); sum <= 0 || sum > 5 {
+		t.Errorf("lag histogram sum: got %vs, want in (0, 5]", sum)
+	}
+	if got, want := len(h.GetBucket()), len(tiercache.LagBuckets); got != want {
+		t.Fatalf("lag histogram: got %d buckets, want %d", got, want)
+	}
+	var prev uint64
+	for i, bk := range h.GetBucket() {
+		if want := tiercache.LagBuckets[i].Seconds(); bk.GetUpperBound() != want {
+			t.Errorf("bucket %d: upper bound %v, want %v", i, bk.GetUpperBound(), want)
+		}
+		if bk.GetCumulativeCount() < prev {
+			t.Errorf("bucket le=%v: count %d below the previous bucket's %d; buckets must be cumulative",
+				bk.GetUpperBound(), bk.GetCumulativeCount(), prev)
+		}
+		prev = bk.GetCumulativeCount()
+		// The one observation sits in the first bucket whose bound is >= the sum.
+		want := uint64(0)
+		if h.GetSampleSum() <= bk.GetUpperBound() {
+			want = 1
+		}
+		if bk.GetCumulativeCount() != want {
+			t.Errorf("bucket le=%v: got %d, want %d (lag %vs)", bk.GetUpperBound(), bk.GetCumulativeCount(), want, h.GetSampleSum())
+		}
+	}
+
+	// The writing replica counts the invalidation and the publish.
+	regB := prometheus.NewRegistry()
+	regB.MustRegister(NewCollector(b, Options{}))
+	checkValues(t, gather(t, regB), map[sample]float64{
+		{"tiercache_invalidations_total", ""}:    1,
+		{"tiercache_published_total", ""}:        1,
+		{"tiercache_publish_failures_total", ""}: 0,
+		{"tiercache_applied_total", ""}:          0,
+	})
+}
