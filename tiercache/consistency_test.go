@@ -82,7 +82,11 @@ func TestRandomizedConsistency(t *testing.T) {
 	name := func(i int) string { return fmt.Sprintf("key%d", i) }
 	var cs []*Cache[int]
 	for range 3 {
-		cs = append(cs, newCache(t, needRedis(t), Options{Namespace: ns, L1Size: keys / 2}))
+		// The test is about the ordering logic, not about Redis timeouts
+		// (fault tests cover those), and a loaded two-core machine under
+		// -race can stall a Redis call past the 100ms default.
+		cs = append(cs, newCache(t, needRedis(t), Options{Namespace: ns, L1Size: keys / 2,
+			L2Timeout: 5 * time.Second, WriteTimeout: 5 * time.Second, BreakerThreshold: 1 << 20}))
 	}
 	waitReady(t, cs...)
 	h := &history{acks: make(map[string][]ack)}
