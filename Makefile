@@ -30,3 +30,34 @@ bench:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+## demo: start 3 productsd replicas on free ports (a fresh database on the local
+## PostgreSQL, the local Redis), seed, run the default scenario (12s, read-heavy
+## Zipf, writes through random replicas, consistency probe), print the summary,
+## stop everything. Extra flags: make demo LOADTEST_FLAGS='-duration 30s -out html=report.html'
+demo:
+	$(GO) build -o bin/productsd ./cmd/productsd
+	$(GO) build -o bin/loadtest ./cmd/loadtest
+	./bin/loadtest demo -productsd bin/productsd $(LOADTEST_FLAGS)
+
+## loadtest: the default scenario against TARGETS (comma-separated base URLs);
+## without TARGETS, against the demo cluster. Exit status 99 when a threshold fails.
+loadtest:
+	$(GO) build -o bin/loadtest ./cmd/loadtest
+	@if [ -n "$(TARGETS)" ]; then \
+		echo ./bin/loadtest run -targets "$(TARGETS)" $(LOADTEST_FLAGS); \
+		./bin/loadtest run -targets "$(TARGETS)" $(LOADTEST_FLAGS); \
+	else \
+		$(GO) build -o bin/productsd ./cmd/productsd && \
+		echo ./bin/loadtest demo -productsd bin/productsd $(LOADTEST_FLAGS) && \
+		./bin/loadtest demo -productsd bin/productsd $(LOADTEST_FLAGS); \
+	fi
+
+## compare: one scenario, same connections, against CACHE_MODE none, redis,
+## local and tiered (3 replicas each) and a static handler writing the same
+## bytes (the ceiling); prints throughput, p50/p99, hit ratio per tier,
+## database queries and stale reads as a table
+compare:
+	$(GO) build -o bin/productsd ./cmd/productsd
+	$(GO) build -o bin/loadtest ./cmd/loadtest
+	./bin/loadtest compare -productsd bin/productsd $(LOADTEST_FLAGS)

@@ -1,0 +1,354 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tiercache/productcache/loadtest"
+)
+
+// Defaults of DESIGN §5, used when the environment does not say.
+const (
+	defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	defaultRedisURL    = "redis://127.0.0.1:6379/0"
+)
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// commandUsage is the first line of each command's -h.
+var commandUsage = map[string]string{
+	"run":     "loadtest run [flags] [scenario.yaml|json]\n\nWithout a file, the default scenario: " + defaultScenarioText,
+	"demo":    "loadtest demo [flags] [scenario.yaml|json]\n\nStarts -replicas productsd processes on free ports, seeds, runs the scenario\n(default: " + defaultScenarioText + "), stops everything.",
+	"compare": "loadtest compare [flags] [scenario.yaml|json]\n\nRuns one scenario (default: " + defaultScenarioText + ", 3s warmup, 8s)\nagainst each of -configs and prints a table.",
+	"static":  "loadtest static [flags]\n\nServes the same product bytes for any /products/{id}: the ceiling.",
+}
+
+const defaultScenarioText = "32 VUs for 12s, Zipf s=1.1 over 10000 products,\nget=97,list=1,update=1.5,create=0.25,delete=0.25 through random targets, the consistency\nprobe on, thresholds http_req_failed<0.01, checks>0.99, stale_reads==0"
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("loadtest "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: %s\n\nflags:\n", commandUsage[name])
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// runCmd: loadtest run [flags] [scenario].
+func runCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run", stderr)
+	var f scenarioFlags
+	f.register(fs)
+	seedBin := fs.String("seed-binary", "", "productsd binary: make missing products with 'productsd seed' instead of POST")
+	dbURL := fs.String("database-url", envOr(getenv, "DATABASE_URL", defaultDatabaseURL), "database for -seed-binary ($DATABASE_URL)")
+	file, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	sc, err := f.scenario(fs, file, loadtest.DefaultScenario())
+	if err != nil {
+		return err
+	}
+	if len(sc.Targets) == 0 {
+		if t := getenv("TARGETS"); t != "" {
+			sc.Targets = splitList(t)
+		} else {
+			return usageError{errNoTargets}
+		}
+	}
+	if *seedBin != "" {
+		sc.Setup.SeedBinary, sc.Setup.SeedDatabaseURL = *seedBin, *dbURL
+	}
+	if err := f.validateOuts(); err != nil {
+		return err
+	}
+	if err := sc.Normalize(); err != nil {
+		return usageError{err}
+	}
+	sum, err := loadtest.Run(ctx, sc, f.runOptions(stderr))
+	if err != nil {
+		return err
+	}
+	return f.report(sum, stdout)
+}
+
+// clusterFlags locate productsd and its servers for demo and compare.
+type clusterFlags struct {
+	binary, databaseURL, redisURL string
+	replicas                      int
+	freshDB, verbose              bool
+}
+
+func (c *clusterFlags) register(fs *flag.FlagSet, getenv func(string) string) {
+	fs.StringVar(&c.binary, "productsd", "bin/productsd", "the productsd binary")
+	fs.StringVar(&c.databaseURL, "database-url", envOr(getenv, "DATABASE_URL", defaultDatabaseURL), "PostgreSQL ($DATABASE_URL)")
+	fs.StringVar(&c.redisURL, "redis-url", envOr(getenv, "REDIS_URL", defaultRedisURL), "Redis ($REDIS_URL)")
+	fs.IntVar(&c.replicas, "replicas", 3, "productsd replicas")
+	fs.BoolVar(&c.freshDB, "fresh-db", true, "run against a new database, dropped at the end")
+	fs.BoolVar(&c.verbose, "v", false, "show productsd output")
+}
+
+// database returns the URL to use and a cleanup that drops the database
+// when it was made for this run.
+func (c *clusterFlags) database(ctx context.Context, stderr io.Writer) (string, func(), error) {
+	if !c.freshDB {
+		return c.databaseURL, func() {}, nil
+	}
+	u, drop, err := createTempDatabase(ctx, c.databaseURL, "loadtest")
+	if err != nil {
+		return "", nil, err
+	}
+	fmt.Fprintf(stderr, "loadtest: using a fresh database (%s)\n", redact(u))
+	return u, drop, nil
+}
+
+// cleanRedis removes the keys of the namespaces starting with prefix; it
+// runs after the replicas have stopped (defers run last in, first out).
+func (c *clusterFlags) cleanRedis(prefix string, stderr io.Writer) {
+	if err := cleanRedis(c.redisURL, prefix); err != nil {
+		fmt.Fprintln(stderr, "loadtest:", err)
+	}
+}
+
+func (c *clusterFlags) output(stderr io.Writer) io.Writer {
+	if c.verbose {
+		return stderr
+	}
+	return nil
+}
+
+// demoCmd: start replicas, seed, run the default scenario, stop.
+func demoCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo", stderr)
+	var f scenarioFlags
+	var c clusterFlags
+	f.register(fs)
+	c.register(fs, getenv)
+	mode := fs.String("mode", "tiered", "CACHE_MODE of the replicas")
+	file, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	sc, err := f.scenario(fs, file, loadtest.DefaultScenario())
+	if err != nil {
+		return err
+	}
+	if err := f.validateOuts(); err != nil {
+		return err
+	}
+	sc.Targets = []string{"http://placeholder"} // replaced by the replicas
+	if err := sc.Normalize(); err != nil {
+		return usageError{err}
+	}
+	dbURL, drop, err := c.database(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer drop()
+	ns := fmt.Sprintf("loadtest-demo-%d", time.Now().UnixNano())
+	defer c.cleanRedis(ns, stderr)
+	seedEnv := []string{"CACHE_NAMESPACE=" + ns, "REDIS_URL=" + c.redisURL}
+	fmt.Fprintf(stderr, "loadtest: migrating and seeding %d products\n", sc.Setup.Products)
+	if err := loadtest.Migrate(ctx, c.binary, dbURL, nil); err != nil {
+		return err
+	}
+	if c.freshDB {
+		if err := loadtest.Seed(ctx, c.binary, dbURL, sc.Setup.Products, nil, seedEnv...); err != nil {
+			return err
+		}
+	} else {
+		sc.Setup.SeedBinary, sc.Setup.SeedDatabaseURL, sc.Setup.SeedEnv = c.binary, dbURL, seedEnv
+	}
+	cl, err := loadtest.StartCluster(ctx, loadtest.ClusterConfig{
+		Binary: c.binary, DatabaseURL: dbURL, RedisURL: c.redisURL, Mode: *mode,
+		Replicas: c.replicas, Namespace: ns, Output: c.output(stderr),
+	})
+	if err != nil {
+		return err
+	}
+	defer cl.Stop()
+	fmt.Fprintf(stderr, "loadtest: %d %s replicas: %s\n", c.replicas, *mode, strings.Join(cl.URLs, " "))
+	sc.Targets = cl.URLs
+	sum, err := loadtest.Run(ctx, sc, f.runOptions(stderr))
+	if err != nil {
+		return err
+	}
+	return f.report(sum, stdout)
+}
+
+// compareCmd: the same scenario against each configuration.
+func compareCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("compare", stderr)
+	var f scenarioFlags
+	var c clusterFlags
+	f.register(fs)
+	c.register(fs, getenv)
+	configs := fs.String("configs", "none,redis,local,tiered,static", "configurations, in order (none, redis, local, tiered, static)")
+	inProcess := fs.Bool("static-in-process", false, "serve the static ceiling from this process instead of a child process")
+	file, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	base := loadtest.DefaultScenario()
+	base.Duration = loadtest.Duration(8 * time.Second)
+	base.Warmup = loadtest.Duration(3 * time.Second)
+	sc, err := f.scenario(fs, file, base)
+	if err != nil {
+		return err
+	}
+	targets, err := compareTargets(*configs, c.replicas)
+	if err != nil {
+		return err
+	}
+	sc.Targets = []string{"http://placeholder"}
+	if err := sc.Normalize(); err != nil {
+		return usageError{err}
+	}
+	dbURL, drop, err := c.database(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer drop()
+	prefix := fmt.Sprintf("loadtest-compare-%d", time.Now().UnixNano())
+	defer c.cleanRedis(prefix, stderr)
+	fmt.Fprintf(stderr, "loadtest: cache namespaces %s-<config>-*\n", prefix)
+	cfg := loadtest.CompareConfig{
+		NamespacePrefix: prefix,
+		Scenario:        *sc,
+		Cluster:         loadtest.ClusterConfig{Binary: c.binary, DatabaseURL: dbURL, RedisURL: c.redisURL, Output: c.output(stderr)},
+		Targets:         targets,
+		Run:             f.runOptions(stderr),
+		Logf:            func(format string, args ...any) { fmt.Fprintf(stderr, "loadtest: "+format+"\n", args...) },
+	}
+	if !*inProcess {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		cfg.StaticCommand = []string{exe, "static"}
+	}
+	res, err := loadtest.Compare(ctx, cfg)
+	if res != nil && len(res.Rows) > 0 {
+		res.WriteTable(stdout)
+	}
+	if err != nil {
+		return err
+	}
+	return writeCompareOuts(res, f.outs)
+}
+
+func compareTargets(list string, replicas int) ([]loadtest.CompareTarget, error) {
+	var out []loadtest.CompareTarget
+	for _, name := range splitList(list) {
+		switch name {
+		case "none", "redis", "local", "tiered":
+			out = append(out, loadtest.CompareTarget{Name: name, Mode: name, Replicas: replicas})
+		case "static":
+			out = append(out, loadtest.CompareTarget{Name: name, Mode: name, Replicas: 1})
+		default:
+			return nil, usagef("unknown configuration %q (none, redis, local, tiered, static)", name)
+		}
+	}
+	return out, nil
+}
+
+// writeCompareOuts writes json=FILE (every row's summary) and html=FILE
+// (the tiered row's report, or the last row's).
+func writeCompareOuts(res *loadtest.CompareResult, outs []string) error {
+	for _, o := range outs {
+		kind, path, _ := strings.Cut(o, "=")
+		switch kind {
+		case "json":
+			b, err := json.MarshalIndent(res, "", "  ")
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+				return err
+			}
+		case "html":
+			row := res.Rows[len(res.Rows)-1]
+			for _, r := range res.Rows {
+				if r.Name == "tiered" {
+					row = r
+				}
+			}
+			if err := loadtest.WriteHTMLFile(path, row.Summary); err != nil {
+				return err
+			}
+		default:
+			return usagef("bad -out %q: want json=FILE or html=FILE", o)
+		}
+	}
+	return nil
+}
+
+// staticCmd serves fixed bytes until interrupted.
+func staticCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("static", stderr)
+	addr := fs.String("addr", "127.0.0.1:8090", "listen address")
+	productFile := fs.String("product-file", "", "file with the product JSON to serve")
+	listFile := fs.String("list-file", "", "file with the list page JSON to serve")
+	etag := fs.String("etag", "", "ETag to send with the product")
+	from := fs.String("from", "", "copy the bytes from this product URL instead (http://host/products/ID)")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	srv, err := staticServer(ctx, *productFile, *listFile, *etag, *from)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second}
+	fmt.Fprintf(stdout, "loadtest static listening on http://%s\n", l.Addr())
+	go func() {
+		<-ctx.Done()
+		hs.Close()
+	}()
+	if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func staticServer(ctx context.Context, productFile, listFile, etag, from string) (*loadtest.StaticServer, error) {
+	if from != "" {
+		base, id, ok := strings.Cut(from, "/products/")
+		if !ok || id == "" {
+			return nil, usagef("-from wants a product URL, http://host/products/ID")
+		}
+		return loadtest.FetchStatic(ctx, http.DefaultClient, base, id)
+	}
+	if productFile == "" {
+		return nil, usagef("give -product-file or -from")
+	}
+	product, err := os.ReadFile(productFile)
+	if err != nil {
+		return nil, err
+	}
+	srv := &loadtest.StaticServer{Product: product, ETag: etag}
+	if listFile != "" {
+		if srv.List, err = os.ReadFile(listFile); err != nil {
+			return nil, err
+		}
+	}
+	return srv, nil
+}

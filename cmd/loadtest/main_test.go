@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/tiercache/productcache/loadtest"
+)
+
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{loadtest.ErrThresholds, 99},
+		{usagef("bad"), 2},
+		{errors.New("boom"), 1},
+		{flag.ErrHelp, 0},
+	}
+	for _, tt := range tests {
+		if got := exitCode(tt.err, io.Discard); got != tt.want {
+			t.Errorf("exitCode(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	getenv := func(string) string { return "" }
+	for _, args := range [][]string{
+		{"loadtest"},
+		{"loadtest", "fly"},
+		{"loadtest", "run"}, // no targets
+		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-mix", "get=x"},
+		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-threshold", "latency<5"},
+		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-out", "xml=f"},
+		{"loadtest", "run", "-targets", "ftp://x"},
+		{"loadtest", "compare", "-configs", "none,memcached"},
+	} {
+		var stderr bytes.Buffer
+		err := run(t.Context(), args, getenv, io.Discard, &stderr)
+		if code := exitCode(err, io.Discard); code != 2 {
+			t.Errorf("%v: exit %d (%v), want 2", args, code, err)
+		}
+	}
+}
+
+func TestScenarioFromFileAndFlags(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "s.yaml")
+	yaml := `
+name: from-file
+targets: [http://127.0.0.1:9001, http://127.0.0.1:9002/]
+executor: constant-arrival-rate
+rate: 500
+duration: 20s
+max_vus: 50
+keys: {distribution: hotspot, hot_keys: 0.1, hot_traffic: 0.9}
+mix: {get: 95, update: 5}
+probe: {enabled: true, grace: 100ms}
+thresholds:
+  http_req_duration: ["p(99)<5ms"]
+  'cache_hit_ratio{tier="l1"}': [">0.9"]
+`
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	var f scenarioFlags
+	f.register(fs)
+	name, err := parseArgs(fs, []string{file, "-duration", "5s", "-threshold", "stale_reads==0", "-stages", "1s:5"})
+	if err != nil || name != file {
+		t.Fatalf("parseArgs = %q, %v", name, err)
+	}
+	sc, err := f.scenario(fs, name, loadtest.DefaultScenario())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Executor = loadtest.ConstantArrivalRate // -stages switched it; switch back to check the rest
+	if err := sc.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if sc.Name != "from-file" || sc.Rate != 500 || time.Duration(sc.Duration) != 5*time.Second || sc.MaxVUs != 50 ||
+		sc.Keys.Distribution != "hotspot" || sc.Mix.Update != 5 || time.Duration(sc.Probe.Grace) != 100*time.Millisecond {
+		t.Errorf("scenario %+v", sc)
+	}
+	if sc.Targets[1] != "http://127.0.0.1:9002" {
+		t.Errorf("target not trimmed: %q", sc.Targets[1])
+	}
+	want := map[string][]string{
+		"http_req_duration":          {"p(99)<5ms"},
+		`cache_hit_ratio{tier="l1"}`: {">0.9"},
+		"stale_reads":                {"==0"},
+	}
+	if !reflect.DeepEqual(sc.Thresholds, want) {
+		t.Errorf("thresholds %v, want %v", sc.Thresholds, want)
+	}
+	if len(sc.Stages) != 1 || sc.Stages[0].Target != 5 {
+		t.Errorf("stages %v", sc.Stages)
+	}
+}
+
+func TestParseMixAndStages(t *testing.T) {
+	m, err := parseMix("get=90, list=2,update=6,create=1,delete=1")
+	if err != nil || m != (loadtest.Mix{Get: 90, List: 2, Update: 6, Create: 1, Delete: 1}) {
+		t.Errorf("parseMix = %+v, %v", m, err)
+	}
+	st, err := parseStages("5s:20,10s:20,5s:0")
+	if err != nil || len(st) != 3 || time.Duration(st[1].Duration) != 10*time.Second || st[2].Target != 0 {
+		t.Errorf("parseStages = %+v, %v", st, err)
+	}
+	if _, err := parseStages("5s"); err == nil {
+		t.Error("parseStages accepted a stage without a target")
+	}
+}

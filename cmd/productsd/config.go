@@ -1,0 +1,184 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/productcache/tiercache"
+)
+
+type flagSet = flag.FlagSet
+
+// config is the validated configuration of DESIGN §5.
+type config struct {
+	addr        string
+	databaseURL string
+	redisURL    string
+	mode        string // tiered, redis, local or none
+	l1Size      int
+	l1TTL       time.Duration
+	l2TTL       time.Duration
+	negativeTTL time.Duration
+	namespace   string
+	replicaID   string
+	logLevel    slog.Level
+	shutdown    time.Duration
+
+	pool  *pgxpool.Config // parsed DATABASE_URL
+	redis *redis.Options  // parsed REDIS_URL; nil when the mode needs no Redis
+}
+
+// setting is one variable of DESIGN §5 and its flag.
+type setting struct {
+	env, flag, def, usage string
+	val                   string
+}
+
+func settings() []*setting {
+	return []*setting{
+		{env: "ADDR", flag: "addr", def: ":8080", usage: "listen address"},
+		{env: "DATABASE_URL", flag: "database-url", def: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", usage: "PostgreSQL URL (pgx)"},
+		{env: "REDIS_URL", flag: "redis-url", def: "redis://127.0.0.1:6379/0", usage: "Redis URL (go-redis; rediss:// for TLS)"},
+		{env: "CACHE_MODE", flag: "cache-mode", def: "tiered", usage: "tiered (L1+L2), redis (L2 only), local (L1 only, one replica) or none"},
+		{env: "CACHE_L1_SIZE", flag: "cache-l1-size", def: "10000", usage: "L1 entries"},
+		{env: "CACHE_L1_TTL", flag: "cache-l1-ttl", def: "30s", usage: "maximum age of an L1 entry: the staleness bound"},
+		{env: "CACHE_L2_TTL", flag: "cache-l2-ttl", def: "1h", usage: "Redis TTL of a value, with jitter"},
+		{env: "CACHE_NEGATIVE_TTL", flag: "cache-negative-ttl", def: "30s", usage: "lifetime of a cached not-found"},
+		{env: "CACHE_NAMESPACE", flag: "cache-namespace", def: "productsd", usage: "prefix of every Redis key and of the invalidation channel"},
+		{env: "REPLICA_ID", flag: "replica-id", def: "", usage: "this replica's name in messages and metrics (default hostname-pid)"},
+		{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error"},
+		{env: "SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "10s", usage: "how long a graceful shutdown may take"},
+	}
+}
+
+// parseConfig reads the environment, then the flags of command cmd (extra
+// adds the command's own), and validates the result. An error names the
+// variable at fault, on one line.
+func parseConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flagSet)) (config, error) {
+	fs := flag.NewFlagSet("productsd "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ss := settings()
+	for _, s := range ss {
+		s.val = s.def
+		if v := getenv(s.env); v != "" {
+			s.val = v
+		}
+		fs.StringVar(&s.val, s.flag, s.val, s.usage+" ($"+s.env+")")
+	}
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	vals := make(map[string]string, len(ss))
+	for _, s := range ss {
+		vals[s.env] = s.val
+	}
+	return resolve(vals)
+}
+
+// resolve turns the settings into a config.
+func resolve(v map[string]string) (config, error) {
+	c := config{
+		addr: v["ADDR"], databaseURL: v["DATABASE_URL"], redisURL: v["REDIS_URL"],
+		mode: v["CACHE_MODE"], namespace: v["CACHE_NAMESPACE"], replicaID: v["REPLICA_ID"],
+	}
+	var errs []error
+	check := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.addr); err != nil {
+		check(fmt.Errorf("ADDR: invalid listen address %q, want host:port", c.addr))
+	}
+	switch c.mode {
+	case "tiered", "redis", "local", "none":
+	default:
+		check(fmt.Errorf("CACHE_MODE: invalid mode %q, want tiered, redis, local or none", c.mode))
+	}
+	var err error
+	c.l1Size, err = positiveInt("CACHE_L1_SIZE", v["CACHE_L1_SIZE"])
+	check(err)
+	c.l1TTL, err = positiveDuration("CACHE_L1_TTL", v["CACHE_L1_TTL"])
+	check(err)
+	c.l2TTL, err = positiveDuration("CACHE_L2_TTL", v["CACHE_L2_TTL"])
+	check(err)
+	c.negativeTTL, err = positiveDuration("CACHE_NEGATIVE_TTL", v["CACHE_NEGATIVE_TTL"])
+	check(err)
+	c.shutdown, err = positiveDuration("SHUTDOWN_TIMEOUT", v["SHUTDOWN_TIMEOUT"])
+	check(err)
+	if c.mode == "tiered" && c.l1TTL > 0 && c.l2TTL > 0 && c.l1TTL > c.l2TTL {
+		check(fmt.Errorf("CACHE_L1_TTL: %v exceeds CACHE_L2_TTL %v", c.l1TTL, c.l2TTL))
+	}
+	if c.namespace == "" {
+		check(errors.New("CACHE_NAMESPACE: must not be empty"))
+	}
+	if err := c.logLevel.UnmarshalText([]byte(v["LOG_LEVEL"])); err != nil {
+		check(fmt.Errorf("LOG_LEVEL: invalid level %q, want debug, info, warn or error", v["LOG_LEVEL"]))
+	}
+	if c.pool, err = pgxpool.ParseConfig(c.databaseURL); err != nil {
+		check(fmt.Errorf("DATABASE_URL: %v", err))
+	}
+	if c.mode == "tiered" || c.mode == "redis" {
+		if c.redis, err = redis.ParseURL(c.redisURL); err != nil {
+			check(fmt.Errorf("REDIS_URL: %v", err))
+		}
+	}
+	if c.replicaID == "" {
+		host, _ := os.Hostname()
+		c.replicaID = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	if len(errs) > 0 {
+		return config{}, errs[0]
+	}
+	return c, nil
+}
+
+func positiveInt(name, s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: invalid integer %q", name, s)
+	}
+	if n < 1 {
+		return 0, fmt.Errorf("%s: %d, want at least 1", name, n)
+	}
+	return n, nil
+}
+
+func positiveDuration(name, s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: invalid duration %q", name, s)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%s: %v, want a positive duration", name, d)
+	}
+	return d, nil
+}
+
+// cacheMode maps CACHE_MODE to the tiercache mode; ok is false for none.
+func (c config) cacheMode() (tiercache.Mode, bool) {
+	switch c.mode {
+	case "tiered":
+		return tiercache.ModeTiered, true
+	case "redis":
+		return tiercache.ModeL2Only, true
+	case "local":
+		return tiercache.ModeL1Only, true
+	}
+	return 0, false
+}

@@ -1,0 +1,270 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// CompareTarget is one configuration of a comparison.
+type CompareTarget struct {
+	Name     string `json:"name"`
+	Mode     string `json:"mode"` // CACHE_MODE, or "static" for the ceiling
+	Replicas int    `json:"replicas"`
+}
+
+// DefaultCompareTargets are the configurations of DESIGN §6: the database
+// alone, Redis alone (the tutorial's design), L1 alone on three replicas
+// (which serves stale data), both tiers, and the static ceiling.
+var DefaultCompareTargets = []CompareTarget{
+	{Name: "none", Mode: "none", Replicas: 3},
+	{Name: "redis", Mode: "redis", Replicas: 3},
+	{Name: "local", Mode: "local", Replicas: 3},
+	{Name: "tiered", Mode: "tiered", Replicas: 3},
+	{Name: "static", Mode: "static", Replicas: 1},
+}
+
+// CompareConfig configures [Compare].
+type CompareConfig struct {
+	// Scenario is the workload, the same for every configuration; its
+	// targets are replaced by each configuration's replicas.
+	Scenario Scenario
+	// Cluster is the template for the replicas (binary, database, Redis);
+	// Mode, Replicas and Namespace are set per configuration.
+	Cluster ClusterConfig
+	// Targets are the configurations, in order; default
+	// DefaultCompareTargets.
+	Targets []CompareTarget
+	// NamespacePrefix starts every configuration's CACHE_NAMESPACE, which
+	// ends with the configuration's name and the start time.
+	NamespacePrefix string
+	// StaticCommand, when set, runs the static server as its own process
+	// (for example {"loadtest", "static"}, to which -addr, -product-file,
+	// -list-file and -etag are added), so that it, like productsd, does
+	// not share the generator's runtime. Empty runs it in this process.
+	StaticCommand []string
+	// Run is passed to every [Run].
+	Run RunOptions
+	// Logf receives progress messages; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// CompareRow is one configuration's outcome.
+type CompareRow struct {
+	CompareTarget
+	Summary *Summary `json:"summary"`
+}
+
+// CompareResult is the outcome of [Compare].
+type CompareResult struct {
+	Rows []CompareRow `json:"rows"`
+}
+
+// Compare runs the scenario against each configuration in turn, starting
+// and stopping its processes, and returns a row per configuration. The key
+// space is listed (and seeded, if short) once, from the first configuration.
+// Every process it starts is stopped before it returns, also on error and
+// cancellation.
+func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
+	if len(cfg.Targets) == 0 {
+		cfg.Targets = DefaultCompareTargets
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.NamespacePrefix == "" {
+		cfg.NamespacePrefix = "loadtest-compare"
+	}
+	if err := Migrate(ctx, cfg.Cluster.Binary, cfg.Cluster.DatabaseURL, nil); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "loadtest-compare-")
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	c := &comparer{cfg: cfg, tmp: tmp, stamp: strconv.FormatInt(time.Now().UnixNano(), 36)}
+	res := &CompareResult{}
+	for _, t := range cfg.Targets {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		cfg.Logf("compare: %s (%s, %d replicas)", t.Name, t.Mode, t.Replicas)
+		sum, err := c.runOne(ctx, t)
+		if err != nil {
+			return res, fmt.Errorf("loadtest: compare %s: %w", t.Name, err)
+		}
+		res.Rows = append(res.Rows, CompareRow{CompareTarget: t, Summary: sum})
+	}
+	return res, nil
+}
+
+type comparer struct {
+	cfg    CompareConfig
+	tmp    string
+	stamp  string
+	ids    []string
+	static *StaticServer
+}
+
+func (c *comparer) runOne(ctx context.Context, t CompareTarget) (*Summary, error) {
+	sc := c.cfg.Scenario
+	sc.Thresholds = nil
+	sc.Name = t.Name
+	if t.Mode == "static" {
+		return c.runStatic(ctx, sc)
+	}
+	cc := c.cfg.Cluster
+	cc.Mode, cc.Replicas = t.Mode, t.Replicas
+	cc.Namespace = fmt.Sprintf("%s-%s-%s", c.cfg.NamespacePrefix, t.Name, c.stamp)
+	cl, err := StartCluster(ctx, cc)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Stop()
+	sc.Targets = cl.URLs
+	if c.ids == nil {
+		if err := c.setup(ctx, sc, cc); err != nil {
+			return nil, err
+		}
+	}
+	sc.Setup.IDs = c.ids
+	return Run(ctx, &sc, c.cfg.Run)
+}
+
+// setup lists (seeding if short) the key space once, and copies the bytes
+// the static server will serve.
+func (c *comparer) setup(ctx context.Context, sc Scenario, cc ClusterConfig) error {
+	sc.Setup.SeedBinary, sc.Setup.SeedDatabaseURL = cc.Binary, cc.DatabaseURL
+	sc.Setup.SeedEnv = []string{"CACHE_NAMESPACE=" + cc.Namespace}
+	if cc.RedisURL != "" {
+		sc.Setup.SeedEnv = append(sc.Setup.SeedEnv, "REDIS_URL="+cc.RedisURL)
+	}
+	if err := sc.Normalize(); err != nil {
+		return err
+	}
+	client := NewClient(8, 30*time.Second)
+	defer client.CloseIdleConnections()
+	ids, err := EnsureProducts(ctx, client, &sc, c.cfg.Logf)
+	if err != nil {
+		return err
+	}
+	c.ids = ids
+	c.static, err = FetchStatic(ctx, client, sc.Targets[0], ids[0])
+	return err
+}
+
+// runStatic serves the captured bytes and runs the scenario against them.
+func (c *comparer) runStatic(ctx context.Context, sc Scenario) (*Summary, error) {
+	if c.static == nil {
+		return nil, errors.New("static needs a productsd configuration before it, to copy its bytes")
+	}
+	url, stop, err := c.startStatic(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	sc.Targets = []string{url}
+	sc.Setup.IDs = c.ids
+	return Run(ctx, &sc, c.cfg.Run)
+}
+
+func (c *comparer) startStatic(ctx context.Context) (string, func(), error) {
+	if len(c.cfg.StaticCommand) == 0 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", nil, err
+		}
+		srv := &http.Server{Handler: c.static}
+		go srv.Serve(l)
+		return "http://" + l.Addr().String(), func() { srv.Close() }, nil
+	}
+	product, list := filepath.Join(c.tmp, "product.json"), filepath.Join(c.tmp, "list.json")
+	if err := os.WriteFile(product, c.static.Product, 0o600); err != nil {
+		return "", nil, err
+	}
+	if err := os.WriteFile(list, c.static.List, 0o600); err != nil {
+		return "", nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	args := append(append([]string(nil), c.cfg.StaticCommand[1:]...),
+		"-addr", addr, "-product-file", product, "-list-file", list, "-etag", c.static.ETag)
+	p, err := startProcess(exec.Command(c.cfg.StaticCommand[0], args...), "http://"+addr, c.cfg.Cluster.Output)
+	if err != nil {
+		return "", nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := p.poll(wctx, &http.Client{Timeout: time.Second}, "/healthz"); err != nil {
+		p.stop()
+		return "", nil, err
+	}
+	return p.url, p.stop, nil
+}
+
+// WriteTable prints the comparison, then the DESIGN §6 ratios.
+func (r *CompareResult) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "\n%-8s %3s %10s %7s %9s %9s %6s %6s %7s %9s %8s %7s %7s\n",
+		"config", "rep", "req/s", "xstatic", "p50", "p99", "L1", "L2", "origin", "db_q", "db_q/req", "stale", "failed")
+	static := r.rps("static")
+	for _, row := range r.Rows {
+		s := row.Summary
+		x := "-"
+		if static > 0 {
+			x = fmt.Sprintf("%.2f", s.RPS/static)
+		}
+		db, dbr := "-", "-"
+		if s.DB.Available {
+			db, dbr = strconv.FormatInt(s.DB.Total, 10), fmt.Sprintf("%.4f", s.DB.PerReq)
+		}
+		stale := "-"
+		if s.Consistency.Enabled {
+			stale = strconv.FormatInt(s.Consistency.StaleReads, 10)
+		}
+		l1, l2, origin := "-", "-", "-"
+		if c := s.Cache; c.Classified > 0 {
+			l1, l2, origin = pct1(c.L1), pct1(c.L2), pct1(c.Origin)
+		}
+		fmt.Fprintf(w, "%-8s %3d %10.0f %7s %9s %9s %6s %6s %7s %9s %8s %7s %6.2f%%\n",
+			row.Name, row.Replicas, s.RPS, x, fmtMs(s.Latency.Med), fmtMs(s.Latency.P99),
+			l1, l2, origin, db, dbr, stale, 100*s.FailRate)
+	}
+	tiered := r.rps("tiered")
+	var notes []string
+	for _, c := range []struct {
+		name   string
+		target float64
+	}{{"static", 0.9}, {"redis", 2}, {"none", 3.5}} {
+		if base := r.rps(c.name); tiered > 0 && base > 0 {
+			notes = append(notes, fmt.Sprintf("tiered/%s = %.2fx (target >= %gx)", c.name, tiered/base, c.target))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "; "))
+	}
+	fmt.Fprintln(w)
+}
+
+func pct1(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
+
+func (r *CompareResult) rps(name string) float64 {
+	for _, row := range r.Rows {
+		if row.Name == name {
+			return row.Summary.RPS
+		}
+	}
+	return 0
+}

@@ -1,0 +1,177 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// fakeAPI is an in-memory products API shared by several fake replicas,
+// each with its own "L1". With coherent false, a write does not evict other
+// replicas' L1 copies: the stale-data bug of CACHE_MODE=local on many
+// replicas.
+type fakeAPI struct {
+	coherent bool
+
+	mu       sync.Mutex // guards the fields below
+	products map[string]int64
+	nextID   int
+	queries  []map[string]int   // per replica: op -> count
+	replicas []map[string]int64 // per replica: id -> cached version
+}
+
+func newFakeAPI(t *testing.T, replicas, products int, coherent bool) (*fakeAPI, []string) {
+	t.Helper()
+	f := &fakeAPI{coherent: coherent, products: map[string]int64{}}
+	for range products {
+		f.create()
+	}
+	var urls []string
+	for i := range replicas {
+		f.replicas = append(f.replicas, map[string]int64{})
+		f.queries = append(f.queries, map[string]int{})
+		srv := httptest.NewServer(f.handler(i))
+		t.Cleanup(srv.Close)
+		urls = append(urls, srv.URL)
+	}
+	return f, urls
+}
+
+func (f *fakeAPI) create() string {
+	f.nextID++
+	id := fmt.Sprintf("p%06d", f.nextID)
+	f.products[id] = 1
+	return id
+}
+
+func writeProduct(w http.ResponseWriter, id string, v int64, status int) {
+	w.Header().Set("ETag", fmt.Sprintf(`"%d"`, v))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"id":%q,"name":"x","description":"","price_cents":1,"version":%d}`, id, v)
+}
+
+func (f *fakeAPI) handler(replica int) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /products/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		f.mu.Lock()
+		l1 := f.replicas[replica]
+		v, hit := l1[id]
+		if !hit {
+			var ok bool
+			if v, ok = f.products[id]; !ok {
+				f.mu.Unlock()
+				http.NotFound(w, r)
+				return
+			}
+			f.queries[replica]["get"]++
+			l1[id] = v
+		}
+		f.mu.Unlock()
+		if hit {
+			w.Header().Set("Cache-Status", "productsd-l1; hit")
+		} else {
+			w.Header().Set("Cache-Status", "productsd-l2; fwd=miss; stored, productsd-l1; fwd=miss; stored")
+		}
+		writeProduct(w, id, v, http.StatusOK)
+	})
+	mux.HandleFunc("PUT /products/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		f.mu.Lock()
+		f.queries[replica]["update"]++
+		v := f.products[id] + 1
+		f.products[id] = v
+		for i, l1 := range f.replicas {
+			if f.coherent || i == replica {
+				delete(l1, id)
+			}
+		}
+		f.mu.Unlock()
+		writeProduct(w, id, v, http.StatusOK)
+	})
+	mux.HandleFunc("POST /products", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.queries[replica]["create"]++
+		id := f.create()
+		f.mu.Unlock()
+		writeProduct(w, id, 1, http.StatusCreated)
+	})
+	mux.HandleFunc("DELETE /products/{id}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.queries[replica]["delete"]++
+		delete(f.products, r.PathValue("id"))
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /products", func(w http.ResponseWriter, r *http.Request) {
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		after := r.URL.Query().Get("after")
+		f.mu.Lock()
+		f.queries[replica]["list"]++
+		var ids []string
+		for id := range f.products {
+			if id > after {
+				ids = append(ids, id)
+			}
+		}
+		f.mu.Unlock()
+		sort.Strings(ids)
+		var next any
+		if len(ids) > limit {
+			ids = ids[:limit]
+			next = ids[limit-1]
+		}
+		items := make([]map[string]any, len(ids))
+		for i, id := range ids {
+			items[i] = map[string]any{"id": id, "version": 1}
+		}
+		w.Header().Set("Cache-Status", "productsd-l1; hit")
+		json.NewEncoder(w).Encode(map[string]any{"items": items, "next_after": next})
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		fmt.Fprintln(w, "# TYPE productsd_db_queries_total counter")
+		for op, n := range f.queries[replica] {
+			fmt.Fprintf(w, "productsd_db_queries_total{op=%q} %d\n", op, n)
+		}
+	})
+	return mux
+}
+
+func (f *fakeAPI) totalQueries() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, q := range f.queries {
+		for _, c := range q {
+			n += c
+		}
+	}
+	return n
+}
+
+func TestListIDsPages(t *testing.T) {
+	_, urls := newFakeAPI(t, 1, 30, true)
+	ids, err := ListIDs(t.Context(), http.DefaultClient, urls[0], 100, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 30 || ids[0] != "p000001" || ids[29] != "p000030" {
+		t.Errorf("got %d ids (%v...), want p000001..p000030", len(ids), ids[:min(3, len(ids))])
+	}
+	ids, _ = ListIDs(t.Context(), http.DefaultClient, urls[0], 10, 7)
+	if len(ids) != 14 { // stops after the page that reaches n
+		t.Errorf("got %d ids, want 14", len(ids))
+	}
+	if !strings.HasPrefix(ids[0], "p") {
+		t.Errorf("bad id %q", ids[0])
+	}
+}

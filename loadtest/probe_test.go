@@ -1,0 +1,109 @@
+package loadtest
+
+import (
+	"math"
+	"reflect"
+	"testing"
+	"time"
+)
+
+const msec = time.Millisecond
+
+func TestProbe(t *testing.T) {
+	type ev struct {
+		write   bool
+		at      time.Duration
+		version int64
+	}
+	tests := []struct {
+		name        string
+		events      []ev
+		stale       int64
+		withinGrace int64
+		after       int64
+		worstMs     float64
+	}{
+		{name: "stale read injected", events: []ev{
+			{write: true, at: 100 * msec, version: 2},
+			{at: 400 * msec, version: 1}, // 300ms after the ack: stale
+			{at: 450 * msec, version: 2},
+		}, stale: 1, after: 2, worstMs: 300},
+		{name: "concurrent read is not flagged", events: []ev{
+			{at: 90 * msec, version: 1}, // began before the ack
+			{write: true, at: 100 * msec, version: 2},
+			{at: 100 * msec, version: 1}, // began at the ack, not after
+		}, after: 0},
+		{name: "old version within grace", events: []ev{
+			{write: true, at: 100 * msec, version: 2},
+			{at: 120 * msec, version: 1},
+		}, withinGrace: 1, after: 1, worstMs: 20},
+		{name: "staleness counts from the first newer ack", events: []ev{
+			{write: true, at: 100 * msec, version: 2},
+			{write: true, at: 300 * msec, version: 3},
+			{at: 400 * msec, version: 2}, // stale w.r.t. v3 by 100ms
+			{at: 500 * msec, version: 1}, // stale w.r.t. v2 by 400ms
+			{at: 500 * msec, version: 3},
+		}, stale: 2, after: 3, worstMs: 400},
+		{name: "acks out of version order", events: []ev{
+			{write: true, at: 200 * msec, version: 2}, // acked after v3: the writes overlapped
+			{write: true, at: 100 * msec, version: 3},
+			{at: 250 * msec, version: 2}, // v3 was acked 150ms earlier
+		}, stale: 1, after: 1, worstMs: 150},
+		{name: "newer than acked is fine", events: []ev{
+			{write: true, at: 100 * msec, version: 2},
+			{at: 300 * msec, version: 3}, // a write in flight
+		}, after: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewProbe(50 * msec)
+			p.Track("a")
+			for _, e := range tt.events {
+				if e.write {
+					p.Write("a", e.version, e.at)
+				} else {
+					p.Read("a", e.version, e.at)
+				}
+			}
+			p.Read("untracked", 0, time.Hour) // ignored
+			got := p.Analyze()
+			if got.StaleReads != tt.stale || got.WithinGrace != tt.withinGrace || got.ReadsAfterWrite != tt.after {
+				t.Errorf("stale=%d within=%d after=%d, want %d %d %d", got.StaleReads, got.WithinGrace, got.ReadsAfterWrite, tt.stale, tt.withinGrace, tt.after)
+			}
+			if got.MaxStalenessMs != tt.worstMs {
+				t.Errorf("worst staleness %vms, want %vms", got.MaxStalenessMs, tt.worstMs)
+			}
+			if got.SampledIDs != 1 {
+				t.Errorf("sampled %d ids, want 1", got.SampledIDs)
+			}
+		})
+	}
+}
+
+func TestProbeStalenessDistribution(t *testing.T) {
+	p := NewProbe(50 * msec)
+	p.Track("x")
+	p.Write("x", 2, 0)
+	for i := 1; i <= 100; i++ {
+		p.Read("x", 1, time.Duration(i)*10*msec) // 10ms .. 1000ms after the ack
+	}
+	got := p.Analyze()
+	if got.StaleReads != 95 || got.WithinGrace != 5 {
+		t.Errorf("stale=%d within=%d, want 95 5", got.StaleReads, got.WithinGrace)
+	}
+	if got.Staleness.Count != 100 || got.Staleness.Med < 495 || got.Staleness.Med > 505 {
+		t.Errorf("staleness distribution %+v, want 100 samples with median 500ms", got.Staleness)
+	}
+	counts := map[float64]int64{}
+	for _, b := range got.Buckets {
+		counts[b.LeMs] = b.Count
+	}
+	// 10ms; 20..50ms; 60..100ms; 110..250ms; 260..500ms; 510..1000ms.
+	want := map[float64]int64{1: 0, 5: 0, 10: 1, 50: 4, 100: 5, 250: 15, 500: 25, 1000: 50, 5000: 0, 30000: 0, 0: 0}
+	if !reflect.DeepEqual(counts, want) {
+		t.Errorf("staleness buckets %v, want %v", counts, want)
+	}
+	if want := 0.05; math.Abs(got.ConsistentRatio-want) > 1e-9 {
+		t.Errorf("consistent ratio %v, want %v", got.ConsistentRatio, want)
+	}
+}

@@ -1,0 +1,270 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// RunOptions are the per-run choices that are not part of the scenario.
+type RunOptions struct {
+	// Progress receives a status line about once a second; nil for none.
+	Progress io.Writer
+	// ProgressTTY rewrites one line in place ("\r") instead of printing
+	// one line per second.
+	ProgressTTY bool
+	// Client sends the requests; nil means a client sized for the
+	// scenario's VUs (one keep-alive connection per VU and target).
+	Client *http.Client
+	// Logf receives setup messages; nil discards them.
+	Logf func(format string, args ...any)
+	// Interval is the time-series resolution; default 1s.
+	Interval time.Duration
+}
+
+// ErrThresholds is returned (wrapped) by callers that turn failed
+// thresholds into an error; Run itself reports them in the summary.
+var ErrThresholds = fmt.Errorf("loadtest: thresholds failed")
+
+type runner struct {
+	sc     *Scenario
+	client *http.Client
+	ids    []string
+	keys   KeyChooser
+	probe  *Probe
+	probeN int // ids with rank below probeN are probed
+	start  time.Time
+	rr     atomic.Uint64
+
+	mixCum   [numReqTypes]float64
+	mixTotal float64
+}
+
+// NewClient returns an HTTP client for n concurrent VUs: keep-alive
+// connections, no compression, a per-request timeout.
+func NewClient(n int, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        0,
+			MaxIdleConnsPerHost: n + 1,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+	}
+}
+
+// Run executes the scenario: setup, the executor, then the summary with
+// its thresholds evaluated. sc is normalized in place. Cancelling ctx stops
+// the run early; the summary covers what ran.
+func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
+	if err := sc.Normalize(); err != nil {
+		return nil, err
+	}
+	thresholds, _ := ParseThresholds(sc.Thresholds) // validated by Normalize
+	logf := opt.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	client := opt.Client
+	if client == nil {
+		client = NewClient(sc.MaxActiveVUs(), time.Duration(sc.Timeout))
+		defer client.CloseIdleConnections()
+	}
+	r := &runner{sc: sc, client: client}
+	ids, err := EnsureProducts(ctx, client, sc, logf)
+	if err != nil {
+		return nil, err
+	}
+	r.ids = ids
+	if r.keys, err = NewKeyChooser(sc.Keys, len(ids)); err != nil {
+		return nil, err
+	}
+	r.setupMix()
+	if sc.Probe.Enabled {
+		r.probe = NewProbe(time.Duration(sc.Probe.Grace))
+		r.probeN = min(sc.Probe.Sample, len(ids))
+		for _, id := range ids[:r.probeN] {
+			r.probe.Track(id)
+		}
+	} else {
+		r.probe = NewProbe(0) // tracks nothing
+	}
+	if sc.Warmup > 0 {
+		logf("warmup: %v", time.Duration(sc.Warmup))
+		r.warmup(ctx)
+	}
+	before := snapshotDB(ctx, client, sc.Targets)
+	sum := r.execute(ctx, opt)
+	after := snapshotDB(context.WithoutCancel(ctx), client, sc.Targets) // also after Ctrl-C
+	sum.Interrupted = ctx.Err() != nil
+	sum.DB = dbDelta(before, after, sum.Requests, sum.DurationS)
+	if sc.Probe.Enabled {
+		sum.Consistency = r.probe.Analyze()
+	}
+	sum.KeySpace = len(ids)
+	sum.Evaluate(thresholds)
+	return sum, nil
+}
+
+func (r *runner) setupMix() {
+	for i, w := range r.sc.Mix.weights() {
+		r.mixTotal += w
+		r.mixCum[i] = r.mixTotal
+	}
+}
+
+// stopOnCancel returns a channel closed when ctx is cancelled; release ends
+// the watch.
+func stopOnCancel(ctx context.Context) (<-chan struct{}, func()) {
+	stop, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			close(stop)
+		case <-finished:
+		}
+	}()
+	return stop, func() { close(finished) }
+}
+
+// warmup runs the workload for sc.Warmup with results going nowhere: its
+// own collector, a probe that tracks no id, its own iteration budget.
+func (r *runner) warmup(ctx context.Context) {
+	probe := r.probe
+	r.probe = NewProbe(0)
+	defer func() { r.probe = probe }()
+	r.start = time.Now()
+	coll := newCollector(1, r.start)
+	vus := r.sc.VUs
+	if r.sc.Executor != ConstantVUs {
+		vus = r.sc.MaxActiveVUs()
+	}
+	ex := newExecutor(func(id int) *vu {
+		return &vu{id: id, rng: rand.New(rand.NewPCG(r.sc.Seed^0x5eed, uint64(id))), shard: coll.shard(id)}
+	}, r.iterate, 0)
+	stop, release := stopOnCancel(ctx)
+	defer release()
+	ex.constantVUs(ctx, stop, vus, time.Duration(r.sc.Warmup))
+}
+
+// execute runs the executor with the time-series ticker beside it.
+func (r *runner) execute(ctx context.Context, opt RunOptions) *Summary {
+	interval := opt.Interval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	sc := r.sc
+	r.start = time.Now()
+	coll := newCollector(min(4*runtime.GOMAXPROCS(0), 16), r.start)
+	newVU := func(id int) *vu {
+		return &vu{id: id, rng: rand.New(rand.NewPCG(sc.Seed, uint64(id))), shard: coll.shard(id)}
+	}
+	ex := newExecutor(newVU, r.iterate, sc.MaxRequests)
+	ex.onDrop = func() { coll.shard(0).drop() }
+
+	stop, release := stopOnCancel(ctx)
+	defer release()
+	var wg sync.WaitGroup
+	tickDone := make(chan struct{})
+	wg.Go(func() { r.ticker(coll, ex, interval, tickDone, opt) })
+
+	switch sc.Executor {
+	case ConstantVUs:
+		ex.constantVUs(ctx, stop, sc.VUs, time.Duration(sc.Duration))
+	case RampingVUs:
+		ex.rampingVUs(ctx, stop, sc.StartVUs, sc.Stages, 50*time.Millisecond)
+	case ConstantArrivalRate:
+		ex.constantArrivalRate(ctx, stop, sc.Rate, time.Duration(sc.TimeUnit), time.Duration(sc.Duration), sc.PreAllocatedVUs, sc.MaxVUs)
+	}
+	close(tickDone)
+	wg.Wait()
+	end := time.Now()
+	coll.tick(end, 0)
+	if opt.Progress != nil && opt.ProgressTTY {
+		fmt.Fprintln(opt.Progress)
+	}
+	return r.summarize(coll, end, ex)
+}
+
+// ticker closes a time-series point every interval and prints progress.
+func (r *runner) ticker(coll *collector, ex *executor, interval time.Duration, done <-chan struct{}, opt RunOptions) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var reqs, errs int64
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			p := coll.tick(now, int(ex.active.Load()))
+			reqs += p.Requests
+			errs += p.Errors
+			if opt.Progress != nil {
+				writeProgress(opt.Progress, opt.ProgressTTY, p, reqs, errs)
+			}
+		}
+	}
+}
+
+func writeProgress(w io.Writer, tty bool, p Point, reqs, errs int64) {
+	line := fmt.Sprintf("running %5.1fs  vus %4d  reqs %9d  rate %8.0f/s  errors %d  p99 %s  L1 %5.1f%%  L2 %5.1f%%",
+		p.T, p.VUs, reqs, p.RPS, errs, fmtMs(p.P99), 100*p.L1, 100*p.L2)
+	if tty {
+		fmt.Fprintf(w, "\r\033[K%s", line)
+	} else {
+		fmt.Fprintln(w, line)
+	}
+}
+
+// summarize turns the collector's totals into a summary.
+func (r *runner) summarize(coll *collector, end time.Time, ex *executor) *Summary {
+	coll.mu.Lock()
+	defer coll.mu.Unlock()
+	w := coll.total
+	n, failed := w.totalReqs()
+	all := newLatencyHist()
+	s := &Summary{
+		Scenario: r.sc.Name, Executor: r.sc.Executor, Targets: r.sc.Targets,
+		Start: r.start, DurationS: end.Sub(r.start).Seconds(), VUsMax: r.sc.MaxActiveVUs(),
+		Iterations: w.iters, Dropped: ex.dropped.Load(),
+		Requests: n, Failed: failed, FailRate: ratio(failed, n),
+		Types:     map[string]TypeSummary{},
+		Cache:     ratiosOf(w.readTiers()),
+		Collapsed: w.collapsed,
+		Series:    coll.series,
+	}
+	if s.DurationS > 0 {
+		s.RPS = float64(n) / s.DurationS
+	}
+	s.Checks = CheckResult{Passes: w.checksOK, Fails: w.checks - w.checksOK, Rate: ratio(w.checksOK, w.checks)}
+	for t := range numReqTypes {
+		all.Merge(w.hist[t])
+		if w.reqs[t] == 0 {
+			continue
+		}
+		ts := TypeSummary{Requests: w.reqs[t], Failed: w.failed[t], Latency: percentilesOf(w.hist[t])}
+		if t == ReqGet || t == ReqList {
+			c := ratiosOf(w.tiers[t])
+			ts.Cache = &c
+		}
+		s.Types[t.String()] = ts
+	}
+	s.Latency = percentilesOf(all)
+	s.TierLatency = map[string]Percentiles{}
+	for t, h := range w.tierHist {
+		if h.TotalCount() > 0 {
+			s.TierLatency[Tier(t).String()] = percentilesOf(h)
+		}
+	}
+	return s
+}

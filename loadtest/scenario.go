@@ -1,0 +1,293 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Executors.
+const (
+	ConstantVUs         = "constant-vus"
+	RampingVUs          = "ramping-vus"
+	ConstantArrivalRate = "constant-arrival-rate"
+)
+
+// Duration is a time.Duration that reads and writes as a Go duration string
+// ("10s", "250ms") in JSON and YAML; a bare number means seconds.
+type Duration time.Duration
+
+// MarshalJSON writes d as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads "10s" or 10 (seconds).
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var f float64
+		if err := json.Unmarshal(b, &f); err != nil {
+			return fmt.Errorf("loadtest: duration must be a string like \"10s\" or seconds: %s", b)
+		}
+		*d = Duration(f * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("loadtest: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Stage is one leg of a ramping-vus scenario: move linearly to Target VUs
+// over Duration.
+type Stage struct {
+	Duration Duration `json:"duration"`
+	Target   int      `json:"target"`
+}
+
+// Mix weighs the request types; weights need not add up to 1. The zero
+// value means reads only.
+type Mix struct {
+	Get    float64 `json:"get,omitempty"`
+	List   float64 `json:"list,omitempty"`
+	Create float64 `json:"create,omitempty"`
+	Update float64 `json:"update,omitempty"`
+	Delete float64 `json:"delete,omitempty"`
+}
+
+func (m Mix) weights() [numReqTypes]float64 {
+	return [numReqTypes]float64{m.Get, m.List, m.Create, m.Update, m.Delete}
+}
+
+// Setup makes sure Products products exist before the run.
+type Setup struct {
+	// Products is the size of the key space. Default 1000.
+	Products int `json:"products,omitempty"`
+	// SeedBinary, with SeedDatabaseURL, makes missing products with
+	// `SeedBinary seed -n N` instead of POST requests.
+	SeedBinary      string `json:"seed_binary,omitempty"`
+	SeedDatabaseURL string `json:"seed_database_url,omitempty"`
+	// SeedEnv is added to the seed's environment (KEY=value), for
+	// example CACHE_NAMESPACE and REDIS_URL of the targets.
+	SeedEnv []string `json:"-"`
+	// IDs, when set, is the key space: no listing, no seeding.
+	IDs []string `json:"-"`
+}
+
+// ProbeSpec configures the consistency probe.
+type ProbeSpec struct {
+	Enabled bool `json:"enabled,omitempty"`
+	// Sample is how many ids are tracked: the most popular ones under the
+	// key distribution. Default min(products, 1000).
+	Sample int `json:"sample,omitempty"`
+	// Grace is the window after an acknowledgement within which an old
+	// version is tolerated. Default 50ms.
+	Grace Duration `json:"grace,omitempty"`
+}
+
+// Scenario is a load test: who to send what to, how hard, for how long,
+// and what must hold.
+type Scenario struct {
+	Name    string   `json:"name,omitempty"`
+	Targets []string `json:"targets"`
+	// Balance is "round-robin" (default) or "random": how each request
+	// picks its target.
+	Balance  string `json:"balance,omitempty"`
+	Executor string `json:"executor,omitempty"` // default constant-vus
+
+	VUs      int      `json:"vus,omitempty"`      // constant-vus; default 10
+	Duration Duration `json:"duration,omitempty"` // constant-vus, constant-arrival-rate; default 10s
+
+	StartVUs int     `json:"start_vus,omitempty"` // ramping-vus
+	Stages   []Stage `json:"stages,omitempty"`    // ramping-vus
+
+	Rate            int      `json:"rate,omitempty"`              // constant-arrival-rate: iterations per TimeUnit
+	TimeUnit        Duration `json:"time_unit,omitempty"`         // default 1s
+	PreAllocatedVUs int      `json:"pre_allocated_vus,omitempty"` // default 10
+	MaxVUs          int      `json:"max_vus,omitempty"`           // default PreAllocatedVUs
+
+	Keys  KeySpec   `json:"keys,omitempty"`
+	Mix   Mix       `json:"mix,omitempty"`
+	Setup Setup     `json:"setup,omitempty"`
+	Probe ProbeSpec `json:"probe,omitempty"`
+
+	// Thresholds maps a metric (with optional tags) to conditions, as in
+	// k6: {"http_req_duration": ["p(99)<5ms"], "stale_reads": ["count==0"]}.
+	Thresholds map[string][]string `json:"thresholds,omitempty"`
+
+	// Warmup runs the same workload with constant VUs (vus, or the
+	// executor's most VUs) for this long before measuring, and discards
+	// its results: caches start cold, and a short run would otherwise
+	// measure mostly the cold start.
+	Warmup Duration `json:"warmup,omitempty"`
+
+	Timeout   Duration `json:"timeout,omitempty"`    // per request; default 10s
+	ListLimit int      `json:"list_limit,omitempty"` // default 50
+	Seed      uint64   `json:"seed,omitempty"`       // RNG seed; default 1
+	// MaxRequests stops the run after this many iterations (0: no limit).
+	MaxRequests int64 `json:"max_requests,omitempty"`
+}
+
+// LoadScenario reads a scenario from a YAML or JSON file.
+func LoadScenario(path string) (*Scenario, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: %w", err)
+	}
+	return ParseScenario(b)
+}
+
+// ParseScenario parses YAML or JSON (JSON is YAML) and rejects unknown fields.
+func ParseScenario(b []byte) (*Scenario, error) {
+	var sc Scenario
+	if err := yaml.UnmarshalStrict(b, &sc); err != nil {
+		return nil, fmt.Errorf("loadtest: scenario: %w", err)
+	}
+	return &sc, nil
+}
+
+// Normalize fills defaults and validates the scenario.
+func (sc *Scenario) Normalize() error {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defD := func(v *Duration, d time.Duration) {
+		if *v == 0 {
+			*v = Duration(d)
+		}
+	}
+	if sc.Executor == "" {
+		sc.Executor = ConstantVUs
+	}
+	if sc.Balance == "" {
+		sc.Balance = "round-robin"
+	}
+	if sc.Mix == (Mix{}) {
+		sc.Mix.Get = 1
+	}
+	def(&sc.VUs, 10)
+	def(&sc.PreAllocatedVUs, 10)
+	def(&sc.MaxVUs, sc.PreAllocatedVUs)
+	def(&sc.ListLimit, 50)
+	def(&sc.Setup.Products, 1000)
+	defD(&sc.Duration, 10*time.Second)
+	defD(&sc.TimeUnit, time.Second)
+	defD(&sc.Timeout, 10*time.Second)
+	defD(&sc.Probe.Grace, DefaultGrace)
+	if sc.Probe.Sample == 0 {
+		sc.Probe.Sample = min(sc.Setup.Products, 1000)
+	}
+	if sc.Seed == 0 {
+		sc.Seed = 1
+	}
+	return sc.validate()
+}
+
+func (sc *Scenario) validate() error {
+	if len(sc.Targets) == 0 {
+		return fmt.Errorf("loadtest: no targets")
+	}
+	for i, t := range sc.Targets {
+		u, err := url.Parse(t)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("loadtest: target %q is not an http(s) base URL", t)
+		}
+		sc.Targets[i] = strings.TrimRight(t, "/")
+	}
+	if sc.Balance != "round-robin" && sc.Balance != "random" {
+		return fmt.Errorf("loadtest: balance must be round-robin or random, got %q", sc.Balance)
+	}
+	switch sc.Executor {
+	case ConstantVUs:
+		if sc.VUs < 1 {
+			return fmt.Errorf("loadtest: vus must be >= 1")
+		}
+	case RampingVUs:
+		if len(sc.Stages) == 0 {
+			return fmt.Errorf("loadtest: ramping-vus needs stages")
+		}
+		for _, st := range sc.Stages {
+			if st.Target < 0 || st.Duration < 0 {
+				return fmt.Errorf("loadtest: stage targets and durations must be >= 0")
+			}
+		}
+	case ConstantArrivalRate:
+		if sc.Rate < 1 || sc.MaxVUs < sc.PreAllocatedVUs {
+			return fmt.Errorf("loadtest: constant-arrival-rate needs rate >= 1 and max_vus >= pre_allocated_vus")
+		}
+	default:
+		return fmt.Errorf("loadtest: unknown executor %q (%s, %s, %s)", sc.Executor, ConstantVUs, RampingVUs, ConstantArrivalRate)
+	}
+	for _, w := range sc.Mix.weights() {
+		if w < 0 {
+			return fmt.Errorf("loadtest: mix weights must be >= 0")
+		}
+	}
+	if sc.ListLimit < 1 || sc.ListLimit > 200 {
+		return fmt.Errorf("loadtest: list_limit must be 1 to 200")
+	}
+	if _, err := NewKeyChooser(sc.Keys, max(sc.Setup.Products, 1)); err != nil {
+		return err
+	}
+	_, err := ParseThresholds(sc.Thresholds)
+	return err
+}
+
+// TotalDuration is how long the executor runs.
+func (sc *Scenario) TotalDuration() time.Duration {
+	if sc.Executor == RampingVUs {
+		var d time.Duration
+		for _, st := range sc.Stages {
+			d += time.Duration(st.Duration)
+		}
+		return d
+	}
+	return time.Duration(sc.Duration)
+}
+
+// MaxActiveVUs is the most VUs the executor will run at once.
+func (sc *Scenario) MaxActiveVUs() int {
+	switch sc.Executor {
+	case RampingVUs:
+		m := sc.StartVUs
+		for _, st := range sc.Stages {
+			m = max(m, st.Target)
+		}
+		return max(m, 1)
+	case ConstantArrivalRate:
+		return sc.MaxVUs
+	}
+	return sc.VUs
+}
+
+// DefaultScenario is the scenario of `make demo` and `make loadtest`: 32 VUs
+// for 12s, a read-heavy Zipf workload (s=1.1) over 10,000 products: 97%
+// GET by id, 1% list pages, 2% writes (updates of popular products, creates
+// and deletes of the run's own), each sent to a random replica, with the
+// consistency probe on.
+func DefaultScenario() Scenario {
+	return Scenario{
+		Name:     "default",
+		Executor: ConstantVUs,
+		VUs:      32,
+		Duration: Duration(12 * time.Second),
+		Balance:  "random",
+		Keys:     KeySpec{Distribution: "zipf", S: 1.1},
+		Mix:      Mix{Get: 97, List: 1, Update: 1.5, Create: 0.25, Delete: 0.25},
+		Setup:    Setup{Products: 10000},
+		Probe:    ProbeSpec{Enabled: true},
+		Thresholds: map[string][]string{
+			"http_req_failed": {"rate<0.01"},
+			"checks":          {"rate>0.99"},
+			"stale_reads":     {"count==0"},
+		},
+	}
+}

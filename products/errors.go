@@ -1,0 +1,57 @@
+package products
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Sentinel errors of the product domain.
+var (
+	// ErrNotFound means no product has the id.
+	ErrNotFound = errors.New("products: not found")
+	// ErrConflict means an If-Match condition did not hold: the product
+	// exists at another version.
+	ErrConflict = errors.New("products: version mismatch")
+	// ErrInvalid means the input was refused; the error is a
+	// [*ValidationError] with the details.
+	ErrInvalid = errors.New("products: invalid input")
+	// ErrUnavailable means the database cannot be reached or is not ready
+	// (its schema is not migrated yet).
+	ErrUnavailable = errors.New("products: database unavailable")
+)
+
+// dbError classifies an error from PostgreSQL: trouble reaching it becomes
+// ErrUnavailable, anything the server answered stays as it is.
+func dbError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("products: %s: %w", op, err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && !unavailableCode(pgErr.Code) {
+		return fmt.Errorf("products: %s: %w", op, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+}
+
+// unavailableCode reports SQLSTATEs that mean "try again later": connection
+// exceptions, the server shutting down or refusing connections, and a
+// schema that is not there yet.
+func unavailableCode(code string) bool {
+	switch {
+	case len(code) >= 2 && code[:2] == "08": // connection exception
+		return true
+	case code == "57P01", code == "57P02", code == "57P03": // shutdown, crash, cannot connect now
+		return true
+	case code == "53300": // too many connections
+		return true
+	case code == "42P01": // undefined table: migrations have not run
+		return true
+	}
+	return false
+}

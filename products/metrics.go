@@ -1,0 +1,191 @@
+package products
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// httpMetrics is the request duration histogram.
+type httpMetrics struct {
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "productsd_http_request_duration_seconds",
+		Help:    "Time to answer an HTTP request, by route pattern, method and status.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"route", "method", "status"})}
+	reg.MustRegister(m.duration)
+	return m
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// writerPool recycles statusWriters: one per request is the largest
+// allocation of an L1 hit otherwise.
+var writerPool = sync.Pool{New: func() any { return new(statusWriter) }}
+
+// instrument times h under route, and logs one line per request at debug.
+func (m *httpMetrics) instrument(logger *slog.Logger, route string, h http.Handler) http.Handler {
+	byMethod := m.duration.MustCurryWith(prometheus.Labels{"route": route})
+	// The hot path's series is looked up once, when first used.
+	getOK := sync.OnceValue(func() prometheus.Observer { return byMethod.WithLabelValues(http.MethodGet, "200") })
+	debug := logger.Enabled(context.Background(), slog.LevelDebug) // the level is fixed at start
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := writerPool.Get().(*statusWriter)
+		*sw = statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		status := sw.status
+		*sw = statusWriter{}
+		writerPool.Put(sw)
+		if status == 0 {
+			status = http.StatusOK
+		}
+		d := time.Since(start)
+		if status == http.StatusOK && r.Method == http.MethodGet {
+			getOK().Observe(d.Seconds())
+		} else {
+			byMethod.WithLabelValues(r.Method, statusText(status)).Observe(d.Seconds())
+		}
+		if debug {
+			logger.Debug("request", "method", r.Method, "path", r.URL.Path, "route", route,
+				"status", status, "duration_ms", float64(d.Microseconds())/1000, "remote", r.RemoteAddr)
+		}
+	})
+}
+
+// statusText returns the decimal status code without allocating for the
+// common ones.
+func statusText(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 201:
+		return "201"
+	case 204:
+		return "204"
+	case 304:
+		return "304"
+	case 400:
+		return "400"
+	case 404:
+		return "404"
+	}
+	return strconv.Itoa(code)
+}
+
+// serviceCollector exports, at scrape time, the store's query counters and
+// the pgxpool statistics. The cache's own statistics come from
+// tiercacheprom.
+type serviceCollector struct {
+	svc     *Service
+	queries *prometheus.Desc
+	pool    map[string]*prometheus.Desc
+	info    *prometheus.Desc
+}
+
+func newServiceCollector(svc *Service) *serviceCollector {
+	c := &serviceCollector{
+		svc: svc,
+		queries: prometheus.NewDesc("productsd_db_queries_total",
+			"Statements the store sent to PostgreSQL, by operation (BEGIN and COMMIT not counted).", []string{"op"}, nil),
+		info: prometheus.NewDesc("productsd_cache_info",
+			"The cache mode this replica runs in (value always 1).", []string{"mode", "replica"}, nil),
+		pool: map[string]*prometheus.Desc{},
+	}
+	for name, help := range poolMetricHelp {
+		c.pool[name] = prometheus.NewDesc("productsd_db_pool_"+name, help, nil, nil)
+	}
+	return c
+}
+
+var poolMetricHelp = map[string]string{
+	"acquired_conns":                   "Connections in use now.",
+	"idle_conns":                       "Idle connections now.",
+	"total_conns":                      "Open connections now.",
+	"constructing_conns":               "Connections being opened now.",
+	"max_conns":                        "The pool's connection limit.",
+	"acquires_total":                   "Connections acquired from the pool.",
+	"acquire_duration_seconds_total":   "Time spent acquiring connections.",
+	"empty_acquires_total":             "Acquires that had to wait for a connection.",
+	"canceled_acquires_total":          "Acquires canceled by their context.",
+	"new_conns_total":                  "Connections opened.",
+	"max_lifetime_destroys_total":      "Connections closed for reaching their maximum lifetime.",
+	"max_idle_destroys_total":          "Connections closed for idling too long.",
+	"empty_acquire_wait_seconds_total": "Time spent waiting for a connection by acquires that found none idle.",
+}
+
+// Describe sends every descriptor.
+func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.queries
+	ch <- c.info
+	for _, d := range c.pool {
+		ch <- d
+	}
+}
+
+// Collect reads the counters now.
+func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, op := range Ops {
+		ch <- prometheus.MustNewConstMetric(c.queries, prometheus.CounterValue, float64(c.svc.store.Queries(op)), op)
+	}
+	replica := ""
+	if c.svc.cache != nil {
+		replica = c.svc.cache.ReplicaID()
+	}
+	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, c.svc.Mode(), replica)
+	st := c.svc.store.pool.Stat()
+	vals := map[string]float64{
+		"acquired_conns":                   float64(st.AcquiredConns()),
+		"idle_conns":                       float64(st.IdleConns()),
+		"total_conns":                      float64(st.TotalConns()),
+		"constructing_conns":               float64(st.ConstructingConns()),
+		"max_conns":                        float64(st.MaxConns()),
+		"acquires_total":                   float64(st.AcquireCount()),
+		"acquire_duration_seconds_total":   st.AcquireDuration().Seconds(),
+		"empty_acquires_total":             float64(st.EmptyAcquireCount()),
+		"canceled_acquires_total":          float64(st.CanceledAcquireCount()),
+		"new_conns_total":                  float64(st.NewConnsCount()),
+		"max_lifetime_destroys_total":      float64(st.MaxLifetimeDestroyCount()),
+		"max_idle_destroys_total":          float64(st.MaxIdleDestroyCount()),
+		"empty_acquire_wait_seconds_total": st.EmptyAcquireWaitTime().Seconds(),
+	}
+	for name, d := range c.pool {
+		typ := prometheus.GaugeValue
+		if len(name) > 6 && name[len(name)-6:] == "_total" {
+			typ = prometheus.CounterValue
+		}
+		ch <- prometheus.MustNewConstMetric(d, typ, vals[name])
+	}
+}
+
+var _ prometheus.Collector = (*serviceCollector)(nil)

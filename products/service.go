@@ -1,0 +1,241 @@
+package products
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/productcache/tiercache"
+)
+
+// ListGroup is the cache group of every list page: each write retires it.
+const ListGroup = "products:list"
+
+// Service reads products through the cache and writes them to the store,
+// invalidating after each commit.
+type Service struct {
+	store  *Store
+	cache  *tiercache.Cache[Entry] // nil: no cache (mode none)
+	rdb    redis.UniversalClient   // nil when no Redis is used; for readiness
+	log    *slog.Logger
+	schema atomic.Bool // the migrations have been applied
+}
+
+// NewService returns a Service over store. cache may be nil, meaning every
+// read goes to the database; rdb (used only to report Redis health) may be
+// nil when the cache uses no Redis. The schema counts as not ready until
+// [Service.Migrate] succeeds or [Service.SetSchemaReady] is called.
+func NewService(store *Store, cache *tiercache.Cache[Entry], rdb redis.UniversalClient, logger *slog.Logger) *Service {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: store, cache: cache, rdb: rdb, log: logger}
+}
+
+// Store returns the service's store.
+func (s *Service) Store() *Store { return s.store }
+
+// Cache returns the service's cache, nil in mode none.
+func (s *Service) Cache() *tiercache.Cache[Entry] { return s.cache }
+
+// Mode returns the configuration name of the cache mode: tiered, redis,
+// local or none.
+func (s *Service) Mode() string {
+	if s.cache == nil {
+		return "none"
+	}
+	return s.cache.Mode().String()
+}
+
+// Migrate applies the schema migrations and marks the schema ready.
+func (s *Service) Migrate(ctx context.Context) error {
+	if err := Migrate(ctx, s.store.pool, s.log); err != nil {
+		return err
+	}
+	s.schema.Store(true)
+	return nil
+}
+
+// MigrateUntilDone retries Migrate with a capped backoff until it succeeds
+// or ctx ends, so a replica started before its database comes up without a
+// crash loop.
+func (s *Service) MigrateUntilDone(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := s.Migrate(ctx)
+		if err == nil {
+			return nil
+		}
+		s.log.Error("products: migrations failed, retrying", "err", err, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// SetSchemaReady declares the schema migrated by someone else.
+func (s *Service) SetSchemaReady() { s.schema.Store(true) }
+
+func (s *Service) ready() error {
+	if !s.schema.Load() {
+		return ErrUnavailable
+	}
+	return nil
+}
+
+// ProductKey is the cache key of product id: "product:<id>".
+func ProductKey(id uuid.UUID) string {
+	const prefix = "product:"
+	var b [len(prefix) + 36]byte
+	copy(b[:], prefix)
+	encodeUUID(b[len(prefix):], id)
+	return string(b[:])
+}
+
+// encodeUUID writes id in its canonical lower-case form into dst[:36],
+// as id.String() does but without a string of its own.
+func encodeUUID(dst []byte, id uuid.UUID) {
+	const hexDigits = "0123456789abcdef"
+	j := 0
+	for i, c := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst[j] = '-'
+			j++
+		}
+		dst[j], dst[j+1] = hexDigits[c>>4], hexDigits[c&0xf]
+		j += 2
+	}
+}
+
+func listKey(limit int, after uuid.UUID) string {
+	a := ""
+	if after != uuid.Nil {
+		a = after.String()
+	}
+	return "list:limit=" + strconv.Itoa(limit) + ":after=" + a
+}
+
+// Product returns the entry of product id and its Cache-Status header
+// (empty without a cache). It returns ErrNotFound, with a header, for a
+// product that does not exist.
+func (s *Service) Product(ctx context.Context, id uuid.UUID) (Entry, string, error) {
+	if err := s.ready(); err != nil {
+		return Entry{}, "", err
+	}
+	load := func(ctx context.Context) (Entry, error) {
+		p, err := s.store.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			return Entry{}, tiercache.ErrNotFound
+		}
+		if err != nil {
+			return Entry{}, err
+		}
+		return productEntry(p)
+	}
+	return s.read(ctx, ProductKey(id), load)
+}
+
+// List returns a page of at most limit products after the id after
+// (uuid.Nil: the first page), and its Cache-Status header.
+func (s *Service) List(ctx context.Context, limit int, after uuid.UUID) (Entry, string, error) {
+	if err := s.ready(); err != nil {
+		return Entry{}, "", err
+	}
+	load := func(ctx context.Context) (Entry, error) {
+		pg, err := s.store.List(ctx, limit, after)
+		if err != nil {
+			return Entry{}, err
+		}
+		return pageEntry(pg)
+	}
+	return s.read(ctx, listKey(limit, after), load, tiercache.InGroup(ListGroup))
+}
+
+func (s *Service) read(ctx context.Context, key string, load tiercache.LoadFunc[Entry], opts ...tiercache.GetOption) (Entry, string, error) {
+	if s.cache == nil {
+		e, err := load(ctx)
+		if errors.Is(err, tiercache.ErrNotFound) {
+			err = ErrNotFound
+		}
+		return e, "", err
+	}
+	e, info, err := s.cache.GetInfo(ctx, key, load, opts...)
+	status := ""
+	if info.Source != 0 {
+		status = cacheStatus(s.cache.Mode(), info)
+	}
+	if errors.Is(err, tiercache.ErrNotFound) {
+		return Entry{}, status, ErrNotFound
+	}
+	if errors.Is(err, tiercache.ErrClosed) {
+		return Entry{}, "", ErrUnavailable
+	}
+	return e, status, err
+}
+
+// Create stores a new product and returns its entry. A negative cache entry
+// for the new id may exist (someone asked for it before), so it is
+// invalidated with the list pages.
+func (s *Service) Create(ctx context.Context, in Input) (Entry, uuid.UUID, error) {
+	if err := s.ready(); err != nil {
+		return Entry{}, uuid.Nil, err
+	}
+	p, err := s.store.Create(ctx, in)
+	if err != nil {
+		return Entry{}, uuid.Nil, err
+	}
+	s.invalidate(ctx, p.ID)
+	e, err := productEntry(p)
+	return e, p.ID, err
+}
+
+// Update replaces product id if cond holds and returns its new entry.
+func (s *Service) Update(ctx context.Context, id uuid.UUID, in Input, cond Precondition) (Entry, error) {
+	if err := s.ready(); err != nil {
+		return Entry{}, err
+	}
+	p, err := s.store.Update(ctx, id, in, cond)
+	if err != nil {
+		return Entry{}, err
+	}
+	s.invalidate(ctx, id)
+	return productEntry(p)
+}
+
+// Delete removes product id if cond holds.
+func (s *Service) Delete(ctx context.Context, id uuid.UUID, cond Precondition) error {
+	if err := s.ready(); err != nil {
+		return err
+	}
+	if err := s.store.Delete(ctx, id, cond); err != nil {
+		return err
+	}
+	s.invalidate(ctx, id)
+	return nil
+}
+
+// invalidate runs after a write committed, never before (DESIGN §3.1): it
+// retires every list page and the product's key on every replica. When it
+// returns, reads on this replica see the write (§3.2). It runs detached from
+// the request's context: a client that hangs up after the commit must not
+// leave the old value cached.
+func (s *Service) invalidate(ctx context.Context, id uuid.UUID) {
+	if s.cache == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.cache.InvalidateGroup(ctx, ListGroup, ProductKey(id)); err != nil {
+		s.log.Error("products: invalidation failed", "id", id, "err", err)
+	}
+}

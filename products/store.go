@@ -1,0 +1,234 @@
+package products
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Ops names the store operations, the values of the op label of
+// productsd_db_queries_total.
+var Ops = []string{"get", "list", "create", "update", "delete", "seed"}
+
+// Store keeps products in PostgreSQL. It counts the statements it sends per
+// operation (transaction control, BEGIN and COMMIT, is not counted), so
+// tests and metrics can tell how many reads reached the database.
+type Store struct {
+	pool    *pgxpool.Pool
+	queries [6]atomic.Uint64 // indexed like Ops
+
+	// Test hooks, nil outside tests.
+	afterGet     func(id uuid.UUID)            // a Get read its row, before it returns
+	beforeCommit func(op string, id uuid.UUID) // a write ran, before COMMIT
+	newID        func() (uuid.UUID, error)     // replaces uuid.NewV7
+}
+
+const (
+	opGet = iota
+	opList
+	opCreate
+	opUpdate
+	opDelete
+	opSeed
+)
+
+// NewStore returns a Store on pool, which the caller owns and closes.
+func NewStore(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool}
+}
+
+// Queries returns the number of statements sent for op (one of [Ops]).
+func (s *Store) Queries(op string) uint64 {
+	for i, name := range Ops {
+		if name == op {
+			return s.queries[i].Load()
+		}
+	}
+	return 0
+}
+
+// Pool returns the connection pool the store uses.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+func (s *Store) count(op int) { s.queries[op].Add(1) }
+
+const columns = "id, name, description, price_cents, version, created_at, updated_at"
+
+func scanProduct(row pgx.Row) (Product, error) {
+	var p Product
+	err := row.Scan(&p.ID, &p.Name, &p.Description, &p.PriceCents, &p.Version, &p.CreatedAt, &p.UpdatedAt)
+	return p, err
+}
+
+// Get returns the product with id, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (Product, error) {
+	s.count(opGet)
+	p, err := scanProduct(s.pool.QueryRow(ctx, "SELECT "+columns+" FROM products WHERE id = $1", id))
+	if s.afterGet != nil {
+		s.afterGet(id)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Product{}, ErrNotFound
+	}
+	if err != nil {
+		return Product{}, dbError("get", err)
+	}
+	return p, nil
+}
+
+// List returns up to limit products with ids above after (uuid.Nil: from
+// the start), ordered by id.
+func (s *Store) List(ctx context.Context, limit int, after uuid.UUID) (Page, error) {
+	s.count(opList)
+	rows, err := s.pool.Query(ctx, "SELECT "+columns+" FROM products WHERE id > $1 ORDER BY id LIMIT $2", after, limit+1)
+	if err != nil {
+		return Page{}, dbError("list", err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Product, error) { return scanProduct(r) })
+	if err != nil {
+		return Page{}, dbError("list", err)
+	}
+	pg := Page{Items: items}
+	if len(items) > limit {
+		pg.Items = items[:limit]
+		pg.NextAfter = items[limit-1].ID
+	}
+	return pg, nil
+}
+
+// Create inserts a product with a new UUIDv7 id at version 1.
+func (s *Store) Create(ctx context.Context, in Input) (Product, error) {
+	newID := uuid.NewV7
+	if s.newID != nil {
+		newID = s.newID
+	}
+	id, err := newID()
+	if err != nil {
+		return Product{}, fmt.Errorf("products: create: %w", err)
+	}
+	var p Product
+	err = s.inTx(ctx, "create", id, func(tx pgx.Tx) error {
+		s.count(opCreate)
+		p, err = scanProduct(tx.QueryRow(ctx,
+			"INSERT INTO products (id, name, description, price_cents) VALUES ($1, $2, $3, $4) RETURNING "+columns,
+			id, in.Name, in.Description, in.PriceCents))
+		return err
+	})
+	return p, err
+}
+
+// Precondition is an If-Match condition: nil means none, an empty slice
+// means one that no version satisfies (only weak or foreign tags), and
+// otherwise the versions that satisfy it.
+type Precondition []int64
+
+// updateSQL updates the row if it matches, and in the same statement (one
+// snapshot) reports whether the row exists at all, so that a mismatch (412)
+// is told from a missing row (404) without a read before the write.
+const updateSQL = `WITH upd AS (
+	UPDATE products SET name = $2, description = $3, price_cents = $4,
+		version = version + 1, updated_at = now()
+	WHERE id = $1 AND ($5::bigint[] IS NULL OR version = ANY($5))
+	RETURNING ` + columns + `
+)
+SELECT true, ` + columns + ` FROM upd
+UNION ALL
+SELECT false, ` + columns + ` FROM products WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM upd)`
+
+// Update replaces the fields of product id, bumping its version, if cond
+// holds. It returns ErrNotFound or ErrConflict.
+func (s *Store) Update(ctx context.Context, id uuid.UUID, in Input, cond Precondition) (Product, error) {
+	var p Product
+	err := s.inTx(ctx, "update", id, func(tx pgx.Tx) error {
+		s.count(opUpdate)
+		var updated bool
+		err := tx.QueryRow(ctx, updateSQL, id, in.Name, in.Description, in.PriceCents, versions(cond)).
+			Scan(&updated, &p.ID, &p.Name, &p.Description, &p.PriceCents, &p.Version, &p.CreatedAt, &p.UpdatedAt)
+		return writeOutcome(err, updated, cond)
+	})
+	return p, err
+}
+
+const deleteSQL = `WITH del AS (
+	DELETE FROM products WHERE id = $1 AND ($2::bigint[] IS NULL OR version = ANY($2))
+	RETURNING id
+)
+SELECT true FROM del
+UNION ALL
+SELECT false FROM products WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM del)`
+
+// Delete removes product id if cond holds. It returns ErrNotFound or
+// ErrConflict.
+func (s *Store) Delete(ctx context.Context, id uuid.UUID, cond Precondition) error {
+	return s.inTx(ctx, "delete", id, func(tx pgx.Tx) error {
+		s.count(opDelete)
+		var deleted bool
+		err := tx.QueryRow(ctx, deleteSQL, id, versions(cond)).Scan(&deleted)
+		return writeOutcome(err, deleted, cond)
+	})
+}
+
+// writeOutcome maps the result of a conditional write: no row at all is a
+// 404; a row that was not written is a 412 if there was a condition, and
+// otherwise (a concurrent delete won the race) a 404 too.
+func writeOutcome(err error, written bool, cond Precondition) error {
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return ErrNotFound
+	case err != nil:
+		return err
+	case written:
+		return nil
+	case cond != nil:
+		return ErrConflict
+	}
+	return ErrNotFound
+}
+
+func versions(cond Precondition) []int64 {
+	if cond == nil {
+		return nil
+	}
+	return append([]int64{}, cond...)
+}
+
+// inTx runs fn in a transaction and commits it. The beforeCommit hook runs
+// between the two, so tests can act while the write is not yet visible.
+func (s *Store) inTx(ctx context.Context, op string, id uuid.UUID, fn func(pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return dbError(op, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := fn(tx); err != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
+			return err
+		}
+		return dbError(op, err)
+	}
+	if s.beforeCommit != nil {
+		s.beforeCommit(op, id)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return dbError(op, err)
+	}
+	return nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return dbError("ping", s.pool.Ping(ctx))
+}
+
+// Count returns the number of products. It is for tests and operators and
+// is not counted in [Store.Queries].
+func (s *Store) Count(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, "SELECT count(*) FROM products").Scan(&n)
+	return n, dbError("count", err)
+}
