@@ -201,7 +201,7 @@ func (c *comparer) startStatic(ctx context.Context) (string, func(), error) {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	args := append(append([]string(nil), c.cfg.StaticCommand[1:]...),
-		"-addr", addr, "-product-file", product, "-list-file", list, "-etag", c.static.ETag)
+		"-addr", addr, "-product-file", product, "-list-file", list, "-etag", c.static.ETag, "-cache-status", c.static.CacheStatus)
 	p, err := startProcess(exec.Command(c.cfg.StaticCommand[0], args...), "http://"+addr, c.cfg.Cluster.Output)
 	if err != nil {
 		return "", nil, err

@@ -16,7 +16,11 @@ import (
 type StaticServer struct {
 	Product []byte // a product's JSON, as productsd sends it
 	ETag    string // sent with Product; may be empty
-	List    []byte // a list page; default {"items":[],"next_after":null}
+	// CacheStatus is sent with Product, so the ceiling writes the same
+	// header bytes as an L1 hit ("productsd-l1; hit") and the load
+	// generator does the same parsing work for both; may be empty.
+	CacheStatus string
+	List        []byte // a list page; default {"items":[],"next_after":null}
 }
 
 // ServeHTTP implements http.Handler.
@@ -47,6 +51,9 @@ func (s *StaticServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Type", "application/json")
 		if s.ETag != "" {
 			h.Set("ETag", s.ETag)
+		}
+		if s.CacheStatus != "" {
+			h.Set("Cache-Status", s.CacheStatus)
 		}
 		w.Write(s.Product)
 	default:
@@ -81,5 +88,6 @@ func FetchStatic(ctx context.Context, client *http.Client, base, id string) (*St
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: static: %w", err)
 	}
-	return &StaticServer{Product: product, ETag: hdr.Get("ETag"), List: list}, nil
+	// The ceiling is an L1 hit's bytes, whatever mode the copy came from.
+	return &StaticServer{Product: product, ETag: hdr.Get("ETag"), CacheStatus: "productsd-l1; hit", List: list}, nil
 }

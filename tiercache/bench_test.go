@@ -3,6 +3,7 @@ package tiercache
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -153,4 +154,32 @@ func BenchmarkGoRedisCache(b *testing.B) {
 
 func benchNamespace(b *testing.B) string {
 	return namespace(b, needRedis(b))
+}
+
+// BenchmarkInvalidationLag measures, on loopback, the time from the start of
+// an Invalidate on one replica to the eviction on another (the message
+// applied), and reports its median and 99th percentile.
+func BenchmarkInvalidationLag(b *testing.B) {
+	rdb := needRedis(b)
+	ns := namespace(b, rdb)
+	applied := make(chan time.Time, 1)
+	optB := Options{Namespace: ns}
+	optB.hooks.onMessage = func(string, []string) { applied <- time.Now() }
+	a := newCache(b, needRedis(b), Options{Namespace: ns})
+	other := newCache(b, needRedis(b), optB)
+	waitReady(b, a, other)
+	ctx := context.Background()
+	lags := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		if err := a.Invalidate(ctx, "product:1"); err != nil {
+			b.Fatal(err)
+		}
+		lags = append(lags, (<-applied).Sub(start))
+	}
+	b.StopTimer()
+	slices.Sort(lags)
+	b.ReportMetric(float64(lags[len(lags)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lags[len(lags)*99/100].Microseconds()), "p99-µs")
 }

@@ -167,6 +167,10 @@ func (l *l2) fill(key, lease string, raw []byte, ttl time.Duration) bool {
 		return err
 	})
 	if err != nil {
+		// The lease may still stand; free it so that other replicas'
+		// waiters need not sit out LeaseWait. Best effort: Redis may be
+		// the reason the fill failed.
+		l.release(key, lease)
 		return false
 	}
 	if n == 0 {

@@ -92,6 +92,20 @@ type clusterFlags struct {
 	binary, databaseURL, redisURL string
 	replicas                      int
 	freshDB, verbose              bool
+	env                           envFlag // added to every replica's environment
+}
+
+// envFlag collects repeated KEY=VALUE flags.
+type envFlag []string
+
+func (e *envFlag) String() string { return strings.Join(*e, ",") }
+
+func (e *envFlag) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	*e = append(*e, v)
+	return nil
 }
 
 func (c *clusterFlags) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -101,6 +115,7 @@ func (c *clusterFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&c.replicas, "replicas", 3, "productsd replicas")
 	fs.BoolVar(&c.freshDB, "fresh-db", true, "run against a new database, dropped at the end")
 	fs.BoolVar(&c.verbose, "v", false, "show productsd output")
+	fs.Var(&c.env, "replica-env", "KEY=VALUE added to every replica's environment, e.g. GOMAXPROCS=1 or CACHE_L1_TTL=5s (repeatable)")
 }
 
 // database returns the URL to use and a cleanup that drops the database
@@ -176,7 +191,7 @@ func demoCmd(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	cl, err := loadtest.StartCluster(ctx, loadtest.ClusterConfig{
 		Binary: c.binary, DatabaseURL: dbURL, RedisURL: c.redisURL, Mode: *mode,
-		Replicas: c.replicas, Namespace: ns, Output: c.output(stderr),
+		Replicas: c.replicas, Namespace: ns, Output: c.output(stderr), Env: c.env,
 	})
 	if err != nil {
 		return err
@@ -230,7 +245,7 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 	cfg := loadtest.CompareConfig{
 		NamespacePrefix: prefix,
 		Scenario:        *sc,
-		Cluster:         loadtest.ClusterConfig{Binary: c.binary, DatabaseURL: dbURL, RedisURL: c.redisURL, Output: c.output(stderr)},
+		Cluster:         loadtest.ClusterConfig{Binary: c.binary, DatabaseURL: dbURL, RedisURL: c.redisURL, Output: c.output(stderr), Env: c.env},
 		Targets:         targets,
 		Run:             f.runOptions(stderr),
 		Logf:            func(format string, args ...any) { fmt.Fprintf(stderr, "loadtest: "+format+"\n", args...) },
@@ -305,6 +320,7 @@ func staticCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	productFile := fs.String("product-file", "", "file with the product JSON to serve")
 	listFile := fs.String("list-file", "", "file with the list page JSON to serve")
 	etag := fs.String("etag", "", "ETag to send with the product")
+	cacheStatus := fs.String("cache-status", "", "Cache-Status to send with the product (productsd-l1; hit: the same bytes as an L1 hit)")
 	from := fs.String("from", "", "copy the bytes from this product URL instead (http://host/products/ID)")
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
@@ -312,6 +328,9 @@ func staticCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	srv, err := staticServer(ctx, *productFile, *listFile, *etag, *from)
 	if err != nil {
 		return err
+	}
+	if *cacheStatus != "" {
+		srv.CacheStatus = *cacheStatus
 	}
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
