@@ -3,6 +3,7 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -486,5 +487,39 @@ func TestOptionsValidation(t *testing.T) {
 	}
 	if _, err := New[int](nil, nil, Options{}); err == nil {
 		t.Fatal("tiered without a Redis client: got nil error")
+	}
+}
+
+// TestConcurrentWritesAreNoGap sends invalidations from many goroutines of
+// one replica at once: the other replica must see them in sequence, not take
+// overtaking messages for lost ones and flush its L1.
+func TestConcurrentWritesAreNoGap(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	got := make(chan struct{}, 1000)
+	optB := Options{Namespace: ns}
+	optB.hooks.onMessage = func(string, []string) { got <- struct{}{} }
+	a := newCache(t, needRedis(t), Options{Namespace: ns})
+	b := newCache(t, needRedis(t), optB)
+	waitReady(t, a, b)
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			if err := a.Invalidate(context.Background(), "k"+strconv.Itoa(i)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for range 200 {
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("not every message arrived")
+		}
+	}
+	if s := b.Stats(); s.Gaps != 0 || s.Flushes != 1 {
+		t.Fatalf("got %d gaps and %d flushes, want 0 and 1 (the one at subscription)", s.Gaps, s.Flushes)
 	}
 }

@@ -106,9 +106,16 @@ func (c *Cache[V]) applyLocal(keys []string, gens map[string]uint64) {
 	}
 }
 
+// publish sends one invalidation message. Publishes of one replica are
+// serialised: sequence numbers must reach subscribers in order, or a
+// receiver would take two concurrent writes overtaking each other on
+// different pooled connections for a lost message and flush its L1.
 func (c *Cache[V]) publish(ctx context.Context, keys []string, gens map[string]uint64) error {
+	c.bus.pubMu.Lock()
+	defer c.bus.pubMu.Unlock()
+	c.bus.seq++
 	msg := message{
-		V: messageVersion, Src: c.opt.ReplicaID, Seq: c.bus.seq.Add(1),
+		V: messageVersion, Src: c.opt.ReplicaID, Seq: c.bus.seq,
 		TS: time.Now().UnixMicro(), Keys: keys, Groups: gens,
 	}
 	payload, err := json.Marshal(msg)

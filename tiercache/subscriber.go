@@ -22,8 +22,9 @@ var errPingTimeout = errors.New("tiercache: subscription ping unanswered")
 // cached before or during the gap can be trusted (DESIGN §3.5, §3.6).
 type bus struct {
 	channel string
-	seq     atomic.Uint64 // this replica's message sequence
-	up      atomic.Bool   // subscription confirmed
+	pubMu   sync.Mutex  // serialises publishes, so sequence numbers arrive in order
+	seq     uint64      // guarded by pubMu: this replica's last message sequence
+	up      atomic.Bool // subscription confirmed
 	cancel  context.CancelFunc
 	ctx     context.Context
 
