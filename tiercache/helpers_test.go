@@ -2,41 +2,24 @@ package tiercache
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/productcache/internal/testenv"
 )
 
-// redisURL is where the shared test Redis listens (DESIGN §7).
-func redisURL() string {
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
-}
-
-// needRedis returns a client of the shared Redis, failing the test with a
-// clear message if it does not answer. It skips under -short.
+// needRedis returns a client of the shared Redis (REDIS_URL), failing the
+// test with a clear message if it does not answer; skipped with -short.
 func needRedis(t testing.TB) *redis.Client {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs Redis; skipped with -short")
-	}
-	opt, err := redis.ParseURL(redisURL())
-	if err != nil {
-		t.Fatalf("REDIS_URL %q: %v", redisURL(), err)
-	}
-	return dialRedis(t, opt)
+	return testenv.Redis(t)
 }
 
+// dialRedis connects to a test's own redis-server with fail-fast settings,
+// so fault tests see a dead server in milliseconds.
 func dialRedis(t testing.TB, opt *redis.Options) *redis.Client {
 	t.Helper()
 	opt.ContextTimeoutEnabled = true
@@ -50,27 +33,17 @@ func dialRedis(t testing.TB, opt *redis.Options) *redis.Client {
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
-		t.Fatalf("Redis at %s is not answering (set REDIS_URL, or use -short): %v", opt.Addr, err)
+		t.Fatalf("Redis at %s is not answering: %v", opt.Addr, err)
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
 }
 
-var nsCounter atomic.Int64
-
 // namespace returns a Namespace no other test uses, and removes its keys
 // when the test ends.
-func namespace(t testing.TB, rdb *redis.Client) string {
+func namespace(t testing.TB, _ *redis.Client) string {
 	t.Helper()
-	ns := fmt.Sprintf("tctest:%d:%d:%d", os.Getpid(), time.Now().UnixNano(), nsCounter.Add(1))
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, ns+":*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-	})
-	return ns
+	return testenv.Namespace(t)
 }
 
 // source is a versioned source of truth that counts its reads.
@@ -162,66 +135,23 @@ func mustGet(t testing.TB, c *Cache[int], key string, s *source) (int, Info) {
 	return v, info
 }
 
-// redisServer is a redis-server process of the test's own, on a free port,
-// so the test can kill and restart it.
-type redisServer struct {
-	t    testing.TB
-	port int
-	cmd  *exec.Cmd
-	done chan struct{}
-}
+// redisServer is a redis-server of the test's own, which it can kill and
+// restart.
+type redisServer struct{ *testenv.RedisServer }
 
-func startRedisServer(t testing.TB) *redisServer {
+func startRedisServer(t testing.TB) redisServer {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts redis-server; skipped with -short")
-	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatalf("redis-server is not installed (apt-get install redis-server): %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	s := &redisServer{t: t, port: port}
-	s.start()
-	t.Cleanup(s.stop)
-	return s
+	s := testenv.NewRedisServer(t)
+	s.Start()
+	return redisServer{s}
 }
 
-func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+func (s redisServer) addr() string { return s.Addr() }
+func (s redisServer) stop()        { s.Stop() }
+func (s redisServer) start()       { s.Start() }
 
-func (s *redisServer) start() {
-	s.t.Helper()
-	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "")
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
-	}
-	s.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
-	eventually(s.t, 5*time.Second, "redis-server answering on "+s.addr(), func() bool {
-		c, err := net.DialTimeout("tcp", s.addr(), 50*time.Millisecond)
-		if err == nil {
-			_ = c.Close()
-		}
-		return err == nil
-	})
-}
-
-func (s *redisServer) stop() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-	s.cmd = nil
-}
-
-func (s *redisServer) client(t testing.TB) *redis.Client {
-	return dialRedis(t, &redis.Options{Addr: s.addr()})
+func (s redisServer) client(t testing.TB) *redis.Client {
+	return dialRedis(t, &redis.Options{Addr: s.Addr()})
 }
 
 // fastOptions are options for fault tests: quick detection and retries.

@@ -2,8 +2,6 @@ package tiercacheprom
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,54 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tiercache/productcache/internal/testenv"
 	"github.com/tiercache/productcache/tiercache"
 )
-
-// needRedis returns a client of the shared test Redis (REDIS_URL, default
-// redis://127.0.0.1:6379/0), failing the test with a clear message if it does
-// not answer. It skips under -short.
-func needRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs Redis; skipped with -short")
-	}
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("REDIS_URL %q: %v", url, err)
-	}
-	opt.ContextTimeoutEnabled = true
-	opt.DialTimeout = 200 * time.Millisecond
-	opt.MaxRetries = -1
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Fatalf("Redis at %s is not answering (set REDIS_URL, or use -short): %v", opt.Addr, err)
-	}
-	return rdb
-}
-
-var nsCounter atomic.Int64
-
-// namespace returns a Namespace no other test uses and deletes its keys when
-// the test ends.
-func namespace(t *testing.T, rdb *redis.Client) string {
-	t.Helper()
-	ns := fmt.Sprintf("tcprom:%d:%d:%d", os.Getpid(), time.Now().UnixNano(), nsCounter.Add(1))
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, ns+":*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-	})
-	return ns
-}
 
 func newCache(t *testing.T, rdb *redis.Client, opt tiercache.Options) *tiercache.Cache[string] {
 	t.Helper()
@@ -96,8 +49,8 @@ func lagCount(s tiercache.Stats) uint64 {
 // real Redis: a miss, hits, and an invalidation from the other replica, whose
 // lag lands in the histogram.
 func TestCollectorWithRedis(t *testing.T) {
-	rdb := needRedis(t)
-	ns := namespace(t, rdb)
+	rdb := testenv.Redis(t)
+	ns := testenv.Namespace(t)
 	a := newCache(t, rdb, tiercache.Options{Namespace: ns, ReplicaID: "a"})
 	b := newCache(t, rdb, tiercache.Options{Namespace: ns, ReplicaID: "b"})
 	eventually(t, 5*time.Second, "both subscriptions confirmed", func() bool { return a.Ready() && b.Ready() })
