@@ -4,7 +4,7 @@ ADDR      ?= :8080
 TARGETS   ?=
 BENCHTIME ?= 1s
 
-.PHONY: run test test-short bench lint loadtest demo compare build
+.PHONY: run test test-short bench lint loadtest demo compare build soak
 
 build:
 	$(GO) build ./...
@@ -61,3 +61,10 @@ compare:
 	$(GO) build -o bin/productsd ./cmd/productsd
 	$(GO) build -o bin/loadtest ./cmd/loadtest
 	./bin/loadtest compare -productsd bin/productsd $(LOADTEST_FLAGS)
+
+## soak: 10 minutes of the default scenario on three tiered replicas, sampling
+## goroutines, heap and L1 size every 30s (SOAK_DURATION, SOAK_EVERY)
+soak:
+	$(GO) build -o bin/productsd ./cmd/productsd
+	$(GO) build -o bin/loadtest ./cmd/loadtest
+	scripts/soak.sh
