@@ -19,7 +19,7 @@ for _ in $(seq 1 120); do
 done
 [ -n "$urls" ] || { cat "$log"; echo "soak: replicas did not start"; exit 1; }
 echo "soak: $duration against $urls"
-printf '%-8s %-28s %10s %14s %10s\n' elapsed replica goroutines heap_bytes l1_entries
+printf '%-8s %-22s %10s %12s %8s %5s %6s %9s\n' elapsed replica goroutines heap_bytes l1 gaps breaks lag_max_ms
 start=$(date +%s)
 while kill -0 "$pid" 2>/dev/null; do
   for u in $urls; do
@@ -28,7 +28,10 @@ while kill -0 "$pid" 2>/dev/null; do
     g=$(awk '$1=="go_goroutines"{print $2}' <<<"$m")
     h=$(awk '$1=="go_memstats_heap_alloc_bytes"{printf "%d", $2}' <<<"$m")
     l=$(awk '$1 ~ /^tiercache_l1_entries/{print $2}' <<<"$m")
-    printf '%-8s %-28s %10s %14s %10s\n' "$(( $(date +%s) - start ))s" "${u#http://}" "$g" "$h" "$l"
+    gaps=$(awk '$1 ~ /^tiercache_gaps_total/{print $2}' <<<"$m")
+    br=$(awk '$1 ~ /^tiercache_subscription_breaks_total/{print $2}' <<<"$m")
+    lag=$(awk '$1 ~ /^tiercache_invalidation_lag_max_seconds/{printf "%.1f", $2*1000}' <<<"$m")
+    printf '%-8s %-22s %10s %12s %8s %5s %6s %9s\n' "$(( $(date +%s) - start ))s" "${u#http://}" "$g" "$h" "$l" "$gaps" "$br" "$lag"
   done
   sleep "$every"
 done
