@@ -523,3 +523,55 @@ func TestConcurrentWritesAreNoGap(t *testing.T) {
 		t.Fatalf("got %d gaps and %d flushes, want 0 and 1 (the one at subscription)", s.Gaps, s.Flushes)
 	}
 }
+
+// TestGroupsWithoutChannel covers the replicas no message reaches: in
+// ModeL2Only there is no channel, and a tiered replica whose subscription is
+// down misses messages. Both must still see another replica's group bump at
+// once, or they would read a stale page that L2 keeps for its TTL.
+func TestGroupsWithoutChannel(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	ctx := context.Background()
+	run := func(t *testing.T, a, b *Cache[int], src *source) {
+		t.Helper()
+		get := func(c *Cache[int]) int {
+			v, err := c.Get(ctx, "page", src.loader("page"), InGroup("list"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		get(a)
+		if v := get(b); v != 1 {
+			t.Fatalf("before the write: got %d, want 1", v)
+		}
+		src.set("page", 2)
+		if err := a.InvalidateGroup(ctx, "list"); err != nil {
+			t.Fatal(err)
+		}
+		if v := get(b); v != 2 {
+			t.Fatalf("right after the write: got %d, want 2", v)
+		}
+	}
+	t.Run("l2 only", func(t *testing.T) {
+		ns := namespace(t, rdb)
+		src := newSource()
+		src.set("page", 1)
+		a := newCache(t, needRedis(t), Options{Namespace: ns, Mode: ModeL2Only})
+		b := newCache(t, needRedis(t), Options{Namespace: ns, Mode: ModeL2Only})
+		run(t, a, b, src)
+	})
+	t.Run("channel down", func(t *testing.T) {
+		ns := namespace(t, rdb)
+		src := newSource()
+		src.set("page", 1)
+		hold := make(chan struct{})
+		defer close(hold)
+		optB := Options{Namespace: ns}
+		optB.hooks.beforeSubscribe = func() { <-hold } // b never subscribes
+		a := newCache(t, needRedis(t), Options{Namespace: ns})
+		b := newCache(t, needRedis(t), optB)
+		waitReady(t, a)
+		run(t, a, b, src)
+	})
+}

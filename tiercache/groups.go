@@ -29,8 +29,24 @@ func (c *Cache[V]) applyOptions(ctx context.Context, key string, opts []GetOptio
 	if o.group == "" {
 		return key
 	}
-	gen := c.groups.gen(ctx, o.group)
+	var gen uint64
+	if c.groupsFromRedis() {
+		gen = c.groups.fetch(ctx, o.group)
+	} else {
+		gen = c.groups.gen(ctx, o.group)
+	}
 	return o.group + "#" + strconv.FormatUint(gen, 10) + ":" + key
+}
+
+// groupsFromRedis reports whether group generations must be read from Redis
+// on every grouped read: without an invalidation channel (ModeL2Only), or
+// while it is down, no message would tell this replica of another's bump,
+// and a stale generation names a stale page that L2 keeps for its TTL.
+func (c *Cache[V]) groupsFromRedis() bool {
+	if c.l2 == nil {
+		return false
+	}
+	return c.bus == nil || !c.bus.up.Load()
 }
 
 // groups tracks this replica's view of each group's generation. A
@@ -67,6 +83,18 @@ func (g *groups) gen(ctx context.Context, name string) uint64 {
 		stored = gens[name]
 	}
 	return g.raise(name, stored)
+}
+
+// fetch reads the group's generation from Redis, raising the local one to
+// it; if Redis does not answer it falls back to the local one.
+func (g *groups) fetch(ctx context.Context, name string) uint64 {
+	gens, err := g.l2.groupGens(ctx, []string{name})
+	if err != nil {
+		g.mu.RLock()
+		defer g.mu.RUnlock()
+		return g.m[name]
+	}
+	return g.raise(name, gens[name])
 }
 
 // raise moves the group's generation to at least n and returns it.
