@@ -194,3 +194,68 @@ func TestFailedPublishIsRetried(t *testing.T) {
 		t.Fatal("no retry counted as succeeded")
 	}
 }
+
+// TestRetryQueueOverflow fills a writer's retry queue while Redis refuses its
+// deletes and publishes (an ACL): the keys that did not fit are not lost.
+// The writer bypasses L2 meanwhile, and once Redis accepts it again it
+// purges every value of the namespace and makes the other replica flush L1.
+func TestRetryQueueOverflow(t *testing.T) {
+	t.Parallel()
+	srv := startRedisServer(t)
+	admin := srv.client(t)
+	ctx := context.Background()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "writer", "on", "nopass", "~*", "&*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	wrdb := dialRedis(t, &redis.Options{Addr: srv.addr(), Username: "writer", Password: "any"})
+	src := newSource()
+	keys := []string{"k1", "k2", "k3"}
+	optA := fastOptions("overflow")
+	optA.RetryQueueSize = 2
+	got := make(chan bool, 10)
+	optB := fastOptions("overflow")
+	optB.hooks.onMessage = func(string, []string) { got <- true }
+	a := newCache(t, wrdb, optA)
+	b := newCache(t, srv.client(t), optB)
+	waitReady(t, a, b)
+	for _, k := range keys {
+		src.set(k, 1)
+		mustGet(t, a, k, src)
+		mustGet(t, b, k, src)
+	}
+	if err := admin.Do(ctx, "ACL", "SETUSER", "writer", "-del", "-publish", "-eval", "-evalsha").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		src.set(k, 2)
+		if err := a.Invalidate(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := a.Stats(); s.RetryDropped != 1 {
+		t.Fatalf("dropped: got %d, want 1 (queue of 2, 3 keys)", s.RetryDropped)
+	}
+	// L2 still holds version 1 of every key; the writer must not read it.
+	for _, k := range keys {
+		if v, info := mustGet(t, a, k, src); v != 2 || info.Source == SourceL2 {
+			t.Fatalf("writer %s during the outage: got %d from %v, want 2 not from L2", k, v, info.Source)
+		}
+	}
+	if err := admin.Do(ctx, "ACL", "SETUSER", "writer", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the purge's flush never arrived")
+	}
+	eventually(t, 5*time.Second, "overflow cleared", func() bool { return !a.retry.overflow.Load() })
+	for _, k := range keys {
+		if v, info := mustGet(t, b, k, src); v != 2 {
+			t.Fatalf("other replica %s after the purge: got %d from %v, want 2", k, v, info.Source)
+		}
+	}
+	if s := b.Stats(); s.Flushes < 2 {
+		t.Fatalf("other replica flushes: got %d, want the subscription's and the purge's", s.Flushes)
+	}
+}

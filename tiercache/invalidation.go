@@ -22,6 +22,10 @@ type message struct {
 	TS     int64             `json:"ts"`
 	Keys   []string          `json:"keys,omitempty"`
 	Groups map[string]uint64 `json:"groups,omitempty"`
+	// Flush tells receivers to drop their whole L1: the sender lost track
+	// of which keys it failed to invalidate (its retry queue overflowed)
+	// and purged L2 instead.
+	Flush bool `json:"flush,omitempty"`
 }
 
 const messageVersion = 1
@@ -111,13 +115,16 @@ func (c *Cache[V]) applyLocal(keys []string, gens map[string]uint64) {
 // receiver would take two concurrent writes overtaking each other on
 // different pooled connections for a lost message and flush its L1.
 func (c *Cache[V]) publish(ctx context.Context, keys []string, gens map[string]uint64) error {
+	return c.publishMessage(ctx, message{Keys: keys, Groups: gens})
+}
+
+// publishMessage stamps msg with the version, source, sequence and time,
+// and sends it.
+func (c *Cache[V]) publishMessage(ctx context.Context, msg message) error {
 	c.bus.pubMu.Lock()
 	defer c.bus.pubMu.Unlock()
 	c.bus.seq++
-	msg := message{
-		V: messageVersion, Src: c.opt.ReplicaID, Seq: c.bus.seq,
-		TS: time.Now().UnixMicro(), Keys: keys, Groups: gens,
-	}
+	msg.V, msg.Src, msg.Seq, msg.TS = messageVersion, c.opt.ReplicaID, c.bus.seq, time.Now().UnixMicro()
 	payload, err := json.Marshal(msg)
 	if err != nil {
 		return err
@@ -140,17 +147,27 @@ func (c *Cache[V]) publish(ctx context.Context, keys []string, gens map[string]u
 // by key and group, bounded by Options.RetryQueueSize. Until a key's retry
 // goes through, this replica neither reads it from L2 nor fills it there:
 // L2 may still hold the value the failed delete was meant to remove.
+//
+// When the queue is full the keys that do not fit are not remembered one by
+// one: the queue overflows, this replica stops using L2 altogether, and the
+// next successful retry purges every value of the namespace from L2 and
+// tells every replica to flush its L1. Nothing stale outlives the outage.
 type retryQueue struct {
-	size atomic.Int64 // len(keys)+len(groups), readable without mu
-	mu   sync.Mutex
-	seq  uint64            // guarded by mu: bumped on every queueing
-	keys map[string]uint64 // guarded by mu: key -> seq when last queued
+	size      atomic.Int64 // len(keys)+len(groups), readable without mu
+	overflow  atomic.Bool  // keys were dropped: purge L2 and flush everywhere
+	mu        sync.Mutex
+	overflows uint64            // guarded by mu: bumped at every overflow
+	seq       uint64            // guarded by mu: bumped on every queueing
+	keys      map[string]uint64 // guarded by mu: key -> seq when last queued
 	// groups maps a group to the generation its retry must reach.
 	groups map[string]uint64 // guarded by mu
 }
 
 // pending reports whether key waits for a retry.
 func (q *retryQueue) pending(key string) bool {
+	if q.overflow.Load() {
+		return true
+	}
 	if q.size.Load() == 0 {
 		return false
 	}
@@ -171,7 +188,10 @@ func (c *Cache[V]) queueRetry(keys []string, gens map[string]uint64) {
 	for _, k := range keys {
 		if _, ok := q.keys[k]; !ok && len(q.keys)+len(q.groups) >= c.opt.RetryQueueSize {
 			c.stats.retryDropped.Add(1)
-			c.opt.Logger.Error("tiercache: invalidation retry queue full, key dropped", "key", k)
+			if !q.overflow.Swap(true) {
+				c.opt.Logger.Error("tiercache: invalidation retry queue full: L2 bypassed until it can be purged")
+			}
+			q.overflows++
 			continue
 		}
 		q.keys[k] = q.seq
@@ -186,30 +206,36 @@ func (c *Cache[V]) queueRetry(keys []string, gens map[string]uint64) {
 
 // snapshotRetry copies what is queued; the entries stay queued (and their
 // keys stay out of L2) until doneRetry removes them after a success.
-func (c *Cache[V]) snapshotRetry() (map[string]uint64, map[string]uint64) {
+func (c *Cache[V]) snapshotRetry() (keys, gens map[string]uint64, overflows uint64) {
 	q := &c.retry
-	if q.size.Load() == 0 {
-		return nil, nil
+	if q.size.Load() == 0 && !q.overflow.Load() {
+		return nil, nil, 0
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	keys := make(map[string]uint64, len(q.keys))
+	keys = make(map[string]uint64, len(q.keys))
 	for k, s := range q.keys {
 		keys[k] = s
 	}
-	gens := make(map[string]uint64, len(q.groups))
+	gens = make(map[string]uint64, len(q.groups))
 	for g, n := range q.groups {
 		gens[g] = n
 	}
-	return keys, gens
+	if q.overflow.Load() {
+		overflows = q.overflows
+	}
+	return keys, gens, overflows
 }
 
 // doneRetry removes what a successful retry covered: entries queued again
 // since the snapshot stay, for their own retry.
-func (c *Cache[V]) doneRetry(keys, gens map[string]uint64) {
+func (c *Cache[V]) doneRetry(keys, gens map[string]uint64, overflows uint64) {
 	q := &c.retry
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if overflows != 0 && q.overflows == overflows {
+		q.overflow.Store(false)
+	}
 	for k, s := range keys {
 		if q.keys[k] == s {
 			delete(q.keys, k)
@@ -239,10 +265,11 @@ func (c *Cache[V]) retryLoop() {
 	}
 }
 
-// retryOnce sends what is queued; what fails stays queued.
+// retryOnce sends what is queued; what fails stays queued. After an
+// overflow it purges L2 and broadcasts a flush instead of naming keys.
 func (c *Cache[V]) retryOnce() {
-	keyMap, gens := c.snapshotRetry()
-	if len(keyMap)+len(gens) == 0 {
+	keyMap, gens, overflows := c.snapshotRetry()
+	if len(keyMap)+len(gens) == 0 && overflows == 0 {
 		return
 	}
 	keys := make([]string, 0, len(keyMap))
@@ -252,15 +279,18 @@ func (c *Cache[V]) retryOnce() {
 	ctx := context.Background()
 	c.stats.retries.Add(1)
 	got, err := c.l2.invalidate(ctx, keys, gens)
+	if err == nil && overflows != 0 {
+		err = c.l2.purge(ctx)
+	}
 	if err == nil {
 		c.applyLocal(nil, got)
 		if c.bus != nil {
-			err = c.publish(ctx, keys, got)
+			err = c.publishMessage(ctx, message{Keys: keys, Groups: got, Flush: overflows != 0})
 		}
 	}
 	if err != nil {
 		return
 	}
-	c.doneRetry(keyMap, gens)
+	c.doneRetry(keyMap, gens, overflows)
 	c.stats.retrySucceeded.Add(1)
 }

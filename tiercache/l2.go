@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -258,4 +259,60 @@ func (l *l2) groupGens(ctx context.Context, groups []string) (map[string]uint64,
 		return nil
 	})
 	return out, err
+}
+
+// purge deletes every value and lease of the namespace, on every master of
+// a Cluster. It is the recovery from a retry queue overflow, when which
+// keys are stale is no longer known: a SCAN, slow on a big Redis but rare.
+func (l *l2) purge(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	ns := globEscape(l.opt.Namespace)
+	one := func(ctx context.Context, c redis.UniversalClient) error {
+		for _, pattern := range []string{ns + ":v:*", ns + ":l:*"} {
+			iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+			var batch []string
+			for iter.Next(ctx) {
+				batch = append(batch, iter.Val())
+				if len(batch) == 500 {
+					if err := delEach(ctx, c, batch); err != nil {
+						return err
+					}
+					batch = batch[:0]
+				}
+			}
+			if err := iter.Err(); err != nil {
+				return err
+			}
+			if err := delEach(ctx, c, batch); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if cc, ok := l.rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return one(ctx, c) })
+	}
+	return one(ctx, l.rdb)
+}
+
+// delEach deletes keys one command each, pipelined: in a Cluster they may
+// sit in different slots.
+func delEach(ctx context.Context, c redis.UniversalClient, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Del(ctx, k)
+		}
+		return nil
+	})
+	return err
+}
+
+// globEscape escapes the SCAN MATCH metacharacters in s.
+func globEscape(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
+	return r.Replace(s)
 }

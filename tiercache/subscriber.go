@@ -213,6 +213,10 @@ func (c *Cache[V]) handleMessage(b *bus, payload string) {
 		c.stats.flushes.Add(1)
 	}
 	b.src[m.Src] = m.Seq
+	if m.Flush {
+		c.l1.flush()
+		c.stats.flushes.Add(1)
+	}
 	c.applyLocal(m.Keys, m.Groups)
 	c.stats.applied.Add(1)
 	if m.TS > 0 {
