@@ -122,17 +122,27 @@ func handleCreateProduct(logger *slog.Logger, svc *Service) http.Handler {
 	})
 }
 
+// targetOfWrite reads the {id} and the If-Match precondition of a PUT or
+// DELETE, answering 400 itself when either is malformed.
+func targetOfWrite(w http.ResponseWriter, r *http.Request) (uuid.UUID, Precondition, bool) {
+	id, err := parseID(r)
+	if err != nil {
+		writeProblem(w, http.StatusBadRequest, err.Error(), nil)
+		return uuid.Nil, nil, false
+	}
+	cond, err := precondition(r.Header.Get("If-Match"))
+	if err != nil {
+		writeProblem(w, http.StatusBadRequest, "malformed If-Match header, want an entity tag such as \"3\"", nil)
+		return uuid.Nil, nil, false
+	}
+	return id, cond, true
+}
+
 // handleUpdateProduct serves PUT /products/{id}.
 func handleUpdateProduct(logger *slog.Logger, svc *Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := parseID(r)
-		if err != nil {
-			writeProblem(w, http.StatusBadRequest, err.Error(), nil)
-			return
-		}
-		cond, err := precondition(r.Header.Get("If-Match"))
-		if err != nil {
-			writeProblem(w, http.StatusBadRequest, "malformed If-Match header, want an entity tag such as \"3\"", nil)
+		id, cond, ok := targetOfWrite(w, r)
+		if !ok {
 			return
 		}
 		in, ok := readInput(w, r)
@@ -151,14 +161,8 @@ func handleUpdateProduct(logger *slog.Logger, svc *Service) http.Handler {
 // handleDeleteProduct serves DELETE /products/{id}.
 func handleDeleteProduct(logger *slog.Logger, svc *Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := parseID(r)
-		if err != nil {
-			writeProblem(w, http.StatusBadRequest, err.Error(), nil)
-			return
-		}
-		cond, err := precondition(r.Header.Get("If-Match"))
-		if err != nil {
-			writeProblem(w, http.StatusBadRequest, "malformed If-Match header, want an entity tag such as \"3\"", nil)
+		id, cond, ok := targetOfWrite(w, r)
+		if !ok {
 			return
 		}
 		if err := svc.Delete(r.Context(), id, cond); err != nil {
