@@ -170,7 +170,8 @@ func TestRandomizedConsistency(t *testing.T) {
 func TestCloseLeavesNoGoroutines(t *testing.T) {
 	rdb := needRedis(t)
 	ns := namespace(t, rdb)
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
+		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"))
 	for _, opt := range []Options{{Namespace: ns}, {Namespace: ns, Mode: ModeL2Only}, {Mode: ModeL1Only}} {
 		c, err := New[int](rdb, nil, opt)
 		if err != nil {
