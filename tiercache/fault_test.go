@@ -91,13 +91,14 @@ func TestRedisRestart(t *testing.T) {
 	srv := startRedisServer(t)
 	src := newSource()
 	src.set("k", 1)
-	var ups [2]chan struct{}
+	var ups, downs [2]chan struct{}
 	var cs [2]*Cache[int]
 	for i := range cs {
 		opt := fastOptions("restart")
-		var up func()
+		var up, down func()
 		up, ups[i] = signal()
-		opt.hooks.channelUp = up
+		down, downs[i] = signal()
+		opt.hooks.channelUp, opt.hooks.channelDown = up, down
 		cs[i] = newCache(t, srv.client(t), opt)
 		waitSignal(t, ups[i], "first subscription")
 	}
@@ -106,6 +107,10 @@ func TestRedisRestart(t *testing.T) {
 	mustGet(t, b, "k", src)
 
 	srv.stop()
+	// Until a replica notices the dead connection (milliseconds) it still
+	// serves L1; that window is the invalidation lag, tested elsewhere.
+	waitSignal(t, downs[0], "a notices Redis is gone")
+	waitSignal(t, downs[1], "b notices Redis is gone")
 	src.set("k", 2) // a write while Redis is away: nobody can be told
 	if err := a.Invalidate(context.Background(), "k"); err != nil {
 		t.Fatal(err)
@@ -116,7 +121,7 @@ func TestRedisRestart(t *testing.T) {
 		if err != nil {
 			t.Fatalf("read %d with Redis down: %v", i, err)
 		}
-		if i > 0 && v != 2 {
+		if v != 2 {
 			t.Fatalf("read %d with Redis down: got %d, want 2", i, v)
 		}
 	}
