@@ -125,7 +125,6 @@ func New[V any](rdb redis.UniversalClient, codec Codec[V], opt Options) (*Cache[
 		}()
 	case c.l1 != nil:
 		c.l1.enable(true)
-		c.stats.subscribed.Store(1)
 	}
 	if c.l2 != nil {
 		c.wg.Add(1)
@@ -232,9 +231,6 @@ func (c *Cache[V]) fill(key string, load LoadFunc[V]) (fillResult[V], error) {
 		return res, err
 	}
 	neg := err != nil
-	if c.opt.hooks.afterLoad != nil {
-		c.opt.hooks.afterLoad(key)
-	}
 	res.val, res.info.Source, res.info.Negative = val, SourceLoader, neg
 	if lease != "" {
 		res.info.L2Stored = c.storeL2(key, lease, val, neg)

@@ -73,20 +73,15 @@ func (g *groups) gen(ctx context.Context, name string) uint64 {
 	if ok {
 		return n
 	}
-	var stored uint64
-	if g.l2 != nil {
-		gens, err := g.l2.groupGens(ctx, []string{name})
-		if err != nil {
-			// Unknown: do not remember 0, ask again next time.
-			return 0
-		}
-		stored = gens[name]
+	if g.l2 == nil {
+		return g.raise(name, 0)
 	}
-	return g.raise(name, stored)
+	return g.fetch(ctx, name)
 }
 
 // fetch reads the group's generation from Redis, raising the local one to
-// it; if Redis does not answer it falls back to the local one.
+// it; if Redis does not answer it falls back to the local one (0 for a group
+// never seen, which is not remembered: the next read asks again).
 func (g *groups) fetch(ctx context.Context, name string) uint64 {
 	gens, err := g.l2.groupGens(ctx, []string{name})
 	if err != nil {

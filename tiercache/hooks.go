@@ -5,7 +5,6 @@ package tiercache
 // outside tests.
 type hooks struct {
 	afterL2Read     func(key string) // a fill read L2, before its L1 install
-	afterLoad       func(key string) // a fill ran the loader, before its fills
 	afterL2Delete   func()           // an invalidation deleted in L2, before L1
 	beforeSubscribe func()           // the subscriber is about to (re)subscribe
 	channelUp       func()           // the subscription was confirmed

@@ -22,7 +22,6 @@ type stats struct {
 	invalidations, published, publishFailures, received, applied atomic.Uint64
 	ownSkipped, malformed, gaps, flushes, subscribes             atomic.Uint64
 	subscriptionBreaks, retries, retrySucceeded, retryDropped    atomic.Uint64
-	subscribed                                                   atomic.Int64
 	lag                                                          histogram
 }
 
@@ -112,7 +111,7 @@ func (c *Cache[V]) Stats() Stats {
 		Received: s.received.Load(), Applied: s.applied.Load(), OwnSkipped: s.ownSkipped.Load(),
 		Malformed: s.malformed.Load(), Gaps: s.gaps.Load(), Flushes: s.flushes.Load(),
 		Subscribes: s.subscribes.Load(), SubscriptionBreaks: s.subscriptionBreaks.Load(),
-		Subscribed: s.subscribed.Load() == 1, Retries: s.retries.Load(), RetrySucceeded: s.retrySucceeded.Load(),
+		Subscribed: c.Ready(), Retries: s.retries.Load(), RetrySucceeded: s.retrySucceeded.Load(),
 		RetryDropped: s.retryDropped.Load(), RetryQueued: c.retry.size.Load(),
 		L1Len: c.Len(), L1MaxAge: c.opt.L1TTL,
 		LagSum: time.Duration(s.lag.sum.Load()), LagMax: time.Duration(s.lag.max.Load()),

@@ -157,8 +157,7 @@ func isTimeout(err error) bool {
 // (anything filled before this point may have missed a message), catch up on
 // group generations, and only then let L1 serve.
 func (c *Cache[V]) channelUp() {
-	c.l1.flush()
-	c.stats.flushes.Add(1)
+	c.flushL1()
 	ctx, cancel := context.WithTimeout(context.Background(), c.opt.L2Timeout*5)
 	err := c.groups.refresh(ctx)
 	cancel()
@@ -167,7 +166,6 @@ func (c *Cache[V]) channelUp() {
 	}
 	c.bus.up.Store(true)
 	c.l1.enable(true)
-	c.stats.subscribed.Store(1)
 	c.stats.subscribes.Add(1)
 	c.opt.Logger.Info("tiercache: invalidation channel up", "channel", c.bus.channel)
 	if c.opt.hooks.channelUp != nil {
@@ -180,9 +178,7 @@ func (c *Cache[V]) channelUp() {
 func (c *Cache[V]) channelDown(err error) {
 	wasUp := c.bus.up.Swap(false)
 	c.l1.enable(false)
-	c.l1.flush()
-	c.stats.subscribed.Store(0)
-	c.stats.flushes.Add(1)
+	c.flushL1()
 	if wasUp {
 		c.stats.subscriptionBreaks.Add(1)
 		c.opt.Logger.Warn("tiercache: invalidation channel down, L1 bypassed", "err", err)
@@ -209,13 +205,11 @@ func (c *Cache[V]) handleMessage(b *bus, payload string) {
 	}
 	if last, ok := b.src[m.Src]; ok && m.Seq > last+1 {
 		c.stats.gaps.Add(1)
-		c.l1.flush()
-		c.stats.flushes.Add(1)
+		c.flushL1()
 	}
 	b.src[m.Src] = m.Seq
 	if m.Flush {
-		c.l1.flush()
-		c.stats.flushes.Add(1)
+		c.flushL1()
 	}
 	c.applyLocal(m.Keys, m.Groups)
 	c.stats.applied.Add(1)
@@ -225,4 +219,10 @@ func (c *Cache[V]) handleMessage(b *bus, payload string) {
 	if c.opt.hooks.onMessage != nil {
 		c.opt.hooks.onMessage(m.Src, m.Keys)
 	}
+}
+
+// flushL1 drops every L1 entry and fences every fill in flight, and counts it.
+func (c *Cache[V]) flushL1() {
+	c.l1.flush()
+	c.stats.flushes.Add(1)
 }
