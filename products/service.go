@@ -236,6 +236,8 @@ func (s *Service) invalidate(ctx context.Context, id uuid.UUID) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := s.cache.InvalidateGroup(ctx, ListGroup, ProductKey(id)); err != nil {
-		s.log.Error("products: invalidation failed", "id", id, "err", err)
+		// ErrDeferred: reads here see the write; the cache retries the
+		// Redis part.
+		s.log.Warn("products: invalidation deferred", "id", id, "err", err)
 	}
 }

@@ -21,6 +21,14 @@ var (
 	ErrNotFound = errors.New("tiercache: not found")
 	// ErrClosed is returned by every call on a closed [Cache].
 	ErrClosed = errors.New("tiercache: closed")
+	// ErrDeferred is returned (wrapped) by [Cache.Invalidate] and
+	// [Cache.InvalidateGroup] when the local part of an invalidation is done
+	// but Redis did not take the delete or the publish: the rest is queued
+	// and retried by this replica. A caller that keeps a durable record of
+	// its invalidations (an outbox) keeps the record pending until a call
+	// returns nil, and may replay it on any replica: invalidations are
+	// idempotent.
+	ErrDeferred = errors.New("tiercache: invalidation deferred")
 )
 
 // LoadFunc loads the value of one key from the source of truth. It runs

@@ -2,6 +2,7 @@ package tiercache
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -112,8 +113,8 @@ func TestRedisRestart(t *testing.T) {
 	waitSignal(t, downs[0], "a notices Redis is gone")
 	waitSignal(t, downs[1], "b notices Redis is gone")
 	src.set("k", 2) // a write while Redis is away: nobody can be told
-	if err := a.Invalidate(context.Background(), "k"); err != nil {
-		t.Fatal(err)
+	if err := a.Invalidate(context.Background(), "k"); !errors.Is(err, ErrDeferred) {
+		t.Fatalf("invalidate with Redis down: got %v, want ErrDeferred", err)
 	}
 	start := time.Now()
 	for i := range 50 {
@@ -172,8 +173,8 @@ func TestFailedPublishIsRetried(t *testing.T) {
 	mustGet(t, b, "k", src)
 
 	src.set("k", 2)
-	if err := a.Invalidate(ctx, "k"); err != nil {
-		t.Fatal(err)
+	if err := a.Invalidate(ctx, "k"); !errors.Is(err, ErrDeferred) {
+		t.Fatalf("invalidate with PUBLISH denied: got %v, want ErrDeferred", err)
 	}
 	if s := a.Stats(); s.PublishFailures == 0 || s.RetryQueued != 1 {
 		t.Fatalf("got %d publish failures, %d queued, want >0 and 1", s.PublishFailures, s.RetryQueued)
@@ -233,8 +234,8 @@ func TestRetryQueueOverflow(t *testing.T) {
 	}
 	for _, k := range keys {
 		src.set(k, 2)
-		if err := a.Invalidate(ctx, k); err != nil {
-			t.Fatal(err)
+		if err := a.Invalidate(ctx, k); !errors.Is(err, ErrDeferred) {
+			t.Fatalf("invalidate with DEL denied: got %v, want ErrDeferred", err)
 		}
 	}
 	if s := a.Stats(); s.RetryDropped != 1 {

@@ -3,6 +3,7 @@ package tiercache
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,9 +34,11 @@ const messageVersion = 1
 // Invalidate removes keys from every tier of every replica. Call it after the
 // change to the source of truth has committed, never before (DESIGN §3.1).
 // When it returns, reads through this replica see the change; other replicas
-// drop their copies when the broadcast reaches them. If Redis cannot be
-// reached the work is queued and retried, and Invalidate still returns nil:
-// the local part is done and the rest will follow.
+// drop their copies when the broadcast reaches them. It returns nil when
+// Redis took both the delete and the publish. If Redis cannot be reached the
+// work is queued and retried, and Invalidate returns an error wrapping
+// [ErrDeferred]: the local part is done and the rest will follow, unless
+// this process dies first.
 func (c *Cache[V]) Invalidate(ctx context.Context, keys ...string) error {
 	return c.invalidate(ctx, keys, nil)
 }
@@ -76,11 +79,12 @@ func (c *Cache[V]) invalidate(ctx context.Context, keys, groupNames []string) er
 	c.applyLocal(keys, gens)
 	if !l2ok {
 		c.queueRetry(keys, gens)
-		return nil
+		return fmt.Errorf("%w: redis delete failed", ErrDeferred)
 	}
 	if c.bus != nil {
 		if err := c.publish(ctx, keys, gens); err != nil {
 			c.queueRetry(keys, gens)
+			return fmt.Errorf("%w: publish failed", ErrDeferred)
 		}
 	}
 	return nil

@@ -96,10 +96,20 @@ type Options struct {
 	// probe through. Default 1s.
 	BreakerCooldown time.Duration
 
-	// PingInterval is how often the subscriber pings Redis when no message
-	// arrives; a ping unanswered for another interval counts as a broken
-	// subscription. Default 1s.
+	// PingInterval is how long a ping on the subscription may stay
+	// unanswered before the subscription counts as broken (and L1 is
+	// flushed). Default 1s.
 	PingInterval time.Duration
+	// FreshnessInterval is how often the subscriber sends PING on the
+	// subscription connection to prove that this replica has applied every
+	// invalidation published before the ping (DESIGN §3.13). Default 5ms.
+	FreshnessInterval time.Duration
+	// StalenessBound is how far behind the invalidation stream L1 may be:
+	// while the newest answered ping was sent longer ago than this, L1 is
+	// bypassed (not flushed), group generations are read from Redis, and no
+	// read joins a load that began longer ago than this. Default 25ms; it
+	// must exceed FreshnessInterval.
+	StalenessBound time.Duration
 	// ReconnectBackoff is the longest wait between subscription attempts.
 	// Default 1s.
 	ReconnectBackoff time.Duration
@@ -146,6 +156,8 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.LeasePoll, 5*time.Millisecond)
 	def(&o.BreakerCooldown, time.Second)
 	def(&o.PingInterval, time.Second)
+	def(&o.FreshnessInterval, 5*time.Millisecond)
+	def(&o.StalenessBound, 25*time.Millisecond)
 	def(&o.ReconnectBackoff, time.Second)
 	def(&o.RetryInterval, 100*time.Millisecond)
 	if o.Jitter == 0 {
@@ -175,6 +187,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("%w: Jitter %v must be below 1", errOptions, o.Jitter)
 	case o.BreakerThreshold < 0 || o.RetryQueueSize < 0:
 		return fmt.Errorf("%w: negative BreakerThreshold or RetryQueueSize", errOptions)
+	case o.StalenessBound <= o.FreshnessInterval && o.StalenessBound > 0:
+		return fmt.Errorf("%w: StalenessBound %v must exceed FreshnessInterval %v", errOptions, o.StalenessBound, o.FreshnessInterval)
 	case o.Mode == ModeTiered && o.L1TTL > o.L2TTL:
 		return fmt.Errorf("%w: L1TTL %v exceeds L2TTL %v", errOptions, o.L1TTL, o.L2TTL)
 	}
@@ -182,7 +196,8 @@ func (o Options) validate() error {
 		"L1TTL": o.L1TTL, "L2TTL": o.L2TTL, "NegativeTTL": o.NegativeTTL,
 		"L2Timeout": o.L2Timeout, "WriteTimeout": o.WriteTimeout, "LoadTimeout": o.LoadTimeout, "LeaseTTL": o.LeaseTTL,
 		"LeaseWait": o.LeaseWait, "LeasePoll": o.LeasePoll, "BreakerCooldown": o.BreakerCooldown,
-		"PingInterval": o.PingInterval, "ReconnectBackoff": o.ReconnectBackoff, "RetryInterval": o.RetryInterval,
+		"PingInterval": o.PingInterval, "FreshnessInterval": o.FreshnessInterval, "StalenessBound": o.StalenessBound,
+		"ReconnectBackoff": o.ReconnectBackoff, "RetryInterval": o.RetryInterval,
 	} {
 		if d < 0 {
 			return fmt.Errorf("%w: %s %v is negative", errOptions, name, d)

@@ -33,6 +33,13 @@ type config struct {
 	logLevel    slog.Level
 	shutdown    time.Duration
 
+	stalenessBound time.Duration // CACHE_STALENESS_BOUND: tiercache Options.StalenessBound
+	redisMode      string        // REDIS_MODE: single, cluster or sentinel
+	redisCAFile    string        // REDIS_CA_FILE: PEM bundle trusted for rediss:// (empty: system roots)
+	shutdownDelay  time.Duration // SHUTDOWN_DELAY: serve this long after SIGTERM with /readyz 503
+	outboxSweep    time.Duration // OUTBOX_SWEEP_INTERVAL: how often the outbox sweeper runs
+	outboxGrace    time.Duration // OUTBOX_GRACE: age at which a pending outbox row is re-sent
+
 	pool  *pgxpool.Config // parsed DATABASE_URL
 	redis *redis.Options  // parsed REDIS_URL; nil when the mode needs no Redis
 }
@@ -57,6 +64,12 @@ func settings() []*setting {
 		{env: "REPLICA_ID", flag: "replica-id", def: "", usage: "this replica's name in messages and metrics (default hostname-pid)"},
 		{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error"},
 		{env: "SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "10s", usage: "how long a graceful shutdown may take"},
+		{env: "CACHE_STALENESS_BOUND", flag: "cache-staleness-bound", def: "25ms", usage: "how far behind the invalidation stream L1 may be before it is bypassed"},
+		{env: "REDIS_MODE", flag: "redis-mode", def: "single", usage: "single (REDIS_URL as one node), cluster or sentinel"},
+		{env: "REDIS_CA_FILE", flag: "redis-ca-file", def: "", usage: "PEM file of the CA that signed Redis's TLS certificate (rediss://); default the system roots"},
+		{env: "SHUTDOWN_DELAY", flag: "shutdown-delay", def: "0s", usage: "after SIGTERM, keep serving this long with /readyz answering 503, then shut down"},
+		{env: "OUTBOX_SWEEP_INTERVAL", flag: "outbox-sweep-interval", def: "500ms", usage: "how often each replica re-sends invalidations its writers could not deliver"},
+		{env: "OUTBOX_GRACE", flag: "outbox-grace", def: "1s", usage: "age at which an undelivered invalidation is re-sent by the sweeper"},
 	}
 }
 
@@ -121,6 +134,20 @@ func resolve(v map[string]string) (config, error) {
 	check(err)
 	c.shutdown, err = positiveDuration("SHUTDOWN_TIMEOUT", v["SHUTDOWN_TIMEOUT"])
 	check(err)
+	c.stalenessBound, err = positiveDuration("CACHE_STALENESS_BOUND", v["CACHE_STALENESS_BOUND"])
+	check(err)
+	c.shutdownDelay, err = nonNegativeDuration("SHUTDOWN_DELAY", v["SHUTDOWN_DELAY"])
+	check(err)
+	c.outboxSweep, err = positiveDuration("OUTBOX_SWEEP_INTERVAL", v["OUTBOX_SWEEP_INTERVAL"])
+	check(err)
+	c.outboxGrace, err = positiveDuration("OUTBOX_GRACE", v["OUTBOX_GRACE"])
+	check(err)
+	c.redisMode, c.redisCAFile = v["REDIS_MODE"], v["REDIS_CA_FILE"]
+	switch c.redisMode {
+	case "single", "cluster", "sentinel":
+	default:
+		check(fmt.Errorf("REDIS_MODE: invalid mode %q, want single, cluster or sentinel", c.redisMode))
+	}
 	if c.mode == "tiered" && c.l1TTL > 0 && c.l2TTL > 0 && c.l1TTL > c.l2TTL {
 		check(fmt.Errorf("CACHE_L1_TTL: %v exceeds CACHE_L2_TTL %v", c.l1TTL, c.l2TTL))
 	}
@@ -157,6 +184,17 @@ func positiveInt(name, s string) (int, error) {
 		return 0, fmt.Errorf("%s: %d, want at least 1", name, n)
 	}
 	return n, nil
+}
+
+func nonNegativeDuration(name, s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: invalid duration %q", name, s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%s: %v, want zero or a positive duration", name, d)
+	}
+	return d, nil
 }
 
 func positiveDuration(name, s string) (time.Duration, error) {

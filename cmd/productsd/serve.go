@@ -50,15 +50,16 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 			rdb = d.rdb
 		}
 		d.cache, err = tiercache.New[products.Entry](rdb, products.EntryCodec{}, tiercache.Options{
-			Namespace:   cfg.namespace,
-			ReplicaID:   cfg.replicaID,
-			Mode:        mode,
-			Standalone:  mode == tiercache.ModeL1Only,
-			L1Size:      cfg.l1Size,
-			L1TTL:       cfg.l1TTL,
-			L2TTL:       cfg.l2TTL,
-			NegativeTTL: cfg.negativeTTL,
-			Logger:      logger,
+			Namespace:      cfg.namespace,
+			ReplicaID:      cfg.replicaID,
+			Mode:           mode,
+			Standalone:     mode == tiercache.ModeL1Only,
+			L1Size:         cfg.l1Size,
+			L1TTL:          cfg.l1TTL,
+			L2TTL:          cfg.l2TTL,
+			NegativeTTL:    cfg.negativeTTL,
+			StalenessBound: cfg.stalenessBound,
+			Logger:         logger,
 		})
 		if err != nil {
 			d.close()
