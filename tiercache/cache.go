@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/sync/singleflight"
 )
 
 // Sentinel errors.
@@ -79,16 +79,22 @@ type Cache[V any] struct {
 
 	l1     *l1[V] // nil in ModeL2Only
 	l2     *l2    // nil in ModeL1Only
-	sf     singleflight.Group
+	flight flight[fillResult[V]]
 	groups groups
 	bus    *bus // nil unless ModeTiered and not Standalone
 	stats  stats
 	retry  retryQueue
+	warn   rateLimitedLog
 
-	clock  atomic.Int64 // coarse unix nanoseconds, see tick
-	closed atomic.Bool
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	base time.Time // the origin of the clock, see clockNow
+
+	// closeMu is held shared by every Invalidate and exclusively by Close,
+	// so that Close's last retry pass sees every invalidation that was
+	// under way when it was called.
+	closeMu sync.RWMutex
+	closed  atomic.Bool
+	stop    chan struct{}
+	wg      sync.WaitGroup
 }
 
 // New returns a Cache that uses rdb (owned by the caller, who closes it after
@@ -107,8 +113,8 @@ func New[V any](rdb redis.UniversalClient, codec Codec[V], opt Options) (*Cache[
 	if codec == nil {
 		codec = JSONCodec[V]{}
 	}
-	c := &Cache[V]{opt: opt, codec: codec, stop: make(chan struct{})}
-	c.clock.Store(time.Now().UnixNano())
+	c := &Cache[V]{opt: opt, codec: codec, stop: make(chan struct{}), base: time.Now()}
+	c.warn.init(c.opt.Logger, time.Second)
 	c.stats.init()
 	if opt.Mode != ModeL1Only {
 		c.rdb = rdb
@@ -121,16 +127,10 @@ func New[V any](rdb redis.UniversalClient, codec Codec[V], opt Options) (*Cache[
 		}
 	}
 	c.groups.init(c.l2)
-	c.wg.Add(1)
-	go c.tick()
 	switch {
 	case opt.Mode == ModeTiered && !opt.Standalone:
 		c.bus = newBus(c)
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.bus.run()
-		}()
+		c.bus.start(&c.wg)
 	case c.l1 != nil:
 		c.l1.enable(true)
 	}
@@ -155,11 +155,13 @@ func (c *Cache[V]) GetInfo(ctx context.Context, key string, load LoadFunc[V], op
 	if c.closed.Load() {
 		return zero, Info{}, ErrClosed
 	}
+	now := c.clockNow()
+	var p plan
 	if len(opts) > 0 {
-		key = c.applyOptions(ctx, key, opts)
+		key, p = c.applyOptions(ctx, key, now, opts)
 	}
-	if c.l1 != nil && c.l1.usable() {
-		if e, ok := c.l1.get(key, c.now()); ok {
+	if c.l1 != nil && !p.skipL1 && c.l1Serves(now) {
+		if e, ok := c.l1.get(key, now); ok {
 			c.stats.l1Hits.Add(1)
 			if e.neg {
 				return zero, Info{Source: SourceL1, Negative: true}, ErrNotFound
@@ -168,7 +170,43 @@ func (c *Cache[V]) GetInfo(ctx context.Context, key string, load LoadFunc[V], op
 		}
 		c.stats.l1Misses.Add(1)
 	}
-	return c.miss(ctx, key, load)
+	return c.miss(ctx, key, load, now, p)
+}
+
+// plan says which tiers one read may use.
+type plan struct {
+	skipL1, skipL2 bool
+	grouped        bool // the key is a page of a group: its own L2 TTL
+}
+
+// l1Serves reports whether L1 may answer a read that began at now: the
+// invalidation channel is confirmed and, on a replica that has one, this
+// replica has proved within StalenessBound that it applied every
+// invalidation published before (DESIGN §3.13). A lapse bypasses L1 without
+// flushing it: the messages it is behind on arrive in order and evict what
+// they must before the proof comes back.
+func (c *Cache[V]) l1Serves(now int64) bool {
+	if !c.l1.usable() {
+		c.stats.bypassDown.Add(1)
+		return false
+	}
+	if c.bus != nil && !c.bus.fresh(now) {
+		c.stats.bypassStale.Add(1)
+		c.bus.noteLapse(now)
+		return false
+	}
+	return true
+}
+
+// caughtUp reports whether every invalidation acknowledged more than
+// StalenessBound before now has been applied here, so that in-memory state
+// (loads in flight, group generations) may be trusted. Without a channel it
+// holds only for a cache no other replica writes to.
+func (c *Cache[V]) caughtUp(now int64) bool {
+	if c.bus == nil {
+		return c.l2 == nil || c.opt.Standalone
+	}
+	return c.bus.up.Load() && c.bus.fresh(now)
 }
 
 type fillResult[V any] struct {
@@ -176,90 +214,127 @@ type fillResult[V any] struct {
 	info Info
 }
 
-// miss collapses concurrent misses of key in this replica into one fill.
-func (c *Cache[V]) miss(ctx context.Context, key string, load LoadFunc[V]) (V, Info, error) {
+// miss collapses concurrent misses of key in this replica into one fill. A
+// read joins a fill in flight only if this replica is caught up (then every
+// invalidation that could make that fill's result stale has already made it
+// unjoinable) or the fill began within StalenessBound before the read.
+func (c *Cache[V]) miss(ctx context.Context, key string, load LoadFunc[V], now int64, p plan) (V, Info, error) {
 	var zero V
-	led := false
-	ch := c.sf.DoChan(key, func() (any, error) {
-		led = true
-		r, err := c.fill(key, load)
-		return r, err
-	})
-	select {
-	case r := <-ch:
-		fr, _ := r.Val.(fillResult[V])
-		fr.info.Collapsed = !led
-		if !led {
-			c.stats.collapsed.Add(1)
-		}
-		if r.Err != nil {
-			if errors.Is(r.Err, ErrNotFound) {
-				return zero, fr.info, ErrNotFound
-			}
-			return zero, fr.info, r.Err
-		}
-		return fr.val, fr.info, nil
-	case <-ctx.Done():
-		return zero, Info{}, ctx.Err()
+	notBefore := int64(math.MinInt64)
+	if !c.caughtUp(now) {
+		notBefore = now - int64(c.opt.StalenessBound)
 	}
+	fr, err, shared := c.flight.do(ctx, key, now, notBefore, func() (fillResult[V], error, func() (fillResult[V], error)) {
+		return c.fill(key, load, p)
+	})
+	fr.info.Collapsed = shared
+	if shared {
+		c.stats.collapsed.Add(1)
+	}
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return zero, fr.info, ErrNotFound
+		}
+		return zero, fr.info, err
+	}
+	return fr.val, fr.info, nil
 }
 
 // fill reads L2 and then the loader, and installs what it found. It runs
-// once per key per replica at a time, detached from the callers' contexts.
+// once per key per replica at a time, detached from the callers' contexts:
+// the L2 read on the leader's goroutine, the rest (lease wait and load) on
+// one of its own, see [flight.do].
 //
 // The L1 fence token is taken before anything is read: an invalidation of
 // key that arrives while the fill is under way, whether it is a write that
 // raced the L2 read or the database read, bumps the key's generation, and
 // install then refuses the value (DESIGN §3.3). The L2 write is guarded by
-// the lease token instead, which the writer's delete removes (§3.4).
-func (c *Cache[V]) fill(key string, load LoadFunc[V]) (fillResult[V], error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.opt.LoadTimeout)
-	defer cancel()
-	var res fillResult[V]
+// the lease token instead, which the writer's delete removes (§3.4). A key
+// waiting for a retried invalidation is kept out of L2: the failed delete
+// may have left the old value there.
+func (c *Cache[V]) fill(key string, load LoadFunc[V], p plan) (fillResult[V], error, func() (fillResult[V], error)) {
 	var tok fenceToken
-	if c.l1 != nil {
+	if c.l1 != nil && !p.skipL1 {
 		tok = c.l1.token(key)
 	}
-	lease := ""
-	if c.l2 != nil && !c.retry.pending(key) {
-		raw, found, leaseTok, waited := c.l2.getOrLease(ctx, key)
-		res.info.LeaseWaited = waited
-		lease = leaseTok
-		if found {
-			return c.fromL2(key, tok, raw, res)
+	if c.l2 == nil || p.skipL2 || c.retry.pending(key) {
+		return fillResult[V]{}, nil, func() (fillResult[V], error) {
+			return c.load(key, load, tok, "", p, fillResult[V]{})
 		}
 	}
+	raw, err := c.l2.get(key)
+	if err == nil && raw != nil {
+		if r, err, ok := c.fromL2(key, tok, raw, p); ok {
+			return r, err, nil
+		}
+	}
+	redisUp := err == nil
+	return fillResult[V]{}, nil, func() (fillResult[V], error) {
+		if !redisUp {
+			return c.load(key, load, tok, "", p, fillResult[V]{})
+		}
+		return c.leaseAndLoad(key, load, tok, p)
+	}
+}
+
+// leaseAndLoad takes the key's lease in L2 (or waits for another replica's
+// loader) and loads.
+func (c *Cache[V]) leaseAndLoad(key string, load LoadFunc[V], tok fenceToken, p plan) (fillResult[V], error) {
+	var res fillResult[V]
+	raw, found, lease, waited := c.l2.lease(key)
+	if found {
+		if r, err, ok := c.fromL2(key, tok, raw, p); ok {
+			r.info.LeaseWaited = waited
+			return r, err
+		}
+	}
+	res.info.LeaseWaited = waited
+	return c.load(key, load, tok, lease, p, res)
+}
+
+// load runs the loader and installs its result: in L2 if lease still holds,
+// in L1 if no invalidation came since tok was taken.
+func (c *Cache[V]) load(key string, load LoadFunc[V], tok fenceToken, lease string, p plan, res fillResult[V]) (fillResult[V], error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opt.LoadTimeout)
+	defer cancel()
 	c.stats.loads.Add(1)
 	val, err := load(ctx)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		c.stats.loadErrors.Add(1)
 		if lease != "" {
-			c.l2.release(key, lease)
+			c.l2.release(ctx, key, lease)
 		}
 		return res, err
 	}
 	neg := err != nil
 	res.val, res.info.Source, res.info.Negative = val, SourceLoader, neg
 	if lease != "" {
-		res.info.L2Stored = c.storeL2(key, lease, val, neg)
+		res.info.L2Stored = c.storeL2(ctx, key, lease, val, neg, p)
 	}
-	res.info.L1Stored = c.install(key, tok, val, neg)
+	if !p.skipL1 {
+		res.info.L1Stored = c.install(key, tok, val, neg)
+	}
 	if neg {
 		return res, ErrNotFound
 	}
 	return res, nil
 }
 
-func (c *Cache[V]) fromL2(key string, tok fenceToken, raw []byte, res fillResult[V]) (fillResult[V], error) {
+// fromL2 answers from a value read in L2. ok is false when the value cannot
+// be decoded: it is deleted and the fill goes on as after a miss, so a codec
+// change in a rolling deploy costs loads, not errors.
+func (c *Cache[V]) fromL2(key string, tok fenceToken, raw []byte, p plan) (res fillResult[V], err error, ok bool) {
 	res.info.Source = SourceL2
 	neg, payload := decodeL2(raw)
 	if !neg {
 		v, err := c.codec.Unmarshal(payload)
 		if err != nil {
-			// A value we cannot decode is treated as a miss next time.
 			c.stats.decodeErrors.Add(1)
-			c.l2.del(key)
-			return res, fmt.Errorf("tiercache: decode L2 value of %q: %w", key, err)
+			c.warn.log("decode", "tiercache: undecodable L2 value deleted", "key", key, "err", err)
+			ctx, cancel := context.WithTimeout(context.Background(), c.opt.L2Timeout)
+			c.l2.del(ctx, key)
+			cancel()
+			return res, nil, false
 		}
 		res.val = v
 	}
@@ -268,29 +343,34 @@ func (c *Cache[V]) fromL2(key string, tok fenceToken, raw []byte, res fillResult
 		c.opt.hooks.afterL2Read(key)
 	}
 	res.info.Negative = neg
-	res.info.L1Stored = c.install(key, tok, res.val, neg)
-	if neg {
-		return res, ErrNotFound
+	if !p.skipL1 {
+		res.info.L1Stored = c.install(key, tok, res.val, neg)
 	}
-	return res, nil
+	if neg {
+		return res, ErrNotFound, true
+	}
+	return res, nil, true
 }
 
-func (c *Cache[V]) storeL2(key, lease string, val V, neg bool) bool {
+func (c *Cache[V]) storeL2(ctx context.Context, key, lease string, val V, neg bool, p plan) bool {
 	var payload []byte
 	if !neg {
 		b, err := c.codec.Marshal(val)
 		if err != nil {
 			c.stats.encodeErrors.Add(1)
-			c.l2.release(key, lease)
+			c.l2.release(ctx, key, lease)
 			return false
 		}
 		payload = b
 	}
 	ttl := c.opt.L2TTL
-	if neg {
+	switch {
+	case neg:
 		ttl = c.opt.NegativeTTL
+	case p.grouped:
+		ttl = c.opt.GroupL2TTL
 	}
-	return c.l2.fill(key, lease, encodeL2(neg, payload), c.jitter(ttl))
+	return c.l2.fill(ctx, key, lease, encodeL2(neg, payload), c.jitter(ttl))
 }
 
 func (c *Cache[V]) install(key string, tok fenceToken, val V, neg bool) bool {
@@ -301,7 +381,7 @@ func (c *Cache[V]) install(key string, tok fenceToken, val V, neg bool) bool {
 	if neg && c.opt.NegativeTTL < ttl {
 		ttl = c.opt.NegativeTTL
 	}
-	ok := c.l1.install(key, tok, &l1Entry[V]{val: val, neg: neg, expires: c.now() + int64(c.jitter(ttl))})
+	ok := c.l1.install(key, tok, &l1Entry[V]{val: val, neg: neg, expires: c.clockNow() + int64(c.jitter(ttl))})
 	if !ok {
 		c.stats.fencedFills.Add(1)
 	}
@@ -309,22 +389,33 @@ func (c *Cache[V]) install(key string, tok fenceToken, val V, neg bool) bool {
 }
 
 // Close stops the subscriber and the retry loop and waits for them. It does
-// not close the Redis client. Pending invalidation retries are attempted
-// once more before Close returns.
+// not close the Redis client. Invalidations under way when Close is called
+// finish first, and whatever is queued for retry is attempted once more; if
+// that fails too, Close returns an error wrapping [ErrDeferred] (a caller
+// with an outbox loses nothing: its rows stay pending).
 func (c *Cache[V]) Close() error {
 	if c.closed.Swap(true) {
 		return ErrClosed
 	}
+	if c.opt.hooks.closeWaiting != nil {
+		c.opt.hooks.closeWaiting()
+	}
+	c.closeMu.Lock() // wait for invalidations under way; later ones see closed
+	c.closeMu.Unlock()
 	close(c.stop)
 	if c.bus != nil {
 		c.bus.close()
 	}
 	c.wg.Wait()
+	if n := c.retry.size.Load(); n > 0 || c.retry.overflow.Load() {
+		return fmt.Errorf("%w: %d keys and groups undelivered at close", ErrDeferred, n)
+	}
 	return nil
 }
 
 // Ready reports whether L1 may be used: the invalidation channel is
-// confirmed, or no channel is needed in this mode.
+// confirmed, or no channel is needed in this mode. A confirmed channel may
+// still be lapsed (see [Stats].FreshnessAge); reads then bypass L1.
 func (c *Cache[V]) Ready() bool {
 	return c.bus == nil || c.bus.up.Load()
 }
@@ -332,8 +423,12 @@ func (c *Cache[V]) Ready() bool {
 // Mode returns the mode the cache runs in.
 func (c *Cache[V]) Mode() Mode { return c.opt.Mode }
 
-// L1TTL returns the staleness bound of L1.
+// L1TTL returns the maximum age of an L1 entry.
 func (c *Cache[V]) L1TTL() time.Duration { return c.opt.L1TTL }
+
+// StalenessBound returns how far behind the invalidation stream L1 may be
+// before reads bypass it (Options.StalenessBound).
+func (c *Cache[V]) StalenessBound() time.Duration { return c.opt.StalenessBound }
 
 // ReplicaID returns the identity this cache publishes under.
 func (c *Cache[V]) ReplicaID() string { return c.opt.ReplicaID }
@@ -346,29 +441,14 @@ func (c *Cache[V]) Len() int {
 	return c.l1.lru.Len()
 }
 
-func (c *Cache[V]) now() int64 {
+// clockNow reads this process's monotonic clock, in nanoseconds since the
+// cache was made. Every read of the hot path pays for one reading (about
+// 25ns): a coarse clock kept by a ticking goroutine would be cheaper, but
+// that goroutine is exactly what CPU starvation delays, and a late clock
+// would make a lapsed replica look fresh (DESIGN §3.13).
+func (c *Cache[V]) clockNow() int64 {
 	if c.opt.hooks.now != nil {
 		return c.opt.hooks.now()
 	}
-	return c.clock.Load()
+	return int64(time.Since(c.base))
 }
-
-// tick keeps the coarse clock: a hit compares against it instead of calling
-// time.Now, which would cost as much as the LRU lookup itself.
-func (c *Cache[V]) tick() {
-	defer c.wg.Done()
-	t := time.NewTicker(clockResolution)
-	defer t.Stop()
-	for {
-		select {
-		case now := <-t.C:
-			c.clock.Store(now.UnixNano())
-		case <-c.stop:
-			return
-		}
-	}
-}
-
-// clockResolution is the granularity of L1 expiry; the staleness bound is
-// L1TTL plus at most this much.
-const clockResolution = 5 * time.Millisecond

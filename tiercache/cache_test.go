@@ -398,8 +398,8 @@ func TestMalformedAndOwnMessages(t *testing.T) {
 	for _, p := range []string{`nonsense`, `{"v":2,"src":"x","seq":1,"keys":["k"]}`, `{"v":1,"keys":["k"]}`} {
 		rdb.Publish(ctx, ch, p)
 	}
-	rdb.Publish(ctx, ch, `{"v":1,"src":"b","seq":1,"keys":["k"]}`)     // its own: ignored
-	rdb.Publish(ctx, ch, `{"v":1,"src":"other","seq":1,"keys":["x"]}`) // a marker
+	rdb.Publish(ctx, ch, `{"v":1,"src":"b","inc":"`+b.bus.inc+`","seq":1,"keys":["k"]}`) // its own: ignored
+	rdb.Publish(ctx, ch, `{"v":1,"src":"other","seq":1,"keys":["x"]}`)                   // a marker
 	if s := <-got; s != "other" {
 		t.Fatalf("applied message from %q, want only the marker", s)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // GetOption varies one [Cache.Get] call.
@@ -21,42 +22,57 @@ func InGroup(group string) GetOption {
 	return func(o *getOptions) { o.group = group }
 }
 
-func (c *Cache[V]) applyOptions(ctx context.Context, key string, opts []GetOption) string {
+// applyOptions returns the effective key of a read and the tiers it may
+// use. A grouped key embeds the group's generation, which this replica
+// takes from memory only while that memory is known to be current: it is
+// caught up with the invalidation channel (DESIGN §3.13) and has refreshed
+// its generations since the channel last came up. Otherwise it reads the
+// generation from Redis; if Redis does not answer, or this replica's own
+// last bump of the group has not reached Redis, the read uses neither tier:
+// a page cached under a generation that is not Redis's may be one another
+// writer's bump is about to make current again (review bugs 1 and 2).
+func (c *Cache[V]) applyOptions(ctx context.Context, key string, now int64, opts []GetOption) (string, plan) {
 	var o getOptions
 	for _, f := range opts {
 		f(&o)
 	}
 	if o.group == "" {
-		return key
+		return key, plan{}
 	}
-	var gen uint64
-	if c.groupsFromRedis() {
-		gen = c.groups.fetch(ctx, o.group)
-	} else {
-		gen = c.groups.gen(ctx, o.group)
+	p := plan{grouped: true}
+	gen, trusted := c.groupGen(ctx, o.group, now)
+	if !trusted || c.retry.groupPending(o.group) {
+		p.skipL1, p.skipL2 = true, true
 	}
-	return o.group + "#" + strconv.FormatUint(gen, 10) + ":" + key
+	return o.group + "#" + strconv.FormatUint(gen, 10) + ":" + key, p
 }
 
-// groupsFromRedis reports whether group generations must be read from Redis
-// on every grouped read: without an invalidation channel (ModeL2Only), or
-// while it is down, no message would tell this replica of another's bump,
-// and a stale generation names a stale page that L2 keeps for its TTL.
-func (c *Cache[V]) groupsFromRedis() bool {
+// groupGen returns the group's generation and whether it can be trusted.
+func (c *Cache[V]) groupGen(ctx context.Context, name string, now int64) (uint64, bool) {
 	if c.l2 == nil {
-		return false
+		return c.groups.local(name), true
 	}
-	return c.bus == nil || !c.bus.up.Load()
+	if c.caughtUp(now) && !c.groups.stale.Load() {
+		if n, ok := c.groups.known(name); ok {
+			return n, true
+		}
+	}
+	n, err := c.groups.fetch(ctx, name)
+	if err != nil {
+		return c.groups.local(name), false
+	}
+	return n, true
 }
 
 // groups tracks this replica's view of each group's generation. A
-// generation only moves forward: from Redis when the group is first used or
-// the channel (re)connects, from invalidation messages, and from this
-// replica's own writes.
+// generation only moves forward: from Redis when the group is first used,
+// when the channel (re)connects or while this replica is not caught up, from
+// invalidation messages, and from this replica's own writes.
 type groups struct {
-	l2 *l2
-	mu sync.RWMutex
-	m  map[string]uint64 // guarded by mu
+	l2    *l2
+	stale atomic.Bool // the refresh after the channel came up failed
+	mu    sync.RWMutex
+	m     map[string]uint64 // guarded by mu
 }
 
 func (g *groups) init(l *l2) {
@@ -64,32 +80,28 @@ func (g *groups) init(l *l2) {
 	g.m = make(map[string]uint64)
 }
 
-// gen returns the group's current generation, learning it from Redis the
-// first time the group is seen.
-func (g *groups) gen(ctx context.Context, name string) uint64 {
+// known returns the group's generation if this replica has one.
+func (g *groups) known(name string) (uint64, bool) {
 	g.mu.RLock()
 	n, ok := g.m[name]
 	g.mu.RUnlock()
-	if ok {
-		return n
-	}
-	if g.l2 == nil {
-		return g.raise(name, 0)
-	}
-	return g.fetch(ctx, name)
+	return n, ok
 }
 
-// fetch reads the group's generation from Redis, raising the local one to
-// it; if Redis does not answer it falls back to the local one (0 for a group
-// never seen, which is not remembered: the next read asks again).
-func (g *groups) fetch(ctx context.Context, name string) uint64 {
+// local returns the group's generation in memory, 0 if none.
+func (g *groups) local(name string) uint64 {
+	n, _ := g.known(name)
+	return n
+}
+
+// fetch reads the group's generation from Redis and raises the local one to
+// it.
+func (g *groups) fetch(ctx context.Context, name string) (uint64, error) {
 	gens, err := g.l2.groupGens(ctx, []string{name})
 	if err != nil {
-		g.mu.RLock()
-		defer g.mu.RUnlock()
-		return g.m[name]
+		return 0, err
 	}
-	return g.raise(name, gens[name])
+	return g.raise(name, gens[name]), nil
 }
 
 // raise moves the group's generation to at least n and returns it.
@@ -114,17 +126,20 @@ func (g *groups) names() []string {
 }
 
 // refresh re-reads every known group's generation from Redis, for after a
-// gap in the invalidation channel.
+// gap in the invalidation channel. Until one succeeds, stale keeps grouped
+// reads from trusting memory.
 func (g *groups) refresh(ctx context.Context) error {
 	if g.l2 == nil {
 		return nil
 	}
 	gens, err := g.l2.groupGens(ctx, g.names())
 	if err != nil {
+		g.stale.Store(true)
 		return err
 	}
 	for name, n := range gens {
 		g.raise(name, n)
 	}
+	g.stale.Store(false)
 	return nil
 }

@@ -157,7 +157,7 @@ func (s redisServer) client(t testing.TB) *redis.Client {
 // fastOptions are options for fault tests: quick detection and retries.
 func fastOptions(ns string) Options {
 	return Options{
-		Namespace: ns, PingInterval: 100 * time.Millisecond, ReconnectBackoff: 50 * time.Millisecond,
+		Namespace: ns, PingTimeout: 300 * time.Millisecond, ReconnectBackoff: 50 * time.Millisecond,
 		RetryInterval: 20 * time.Millisecond, BreakerCooldown: 50 * time.Millisecond, L2Timeout: 200 * time.Millisecond,
 	}
 }

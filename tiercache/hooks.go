@@ -5,10 +5,22 @@ package tiercache
 // outside tests.
 type hooks struct {
 	afterL2Read     func(key string) // a fill read L2, before its L1 install
-	afterL2Delete   func()           // an invalidation deleted in L2, before L1
+	beforeL2Delete  func()           // an invalidation is about to delete in L2
+	afterL2Delete   func()           // an invalidation deleted in L2 (or failed to), before L1
+	afterLocal      func()           // an invalidation's local step is done, before the publish
 	beforeSubscribe func()           // the subscriber is about to (re)subscribe
+	beforeApply     func()           // the subscriber received something, before applying it
 	channelUp       func()           // the subscription was confirmed
 	channelDown     func()           // the subscription broke
+	closeWaiting    func()           // Close is about to wait for invalidations under way
 	onMessage       func(src string, keys []string)
-	now             func() int64 // replaces the coarse clock
+	now             func() int64  // replaces the monotonic clock (nanoseconds)
+	genClock        func() uint64 // replaces the clock group generations start from
+}
+
+// runHook runs h if it is set.
+func runHook(h func()) {
+	if h != nil {
+		h()
+	}
 }

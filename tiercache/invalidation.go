@@ -3,9 +3,8 @@ package tiercache
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -13,12 +12,17 @@ import (
 
 // message is the invalidation broadcast, version 1:
 //
-//	{"v":1,"src":"<replica>","seq":7,"ts":1732900000000000,"keys":["product:1"],"groups":{"products:list":42}}
+//	{"v":1,"src":"<replica>","inc":"<random>","seq":7,"ts":1732900000000000,"keys":["product:1"],"groups":{"products:list":42}}
 //
-// ts is the publish time in unix microseconds, for the lag metric.
+// src is the publisher's ReplicaID and inc a random id it drew at start:
+// sequence numbers count per incarnation, so a replica restarted under the
+// same ReplicaID is a new publisher, not a rewind. seq counts the messages
+// of one incarnation that Redis accepted. ts is the publish time in unix
+// microseconds, for the lag metric.
 type message struct {
 	V      int               `json:"v"`
 	Src    string            `json:"src"`
+	Inc    string            `json:"inc,omitempty"`
 	Seq    uint64            `json:"seq"`
 	TS     int64             `json:"ts"`
 	Keys   []string          `json:"keys,omitempty"`
@@ -53,51 +57,62 @@ func (c *Cache[V]) InvalidateGroup(ctx context.Context, group string, keys ...st
 // evict this replica's L1, then publish. A reader here that read the old L2
 // value just before the delete is fenced by the generation bump; had L1 gone
 // first, that reader could refill it from the old L2 value afterwards.
+//
+// It runs under closeMu held shared, so Close waits for it and its last
+// retry pass sees whatever it queued (review bug 5).
 func (c *Cache[V]) invalidate(ctx context.Context, keys, groupNames []string) error {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
 	if c.closed.Load() {
 		return ErrClosed
 	}
 	c.stats.invalidations.Add(1)
 	proposed := make(map[string]uint64, len(groupNames))
 	for _, g := range groupNames {
-		proposed[g] = c.nextGen(ctx, g)
+		proposed[g] = c.nextGen(g)
 	}
-	gens := proposed
-	l2ok := true
-	if c.l2 != nil {
-		got, err := c.l2.invalidate(ctx, keys, proposed)
-		if err != nil {
-			l2ok = false
-			c.opt.Logger.Warn("tiercache: invalidation deferred, redis unavailable", "keys", len(keys), "err", err)
-		} else {
-			gens = got
-		}
+	if c.l2 == nil {
+		c.applyLocal(keys, proposed)
+		return nil
 	}
-	if c.opt.hooks.afterL2Delete != nil {
-		c.opt.hooks.afterL2Delete()
+	runHook(c.opt.hooks.beforeL2Delete)
+	gens, err := c.l2.invalidate(ctx, keys, proposed)
+	runHook(c.opt.hooks.afterL2Delete)
+	if err != nil {
+		// Queue before the local step: from then on this replica keeps the
+		// keys out of L2, where the failed delete left the old values, and
+		// its grouped reads out of both tiers, since the proposed
+		// generations are not Redis's. In the other order a reader could
+		// slip in between, take a fence token after the bump and install
+		// the old L2 value (review bug 4).
+		c.queueRetry(keys, proposed)
+		c.applyLocal(keys, proposed)
+		runHook(c.opt.hooks.afterLocal)
+		c.warn.log("delete", "tiercache: invalidation deferred, redis did not take the delete", "keys", len(keys), "err", err)
+		return fmt.Errorf("%w: redis delete: %v", ErrDeferred, err)
 	}
 	c.applyLocal(keys, gens)
-	if !l2ok {
-		c.queueRetry(keys, gens)
-		return fmt.Errorf("%w: redis delete failed", ErrDeferred)
+	runHook(c.opt.hooks.afterLocal)
+	if c.bus == nil {
+		return nil
 	}
-	if c.bus != nil {
-		if err := c.publish(ctx, keys, gens); err != nil {
-			c.queueRetry(keys, gens)
-			return fmt.Errorf("%w: publish failed", ErrDeferred)
-		}
+	if err := c.publish(ctx, message{Keys: keys, Groups: gens}); err != nil {
+		c.queueRetry(keys, gens)
+		c.warn.log("publish", "tiercache: invalidation deferred, publish failed", "keys", len(keys), "err", err)
+		return fmt.Errorf("%w: publish: %v", ErrDeferred, err)
 	}
 	return nil
 }
 
 // nextGen proposes a generation above both the one this replica knows and
 // the clock, so it wins even against a Redis that lost the counter.
-func (c *Cache[V]) nextGen(ctx context.Context, group string) uint64 {
-	n := c.groups.gen(ctx, group) + 1
-	if t := uint64(time.Now().UnixMicro()); t > n {
-		n = t
+func (c *Cache[V]) nextGen(group string) uint64 {
+	n := c.groups.local(group) + 1
+	t := uint64(time.Now().UnixMicro())
+	if c.opt.hooks.genClock != nil {
+		t = c.opt.hooks.genClock()
 	}
-	return n
+	return max(n, t)
 }
 
 // applyLocal fences and evicts keys in L1, forgets in-flight loads of them so
@@ -107,194 +122,57 @@ func (c *Cache[V]) applyLocal(keys []string, gens map[string]uint64) {
 		if c.l1 != nil {
 			c.l1.invalidate(k)
 		}
-		c.sf.Forget(k)
+		c.flight.forget(k)
 	}
 	for g, n := range gens {
 		c.groups.raise(g, n)
 	}
 }
 
-// publish sends one invalidation message. Publishes of one replica are
-// serialised: sequence numbers must reach subscribers in order, or a
-// receiver would take two concurrent writes overtaking each other on
-// different pooled connections for a lost message and flush its L1.
-func (c *Cache[V]) publish(ctx context.Context, keys []string, gens map[string]uint64) error {
-	return c.publishMessage(ctx, message{Keys: keys, Groups: gens})
-}
-
-// publishMessage stamps msg with the version, source, sequence and time,
-// and sends it.
-func (c *Cache[V]) publishMessage(ctx context.Context, msg message) error {
-	c.bus.pubMu.Lock()
-	defer c.bus.pubMu.Unlock()
-	c.bus.seq++
-	msg.V, msg.Src, msg.Seq, msg.TS = messageVersion, c.opt.ReplicaID, c.bus.seq, time.Now().UnixMicro()
+// publish stamps msg with the version, source, incarnation, sequence and
+// time, and sends it. Publishes of one replica are serialised: sequence
+// numbers must reach subscribers in order, or a receiver would take two
+// concurrent writes overtaking each other on different pooled connections
+// for a lost message and flush its L1. A failed publish does not use up its
+// sequence number: if it did, every receiver would see a gap and flush.
+// (One that failed by timing out may still be delivered; its number is then
+// delivered twice, which receivers take as a repeat, not a gap.)
+func (c *Cache[V]) publish(ctx context.Context, msg message) error {
+	b := c.bus
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	msg.V, msg.Src, msg.Inc, msg.Seq, msg.TS = messageVersion, c.opt.ReplicaID, b.inc, b.seq+1, time.Now().UnixMicro()
 	payload, err := json.Marshal(msg)
 	if err != nil {
 		return err
 	}
 	err = c.l2.callWrite(ctx, func(ctx context.Context) error {
 		if _, ok := c.rdb.(*redis.ClusterClient); ok {
-			return c.rdb.SPublish(ctx, c.bus.channel, payload).Err()
+			return c.rdb.SPublish(ctx, b.channel, payload).Err()
 		}
-		return c.rdb.Publish(ctx, c.bus.channel, payload).Err()
+		return c.rdb.Publish(ctx, b.channel, payload).Err()
 	})
 	if err != nil {
 		c.stats.publishFailures.Add(1)
 		return err
 	}
+	b.seq++
 	c.stats.published.Add(1)
 	return nil
 }
 
-// retryQueue holds invalidations whose L2 delete or publish failed, coalesced
-// by key and group, bounded by Options.RetryQueueSize. Until a key's retry
-// goes through, this replica neither reads it from L2 nor fills it there:
-// L2 may still hold the value the failed delete was meant to remove.
-//
-// When the queue is full the keys that do not fit are not remembered one by
-// one: the queue overflows, this replica stops using L2 altogether, and the
-// next successful retry purges every value of the namespace from L2 and
-// tells every replica to flush its L1. Nothing stale outlives the outage.
-type retryQueue struct {
-	size      atomic.Int64 // len(keys)+len(groups), readable without mu
-	overflow  atomic.Bool  // keys were dropped: purge L2 and flush everywhere
-	mu        sync.Mutex
-	overflows uint64            // guarded by mu: bumped at every overflow
-	seq       uint64            // guarded by mu: bumped on every queueing
-	keys      map[string]uint64 // guarded by mu: key -> seq when last queued
-	// groups maps a group to the generation its retry must reach.
-	groups map[string]uint64 // guarded by mu
-}
-
-// pending reports whether key waits for a retry.
-func (q *retryQueue) pending(key string) bool {
-	if q.overflow.Load() {
-		return true
+// decodeMessage parses an invalidation broadcast; it fails for anything
+// that is not a well-formed message of this version from a named publisher.
+func decodeMessage(payload []byte) (message, error) {
+	var m message
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return message{}, err
 	}
-	if q.size.Load() == 0 {
-		return false
+	if m.V != messageVersion {
+		return message{}, fmt.Errorf("tiercache: message version %d, want %d", m.V, messageVersion)
 	}
-	q.mu.Lock()
-	_, ok := q.keys[key]
-	q.mu.Unlock()
-	return ok
-}
-
-func (c *Cache[V]) queueRetry(keys []string, gens map[string]uint64) {
-	q := &c.retry
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.keys == nil {
-		q.keys, q.groups = make(map[string]uint64), make(map[string]uint64)
+	if m.Src == "" {
+		return message{}, errors.New("tiercache: message without a source")
 	}
-	q.seq++
-	for _, k := range keys {
-		if _, ok := q.keys[k]; !ok && len(q.keys)+len(q.groups) >= c.opt.RetryQueueSize {
-			c.stats.retryDropped.Add(1)
-			if !q.overflow.Swap(true) {
-				c.opt.Logger.Error("tiercache: invalidation retry queue full: L2 bypassed until it can be purged")
-			}
-			q.overflows++
-			continue
-		}
-		q.keys[k] = q.seq
-	}
-	for g, n := range gens {
-		if n > q.groups[g] {
-			q.groups[g] = n
-		}
-	}
-	q.size.Store(int64(len(q.keys) + len(q.groups)))
-}
-
-// snapshotRetry copies what is queued; the entries stay queued (and their
-// keys stay out of L2) until doneRetry removes them after a success.
-func (c *Cache[V]) snapshotRetry() (keys, gens map[string]uint64, overflows uint64) {
-	q := &c.retry
-	if q.size.Load() == 0 && !q.overflow.Load() {
-		return nil, nil, 0
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	keys = make(map[string]uint64, len(q.keys))
-	for k, s := range q.keys {
-		keys[k] = s
-	}
-	gens = make(map[string]uint64, len(q.groups))
-	for g, n := range q.groups {
-		gens[g] = n
-	}
-	if q.overflow.Load() {
-		overflows = q.overflows
-	}
-	return keys, gens, overflows
-}
-
-// doneRetry removes what a successful retry covered: entries queued again
-// since the snapshot stay, for their own retry.
-func (c *Cache[V]) doneRetry(keys, gens map[string]uint64, overflows uint64) {
-	q := &c.retry
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if overflows != 0 && q.overflows == overflows {
-		q.overflow.Store(false)
-	}
-	for k, s := range keys {
-		if q.keys[k] == s {
-			delete(q.keys, k)
-		}
-	}
-	for g, n := range gens {
-		if q.groups[g] <= n {
-			delete(q.groups, g)
-		}
-	}
-	q.size.Store(int64(len(q.keys) + len(q.groups)))
-}
-
-// retryLoop re-sends queued invalidations until they go through.
-func (c *Cache[V]) retryLoop() {
-	defer c.wg.Done()
-	t := time.NewTicker(c.opt.RetryInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			c.retryOnce()
-		case <-c.stop:
-			c.retryOnce()
-			return
-		}
-	}
-}
-
-// retryOnce sends what is queued; what fails stays queued. After an
-// overflow it purges L2 and broadcasts a flush instead of naming keys.
-func (c *Cache[V]) retryOnce() {
-	keyMap, gens, overflows := c.snapshotRetry()
-	if len(keyMap)+len(gens) == 0 && overflows == 0 {
-		return
-	}
-	keys := make([]string, 0, len(keyMap))
-	for k := range keyMap {
-		keys = append(keys, k)
-	}
-	ctx := context.Background()
-	c.stats.retries.Add(1)
-	got, err := c.l2.invalidate(ctx, keys, gens)
-	if err == nil && overflows != 0 {
-		err = c.l2.purge(ctx)
-	}
-	if err == nil {
-		c.applyLocal(nil, got)
-		if c.bus != nil {
-			err = c.publishMessage(ctx, message{Keys: keys, Groups: got, Flush: overflows != 0})
-		}
-	}
-	if err != nil {
-		return
-	}
-	c.doneRetry(keyMap, gens, overflows)
-	c.stats.retrySucceeded.Add(1)
+	return m, nil
 }

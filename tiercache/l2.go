@@ -35,27 +35,29 @@ func (l *l2) groupKey(g string) string   { return l.opt.Namespace + ":g:{" + g +
 
 // call runs a read-path fn under the breaker and Options.L2Timeout.
 func (l *l2) call(ctx context.Context, fn func(ctx context.Context) error) error {
-	return l.callWithin(ctx, l.opt.L2Timeout, fn)
-}
-
-// callWrite runs an invalidation's fn under the breaker and
-// Options.WriteTimeout: a write has already paid for a commit and can afford
-// to wait longer than a read, and a delete that gives up early leaves work
-// for the retry queue.
-func (l *l2) callWrite(ctx context.Context, fn func(ctx context.Context) error) error {
-	return l.callWithin(ctx, l.opt.WriteTimeout, fn)
-}
-
-// callWithin runs fn under the breaker and timeout d. redis.Nil is an
-// answer, not a failure.
-func (l *l2) callWithin(ctx context.Context, d time.Duration, fn func(ctx context.Context) error) error {
 	if !l.br.allow() {
 		l.stats.l2Errors.Add(1)
 		return errBreakerOpen
 	}
-	ctx, cancel := context.WithTimeout(ctx, d)
+	ctx, cancel := context.WithTimeout(ctx, l.opt.L2Timeout)
 	defer cancel()
-	err := fn(ctx)
+	return l.record(fn(ctx))
+}
+
+// callWrite runs an invalidation's fn under Options.WriteTimeout and
+// regardless of the breaker: a write has already paid for a commit, every
+// other replica depends on its delete and publish, and the breaker only
+// protects reads from waiting on a dead Redis. Its outcome still feeds the
+// breaker, so a write that gets through closes it.
+func (l *l2) callWrite(ctx context.Context, fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, l.opt.WriteTimeout)
+	defer cancel()
+	return l.record(fn(ctx))
+}
+
+// record counts a call's outcome in the breaker and the stats. redis.Nil is
+// an answer, not a failure.
+func (l *l2) record(err error) error {
 	if errors.Is(err, redis.Nil) {
 		err = nil
 	}
@@ -64,6 +66,22 @@ func (l *l2) callWithin(ctx context.Context, d time.Duration, fn func(ctx contex
 		l.stats.l2Errors.Add(1)
 	}
 	return err
+}
+
+// get reads key's raw value: nil and no error on a miss. It is the L2-hit
+// path, written out without closures so that a hit allocates little.
+func (l *l2) get(key string) ([]byte, error) {
+	if !l.br.allow() {
+		l.stats.l2Errors.Add(1)
+		return nil, errBreakerOpen
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.opt.L2Timeout)
+	b, err := l.rdb.Get(ctx, l.valueKey(key)).Bytes()
+	cancel()
+	if err = l.record(err); err != nil || b == nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // getOrLeaseScript returns {1, value} on a hit, {2} when it took the lease
@@ -92,29 +110,20 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `)
 
-// getOrLease reads key from L2. On a miss it tries to take the key's lease;
-// if another loader holds it, it re-reads L2 until the value appears, the
-// lease frees up (and is taken), or LeaseWait passes. It returns the raw
-// value if found, else the lease token held (empty if none: the caller loads
-// without filling L2). waited reports a wait on another loader.
-func (l *l2) getOrLease(ctx context.Context, key string) (raw []byte, found bool, lease string, waited bool) {
-	vk := l.valueKey(key)
-	var b []byte
-	err := l.call(ctx, func(ctx context.Context) (err error) {
-		b, err = l.rdb.Get(ctx, vk).Bytes()
-		return err
-	})
-	if err != nil {
-		return nil, false, "", false
-	}
-	if b != nil {
-		return b, true, "", false
-	}
+// lease runs after a miss in L2: it takes the key's lease, or, if another
+// loader holds it, re-reads L2 until the value appears, the lease frees up
+// (and is taken), or LeaseWait passes. It returns the raw value if found,
+// else the lease token held (empty if none: the caller loads without
+// filling L2). waited reports a wait on another loader.
+func (l *l2) lease(key string) (raw []byte, found bool, lease string, waited bool) {
 	l.stats.l2Misses.Add(1)
+	ctx, cancel := context.WithTimeout(context.Background(), l.opt.LeaseWait+l.opt.L2Timeout)
+	defer cancel()
+	vk, lk := l.valueKey(key), l.leaseKey(key)
 	token := randomToken()
 	deadline := time.Now().Add(l.opt.LeaseWait)
 	for {
-		state, v, err := l.tryLease(ctx, vk, l.leaseKey(key), token)
+		state, v, err := l.tryLease(ctx, vk, lk, token)
 		switch {
 		case err != nil:
 			return nil, false, "", waited
@@ -160,8 +169,7 @@ func (l *l2) tryLease(ctx context.Context, vk, lk, token string) (int64, []byte,
 }
 
 // fill writes raw under key if lease still holds; it reports whether it did.
-func (l *l2) fill(key, lease string, raw []byte, ttl time.Duration) bool {
-	ctx := context.Background()
+func (l *l2) fill(ctx context.Context, key, lease string, raw []byte, ttl time.Duration) bool {
 	var n int64
 	err := l.call(ctx, func(ctx context.Context) (err error) {
 		n, err = fillScript.Run(ctx, l.rdb, []string{l.valueKey(key), l.leaseKey(key)}, lease, raw, ttl.Milliseconds()).Int64()
@@ -171,7 +179,7 @@ func (l *l2) fill(key, lease string, raw []byte, ttl time.Duration) bool {
 		// The lease may still stand; free it so that other replicas'
 		// waiters need not sit out LeaseWait. Best effort: Redis may be
 		// the reason the fill failed.
-		l.release(key, lease)
+		l.release(ctx, key, lease)
 		return false
 	}
 	if n == 0 {
@@ -183,15 +191,15 @@ func (l *l2) fill(key, lease string, raw []byte, ttl time.Duration) bool {
 }
 
 // release gives up a lease after a failed load so waiters need not time out.
-func (l *l2) release(key, lease string) {
-	_ = l.call(context.Background(), func(ctx context.Context) error {
+func (l *l2) release(ctx context.Context, key, lease string) {
+	_ = l.call(ctx, func(ctx context.Context) error {
 		return releaseScript.Run(ctx, l.rdb, []string{l.leaseKey(key)}, lease).Err()
 	})
 }
 
 // del removes a value (and its lease) best effort.
-func (l *l2) del(key string) {
-	_ = l.call(context.Background(), func(ctx context.Context) error {
+func (l *l2) del(ctx context.Context, key string) {
+	_ = l.call(ctx, func(ctx context.Context) error {
 		return l.rdb.Del(ctx, l.valueKey(key), l.leaseKey(key)).Err()
 	})
 }

@@ -60,6 +60,10 @@ type Options struct {
 	L1TTL time.Duration
 	// L2TTL is the Redis TTL of a value. Default 1h.
 	L2TTL time.Duration
+	// GroupL2TTL is the Redis TTL of a value read with [InGroup]. Every
+	// bump of the group orphans its pages in Redis, so they get a short
+	// life of their own. Default 1m, at most L2TTL.
+	GroupL2TTL time.Duration
 	// NegativeTTL is the lifetime of a cached "not found", in both tiers.
 	// Default 30s, capped at L1TTL for L1.
 	NegativeTTL time.Duration
@@ -72,8 +76,14 @@ type Options struct {
 	// The client must have ContextTimeoutEnabled for the bound to cut a
 	// blocked socket read short; the circuit breaker bounds the rest.
 	L2Timeout time.Duration
-	// WriteTimeout bounds the Redis calls of an invalidation (the delete and
-	// the publish). Default 1s.
+	// WriteTimeout bounds each Redis call of an invalidation (the delete and
+	// the publish). It is long on purpose: a Redis that is slow but alive
+	// (a slow script, a fork, a failover pause) should take the
+	// invalidation before the write is answered, since a queued one reaches
+	// other replicas only when the retry gets through. A Redis that is down
+	// refuses connections at once and costs no wait. Invalidations are not
+	// subject to the circuit breaker. Default 5s. The client's own
+	// ReadTimeout must not be shorter, or it cuts the wait first.
 	WriteTimeout time.Duration
 	// LoadTimeout bounds a shared load, which runs detached from any one
 	// caller's context. Default 5s.
@@ -96,10 +106,11 @@ type Options struct {
 	// probe through. Default 1s.
 	BreakerCooldown time.Duration
 
-	// PingInterval is how long a ping on the subscription may stay
-	// unanswered before the subscription counts as broken (and L1 is
-	// flushed). Default 1s.
-	PingInterval time.Duration
+	// PingTimeout is how long the subscription may stay silent (no message
+	// and no answer to the freshness pings) before it counts as broken: L1
+	// is flushed and the subscriber reconnects. A shorter silence only
+	// bypasses L1 (see StalenessBound). Default 3s.
+	PingTimeout time.Duration
 	// FreshnessInterval is how often the subscriber sends PING on the
 	// subscription connection to prove that this replica has applied every
 	// invalidation published before the ping (DESIGN §3.13). Default 5ms.
@@ -148,14 +159,15 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.L1TTL, 30*time.Second)
 	def(&o.L2TTL, time.Hour)
 	def(&o.NegativeTTL, 30*time.Second)
+	def(&o.GroupL2TTL, min(time.Minute, o.L2TTL))
 	def(&o.L2Timeout, 100*time.Millisecond)
-	def(&o.WriteTimeout, time.Second)
+	def(&o.WriteTimeout, 5*time.Second)
 	def(&o.LoadTimeout, 5*time.Second)
 	def(&o.LeaseTTL, 5*time.Second)
 	def(&o.LeaseWait, time.Second)
 	def(&o.LeasePoll, 5*time.Millisecond)
 	def(&o.BreakerCooldown, time.Second)
-	def(&o.PingInterval, time.Second)
+	def(&o.PingTimeout, 3*time.Second)
 	def(&o.FreshnessInterval, 5*time.Millisecond)
 	def(&o.StalenessBound, 25*time.Millisecond)
 	def(&o.ReconnectBackoff, time.Second)
@@ -196,7 +208,7 @@ func (o Options) validate() error {
 		"L1TTL": o.L1TTL, "L2TTL": o.L2TTL, "NegativeTTL": o.NegativeTTL,
 		"L2Timeout": o.L2Timeout, "WriteTimeout": o.WriteTimeout, "LoadTimeout": o.LoadTimeout, "LeaseTTL": o.LeaseTTL,
 		"LeaseWait": o.LeaseWait, "LeasePoll": o.LeasePoll, "BreakerCooldown": o.BreakerCooldown,
-		"PingInterval": o.PingInterval, "FreshnessInterval": o.FreshnessInterval, "StalenessBound": o.StalenessBound,
+		"PingTimeout": o.PingTimeout, "GroupL2TTL": o.GroupL2TTL, "FreshnessInterval": o.FreshnessInterval, "StalenessBound": o.StalenessBound,
 		"ReconnectBackoff": o.ReconnectBackoff, "RetryInterval": o.RetryInterval,
 	} {
 		if d < 0 {

@@ -22,6 +22,7 @@ type stats struct {
 	invalidations, published, publishFailures, received, applied atomic.Uint64
 	ownSkipped, malformed, gaps, flushes, subscribes             atomic.Uint64
 	subscriptionBreaks, retries, retrySucceeded, retryDropped    atomic.Uint64
+	bypassStale, bypassDown, lapses                              atomic.Uint64
 	lag                                                          histogram
 }
 
@@ -89,8 +90,13 @@ type Stats struct {
 	RetryDropped       uint64 // keys dropped because the retry queue was full
 	RetryQueued        int64  // keys and groups waiting for a retry now
 
-	L1Len    int           // entries in L1 now
-	L1MaxAge time.Duration // the staleness bound (Options.L1TTL)
+	L1BypassStale   uint64        // reads that bypassed L1 because this replica was not caught up (§3.13)
+	L1BypassDown    uint64        // reads that bypassed L1 because the channel was down or not yet confirmed
+	FreshnessLapses uint64        // times the replica fell more than StalenessBound behind
+	FreshnessAge    time.Duration // now minus the send time of the newest answered freshness ping (0 without a channel)
+	StalenessBound  time.Duration // Options.StalenessBound
+	L1Len           int           // entries in L1 now
+	L1MaxAge        time.Duration // the longest any L1 entry lives (Options.L1TTL)
 
 	LagCounts []uint64      // invalidation lag histogram, per LagBuckets bound then +Inf
 	LagSum    time.Duration // total lag observed
@@ -113,8 +119,12 @@ func (c *Cache[V]) Stats() Stats {
 		Subscribes: s.subscribes.Load(), SubscriptionBreaks: s.subscriptionBreaks.Load(),
 		Subscribed: c.Ready(), Retries: s.retries.Load(), RetrySucceeded: s.retrySucceeded.Load(),
 		RetryDropped: s.retryDropped.Load(), RetryQueued: c.retry.size.Load(),
-		L1Len: c.Len(), L1MaxAge: c.opt.L1TTL,
+		L1BypassStale: s.bypassStale.Load(), L1BypassDown: s.bypassDown.Load(), FreshnessLapses: s.lapses.Load(),
+		StalenessBound: c.opt.StalenessBound, L1Len: c.Len(), L1MaxAge: c.opt.L1TTL,
 		LagSum: time.Duration(s.lag.sum.Load()), LagMax: time.Duration(s.lag.max.Load()),
+	}
+	if c.bus != nil {
+		out.FreshnessAge = time.Duration(c.clockNow() - c.bus.freshAt.Load())
 	}
 	out.LagCounts = make([]uint64, len(s.lag.counts))
 	for i := range s.lag.counts {

@@ -2,9 +2,9 @@ package tiercache
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,47 +12,79 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-var errPingTimeout = errors.New("tiercache: subscription ping unanswered")
+var errPingTimeout = errors.New("tiercache: subscription silent for longer than PingTimeout")
 
-// bus is the invalidation channel of a tiered, multi-replica cache. It runs
-// one goroutine that owns the subscription and reads it with Receive, which
-// (unlike Channel) shows every break and every re-subscription. While the
+// bus is the invalidation channel of a tiered, multi-replica cache. One
+// goroutine owns the subscription and reads it with Receive, which (unlike
+// Channel) shows every break and every re-subscription. While the
 // subscription is not confirmed, L1 is flushed and bypassed: messages sent
 // in that time are lost for good (Redis pub/sub is at most once), so nothing
 // cached before or during the gap can be trusted (DESIGN §3.5, §3.6).
+//
+// A second goroutine per subscription sends PING on it every
+// FreshnessInterval, carrying its send time. Redis answers a subscribed PING
+// in order, after every message it delivered to the connection before it, so
+// when the answer is read every invalidation published before the send time
+// has been applied: freshAt, the newest such send time, is how far this
+// replica is provably caught up (DESIGN §3.13).
 type bus struct {
 	channel string
+	inc     string      // this incarnation's random id, see message
 	pubMu   sync.Mutex  // serialises publishes, so sequence numbers arrive in order
-	seq     uint64      // guarded by pubMu: this replica's last message sequence
+	seq     uint64      // guarded by pubMu: this incarnation's last accepted message
 	up      atomic.Bool // subscription confirmed
+	freshAt atomic.Int64
+	lapsed  atomic.Bool // a reader or the pinger found freshAt too old
 	cancel  context.CancelFunc
-	ctx     context.Context
 
-	mu  sync.Mutex
-	ps  *redis.PubSub     // guarded by mu: the live subscription, closed by close
-	src map[string]uint64 // last sequence seen per publisher; subscriber goroutine only
+	mu sync.Mutex
+	ps *redis.PubSub // guarded by mu: the live subscription, closed by close
+
+	// Subscriber goroutine only.
+	src       map[string]*publisher // per publisher incarnation
+	lastPrune int64
 
 	// The cache, through closures, so bus need not be generic.
 	handle func(payload string)
 	onUp   func()
 	onDown func(err error)
+	clock  func() int64
 	hooks  *hooks
 	opt    *Options
+	stats  *stats
 	rdb    redis.UniversalClient
 }
 
+// publisher is what a subscriber remembers of one publisher incarnation.
+type publisher struct {
+	seq  uint64 // highest sequence number seen
+	seen int64  // clock reading of its last message
+}
+
+// publisherTTL is how long a publisher incarnation that sends nothing is
+// remembered; a restarted replica is a new incarnation, so the map would
+// otherwise grow with every rollout.
+const publisherTTL = 10 * time.Minute
+
 func newBus[V any](c *Cache[V]) *bus {
-	ctx, cancel := context.WithCancel(context.Background())
 	b := &bus{
 		channel: c.opt.Namespace + ":inval",
-		ctx:     ctx, cancel: cancel,
-		hooks: &c.opt.hooks, opt: &c.opt, rdb: c.rdb,
-		src: make(map[string]uint64),
+		inc:     randomToken()[:12],
+		hooks:   &c.opt.hooks, opt: &c.opt, stats: &c.stats, rdb: c.rdb,
+		src:   make(map[string]*publisher),
+		clock: c.clockNow,
 	}
 	b.handle = func(p string) { c.handleMessage(b, p) }
 	b.onUp = c.channelUp
 	b.onDown = c.channelDown
 	return b
+}
+
+// start runs the subscriber until close.
+func (b *bus) start(wg *sync.WaitGroup) {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	wg.Go(func() { b.run(ctx) })
 }
 
 func (b *bus) close() {
@@ -64,16 +96,30 @@ func (b *bus) close() {
 	b.mu.Unlock()
 }
 
+// fresh reports whether, at now, this replica has proved within
+// StalenessBound that it applied every invalidation published before.
+func (b *bus) fresh(now int64) bool {
+	return now-b.freshAt.Load() <= int64(b.opt.StalenessBound)
+}
+
+// noteLapse counts and logs the start of a lapse, once.
+func (b *bus) noteLapse(now int64) {
+	if b.lapsed.Load() || !b.lapsed.CompareAndSwap(false, true) {
+		return
+	}
+	b.stats.lapses.Add(1)
+	b.opt.Logger.Warn("tiercache: invalidation stream lapsed, L1 bypassed",
+		"behind", time.Duration(now-b.freshAt.Load()).String(), "bound", b.opt.StalenessBound.String())
+}
+
 // run subscribes, reads until the subscription breaks, and starts over with
-// a capped exponential backoff, until the bus is closed.
-func (b *bus) run() {
+// a capped exponential backoff, until ctx ends.
+func (b *bus) run(ctx context.Context) {
 	backoff := 10 * time.Millisecond
-	for b.ctx.Err() == nil {
-		if b.hooks.beforeSubscribe != nil {
-			b.hooks.beforeSubscribe()
-		}
-		confirmed, err := b.session()
-		if b.ctx.Err() != nil {
+	for ctx.Err() == nil {
+		runHook(b.hooks.beforeSubscribe)
+		confirmed, err := b.session(ctx)
+		if ctx.Err() != nil {
 			return
 		}
 		b.onDown(err)
@@ -83,7 +129,7 @@ func (b *bus) run() {
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
-		case <-b.ctx.Done():
+		case <-ctx.Done():
 			t.Stop()
 			return
 		}
@@ -93,44 +139,41 @@ func (b *bus) run() {
 
 // session runs one subscription until it breaks; confirmed reports whether
 // Redis ever confirmed it.
-func (b *bus) session() (confirmed bool, err error) {
+func (b *bus) session(ctx context.Context) (confirmed bool, err error) {
 	var ps *redis.PubSub
 	if _, ok := b.rdb.(*redis.ClusterClient); ok {
-		ps = b.rdb.SSubscribe(b.ctx, b.channel)
+		ps = b.rdb.SSubscribe(ctx, b.channel)
 	} else {
-		ps = b.rdb.Subscribe(b.ctx, b.channel)
+		ps = b.rdb.Subscribe(ctx, b.channel)
 	}
 	b.mu.Lock()
-	if b.ctx.Err() != nil {
+	if ctx.Err() != nil {
 		b.mu.Unlock()
 		_ = ps.Close()
-		return false, b.ctx.Err()
+		return false, ctx.Err()
 	}
 	b.ps = ps
 	b.mu.Unlock()
+	pctx, stopPinger := context.WithCancel(ctx)
+	var pinger sync.WaitGroup
+	pinger.Go(func() { b.ping(pctx, ps) })
 	defer func() {
+		stopPinger()
 		b.mu.Lock()
 		b.ps = nil
 		b.mu.Unlock()
 		_ = ps.Close()
+		pinger.Wait()
 	}()
-	pinged := false
 	for {
-		m, err := ps.ReceiveTimeout(b.ctx, b.opt.PingInterval)
+		m, err := ps.ReceiveTimeout(ctx, b.opt.PingTimeout)
 		if err != nil {
-			if !isTimeout(err) || b.ctx.Err() != nil {
-				return confirmed, err
+			if ctx.Err() == nil && isTimeout(err) {
+				err = errPingTimeout
 			}
-			if pinged {
-				return confirmed, errPingTimeout
-			}
-			if err := ps.Ping(b.ctx); err != nil {
-				return confirmed, err
-			}
-			pinged = true
-			continue
+			return confirmed, err
 		}
-		pinged = false
+		runHook(b.hooks.beforeApply)
 		switch m := m.(type) {
 		case *redis.Subscription:
 			if m.Channel != b.channel {
@@ -144,8 +187,76 @@ func (b *bus) session() (confirmed bool, err error) {
 			b.onUp()
 		case *redis.Message:
 			b.handle(m.Payload)
+		case *redis.Pong:
+			b.pong(m.Payload)
 		}
 	}
+}
+
+// ping sends PING on the subscription every FreshnessInterval with its send
+// time as the payload, until ctx ends or a ping fails; a failed ping closes
+// the subscription so that the session ends at once.
+func (b *bus) ping(ctx context.Context, ps *redis.PubSub) {
+	t := time.NewTicker(b.opt.FreshnessInterval)
+	defer t.Stop()
+	var buf [20]byte
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := b.clock()
+		if !b.fresh(now) && b.up.Load() {
+			b.noteLapse(now)
+		}
+		if err := ps.Ping(ctx, string(strconv.AppendInt(buf[:0], now, 10))); err != nil {
+			if ctx.Err() == nil {
+				_ = ps.Close()
+			}
+			return
+		}
+	}
+}
+
+// pong applies the answer to a freshness ping: everything published before
+// its send time has been applied by now.
+func (b *bus) pong(payload string) {
+	sent, err := strconv.ParseInt(payload, 10, 64)
+	if err != nil {
+		return
+	}
+	if sent > b.freshAt.Load() {
+		b.freshAt.Store(sent) // only this goroutine stores
+	}
+	now := b.clock()
+	if b.lapsed.Load() && b.fresh(now) && b.lapsed.CompareAndSwap(true, false) {
+		b.opt.Logger.Info("tiercache: invalidation stream caught up, L1 serves again")
+	}
+	if now-b.lastPrune > int64(time.Minute) {
+		b.lastPrune = now
+		for k, p := range b.src {
+			if now-p.seen > int64(publisherTTL) {
+				delete(b.src, k)
+			}
+		}
+	}
+}
+
+// observe records message m from its publisher incarnation and reports
+// whether it reveals a gap: a sequence number more than one past the last
+// seen. A repeat or an older number (a publish that timed out yet was
+// delivered) is no gap.
+func (b *bus) observe(m message, now int64) (gap bool) {
+	key := m.Src + "\x00" + m.Inc
+	p := b.src[key]
+	if p == nil {
+		b.src[key] = &publisher{seq: m.Seq, seen: now}
+		return false
+	}
+	gap = m.Seq > p.seq+1
+	p.seq, p.seen = max(p.seq, m.Seq), now
+	return gap
 }
 
 func isTimeout(err error) bool {
@@ -155,22 +266,21 @@ func isTimeout(err error) bool {
 
 // channelUp runs when Redis confirms the subscription: flush once more
 // (anything filled before this point may have missed a message), catch up on
-// group generations, and only then let L1 serve.
+// group generations, and only then let L1 serve. If the generations cannot
+// be read, grouped reads ask Redis until a retry succeeds.
 func (c *Cache[V]) channelUp() {
 	c.flushL1()
 	ctx, cancel := context.WithTimeout(context.Background(), c.opt.L2Timeout*5)
 	err := c.groups.refresh(ctx)
 	cancel()
 	if err != nil {
-		c.opt.Logger.Warn("tiercache: group generations not refreshed", "err", err)
+		c.warn.log("refresh", "tiercache: group generations not refreshed, grouped reads ask redis", "err", err)
 	}
 	c.bus.up.Store(true)
 	c.l1.enable(true)
 	c.stats.subscribes.Add(1)
 	c.opt.Logger.Info("tiercache: invalidation channel up", "channel", c.bus.channel)
-	if c.opt.hooks.channelUp != nil {
-		c.opt.hooks.channelUp()
-	}
+	runHook(c.opt.hooks.channelUp)
 }
 
 // channelDown runs when the subscription breaks: stop serving from L1 and
@@ -182,32 +292,31 @@ func (c *Cache[V]) channelDown(err error) {
 	if wasUp {
 		c.stats.subscriptionBreaks.Add(1)
 		c.opt.Logger.Warn("tiercache: invalidation channel down, L1 bypassed", "err", err)
+	} else {
+		c.warn.log("subscribe", "tiercache: invalidation channel still down", "err", err)
 	}
-	if c.opt.hooks.channelDown != nil {
-		c.opt.hooks.channelDown()
-	}
+	runHook(c.opt.hooks.channelDown)
 }
 
 // handleMessage applies one invalidation broadcast. Own messages were applied
 // before they were sent; malformed ones are counted and dropped. A gap in a
 // publisher's sequence means a message was lost, so L1 is flushed.
 func (c *Cache[V]) handleMessage(b *bus, payload string) {
-	var m message
-	if err := json.Unmarshal([]byte(payload), &m); err != nil || m.V != messageVersion || m.Src == "" {
+	m, err := decodeMessage([]byte(payload))
+	if err != nil {
 		c.stats.malformed.Add(1)
-		c.opt.Logger.Warn("tiercache: malformed invalidation ignored", "len", len(payload), "err", err)
+		c.warn.log("malformed", "tiercache: malformed invalidation ignored", "len", len(payload), "err", err)
 		return
 	}
 	c.stats.received.Add(1)
-	if m.Src == c.opt.ReplicaID {
+	if m.Src == c.opt.ReplicaID && m.Inc == b.inc {
 		c.stats.ownSkipped.Add(1)
 		return
 	}
-	if last, ok := b.src[m.Src]; ok && m.Seq > last+1 {
+	if b.observe(m, c.clockNow()) {
 		c.stats.gaps.Add(1)
 		c.flushL1()
 	}
-	b.src[m.Src] = m.Seq
 	if m.Flush {
 		c.flushL1()
 	}
@@ -221,8 +330,11 @@ func (c *Cache[V]) handleMessage(b *bus, payload string) {
 	}
 }
 
-// flushL1 drops every L1 entry and fences every fill in flight, and counts it.
+// flushL1 drops every L1 entry, fences every fill in flight and makes later
+// readers start new loads instead of joining those fills (review bug 3), and
+// counts it.
 func (c *Cache[V]) flushL1() {
 	c.l1.flush()
+	c.flight.forgetAll()
 	c.stats.flushes.Add(1)
 }
