@@ -24,8 +24,12 @@ func dialRedis(t testing.TB, opt *redis.Options) *redis.Client {
 	t.Helper()
 	opt.ContextTimeoutEnabled = true
 	opt.DialTimeout = 200 * time.Millisecond
-	opt.ReadTimeout = 500 * time.Millisecond
-	opt.WriteTimeout = 500 * time.Millisecond
+	if opt.ReadTimeout == 0 {
+		opt.ReadTimeout = 500 * time.Millisecond
+	}
+	if opt.WriteTimeout == 0 {
+		opt.WriteTimeout = 500 * time.Millisecond
+	}
 	opt.MaxRetries = -1
 	opt.DialerRetries = 1
 	rdb := redis.NewClient(opt)

@@ -140,6 +140,7 @@ func (b *bus) run(ctx context.Context) {
 // session runs one subscription until it breaks; confirmed reports whether
 // Redis ever confirmed it.
 func (b *bus) session(ctx context.Context) (confirmed bool, err error) {
+	sent := b.clock()
 	var ps *redis.PubSub
 	if _, ok := b.rdb.(*redis.ClusterClient); ok {
 		ps = b.rdb.SSubscribe(ctx, b.channel)
@@ -185,6 +186,9 @@ func (b *bus) session(ctx context.Context) (confirmed bool, err error) {
 			confirmed = true
 			clear(b.src)
 			b.onUp()
+			// Caught up as of the SUBSCRIBE: onUp flushed L1 and forgot
+			// every load, so nothing here predates it.
+			b.advance(sent)
 		case *redis.Message:
 			b.handle(m.Payload)
 		case *redis.Pong:
@@ -226,8 +230,13 @@ func (b *bus) pong(payload string) {
 	if err != nil {
 		return
 	}
+	b.advance(sent)
+}
+
+// advance records that everything published before sent has been applied.
+func (b *bus) advance(sent int64) {
 	if sent > b.freshAt.Load() {
-		b.freshAt.Store(sent) // only this goroutine stores
+		b.freshAt.Store(sent) // only the subscriber goroutine stores
 	}
 	now := b.clock()
 	if b.lapsed.Load() && b.fresh(now) && b.lapsed.CompareAndSwap(true, false) {
