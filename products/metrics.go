@@ -74,13 +74,24 @@ func (m *httpMetrics) instrument(logger *slog.Logger, route string, h http.Handl
 		if status == http.StatusOK && r.Method == http.MethodGet {
 			getOK().Observe(d.Seconds())
 		} else {
-			byMethod.WithLabelValues(r.Method, statusText(status)).Observe(d.Seconds())
+			byMethod.WithLabelValues(methodLabel(r.Method), statusText(status)).Observe(d.Seconds())
 		}
 		if debug {
 			logger.Debug("request", "method", r.Method, "path", r.URL.Path, "route", route,
 				"status", status, "duration_ms", float64(d.Microseconds())/1000, "remote", r.RemoteAddr)
 		}
 	})
+}
+
+// methodLabel bounds the method label: net/http accepts any token as a
+// method, and a client must not be able to mint new series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 // statusText returns the decimal status code without allocating for the
