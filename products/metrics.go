@@ -120,6 +120,7 @@ func statusText(code int) string {
 type serviceCollector struct {
 	svc     *Service
 	queries *prometheus.Desc
+	retries *prometheus.Desc
 	pool    map[string]*prometheus.Desc
 	info    *prometheus.Desc
 }
@@ -129,6 +130,8 @@ func newServiceCollector(svc *Service) *serviceCollector {
 		svc: svc,
 		queries: prometheus.NewDesc("productsd_db_queries_total",
 			"Statements the store sent to PostgreSQL, by operation (BEGIN and COMMIT not counted).", []string{"op"}, nil),
+		retries: prometheus.NewDesc("productsd_db_read_retries_total",
+			"Reads retried once on a live connection after theirs was lost (backend terminated, reset).", nil, nil),
 		info: prometheus.NewDesc("productsd_cache_info",
 			"The cache mode this replica runs in (value always 1).", []string{"mode", "replica"}, nil),
 		pool: map[string]*prometheus.Desc{},
@@ -158,6 +161,7 @@ var poolMetricHelp = map[string]string{
 // Describe sends every descriptor.
 func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.queries
+	ch <- c.retries
 	ch <- c.info
 	for _, d := range c.pool {
 		ch <- d
@@ -169,6 +173,7 @@ func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, op := range Ops {
 		ch <- prometheus.MustNewConstMetric(c.queries, prometheus.CounterValue, float64(c.svc.store.Queries(op)), op)
 	}
+	ch <- prometheus.MustNewConstMetric(c.retries, prometheus.CounterValue, float64(c.svc.store.ReadRetries()))
 	replica := ""
 	if c.svc.cache != nil {
 		replica = c.svc.cache.ReplicaID()
