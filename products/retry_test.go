@@ -36,8 +36,9 @@ func TestConnectionLost(t *testing.T) {
 }
 
 // readStore returns a migrated store whose connections carry an
-// application_name of their own, so the test can terminate exactly them.
-func readStore(t *testing.T) (*Store, string) {
+// application_name of their own, so the test can terminate exactly them,
+// and one product in it.
+func readStore(t *testing.T) (*Store, string, Product) {
 	t.Helper()
 	_, dbURL := testenv.Schema(t)
 	app := testenv.Unique("readretry_")
@@ -47,7 +48,12 @@ func readStore(t *testing.T) (*Store, string) {
 	if err := Migrate(ctx, pool, testLogger(t)); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	return NewStore(pool), app
+	s := NewStore(pool)
+	p, err := s.Create(ctx, Input{Name: "kept", PriceCents: 7})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return s, app, p
 }
 
 // TestReadSurvivesTerminatedBackends terminates every backend of the
@@ -55,12 +61,8 @@ func readStore(t *testing.T) (*Store, string) {
 // read: each read must still succeed, through one retry.
 func TestReadSurvivesTerminatedBackends(t *testing.T) {
 	t.Parallel()
-	s, app := readStore(t)
+	s, app, p := readStore(t)
 	ctx := context.Background()
-	p, err := s.Create(ctx, Input{Name: "kept", PriceCents: 7})
-	if err != nil {
-		t.Fatalf("create: %v", err)
-	}
 	for round := range 3 {
 		// Fill the pool with idle connections, then kill them all.
 		conns := make([]interface{ Release() }, 0, 4)
@@ -102,12 +104,8 @@ func TestReadSurvivesTerminatedBackends(t *testing.T) {
 // backends are terminated every 150 ms: no read may fail.
 func TestReadsUnderBackendKills(t *testing.T) {
 	t.Parallel()
-	s, app := readStore(t)
+	s, app, p := readStore(t)
 	ctx := context.Background()
-	p, err := s.Create(ctx, Input{Name: "kept", PriceCents: 7})
-	if err != nil {
-		t.Fatalf("create: %v", err)
-	}
 	stop := make(chan struct{})
 	var reads, failed atomic.Int64
 	var firstErr atomic.Value
