@@ -27,6 +27,12 @@ type RunOptions struct {
 	Logf func(format string, args ...any)
 	// Interval is the time-series resolution; default 1s.
 	Interval time.Duration
+	// DatabaseURL, when set, is the database of the targets: the
+	// lost-write check reads every acknowledged write from it too.
+	DatabaseURL string
+	// Settle is how long the lost-write check lets a read be wrong before
+	// it counts (see [VerifyOptions]); default 2s.
+	Settle time.Duration
 }
 
 // ErrThresholds is returned (wrapped) by callers that turn failed
@@ -39,6 +45,7 @@ type runner struct {
 	ids    []string
 	keys   KeyChooser
 	probe  *Probe
+	ledger *Ledger
 	probeN int // ids with rank below probeN are probed
 	start  time.Time
 	rr     atomic.Uint64
@@ -80,7 +87,7 @@ func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
 		client = NewClient(sc.MaxActiveVUs(), time.Duration(sc.Timeout))
 		defer client.CloseIdleConnections()
 	}
-	r := &runner{sc: sc, client: client}
+	r := &runner{sc: sc, client: client, ledger: NewLedger()}
 	ids, err := EnsureProducts(ctx, client, sc, logf)
 	if err != nil {
 		return nil, err
@@ -112,7 +119,12 @@ func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
 		sum.Consistency = r.probe.Analyze()
 	}
 	sum.KeySpace = len(ids)
-	sum.Evaluate(thresholds)
+	sum.LostWrites, err = r.ledger.Verify(context.WithoutCancel(ctx), client,
+		VerifyOptions{Targets: sc.Targets, DatabaseURL: opt.DatabaseURL, Settle: opt.Settle})
+	if err != nil {
+		return nil, err
+	}
+	sum.Evaluate(append(thresholds, lostWritesThreshold))
 	return sum, nil
 }
 
@@ -246,6 +258,7 @@ func (r *runner) summarize(coll *collector, end time.Time, ex *executor) *Summar
 	if s.DurationS > 0 {
 		s.RPS = float64(n) / s.DurationS
 	}
+	s.StatusCodes, s.Failures = w.fails.summary()
 	s.Checks = CheckResult{Passes: w.checksOK, Fails: w.checks - w.checksOK, Rate: ratio(w.checksOK, w.checks)}
 	for t := range numReqTypes {
 		all.Merge(w.hist[t])
