@@ -183,6 +183,31 @@ func TestAllow(t *testing.T) {
 	}
 }
 
+// TestMetricsHoldNoKeys: after reads, writes, misses and bad requests,
+// /metrics names no product id, no cache key and no client-chosen value.
+func TestMetricsHoldNoKeys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.replica("a", "tiered")
+	id, _ := a.create(t, "secret-name", 100)["id"].(string)
+	missing := "00000000-0000-7000-8000-00000000beef"
+	do(t, http.MethodGet, a.url+"/products/"+id, "")
+	do(t, http.MethodPut, a.url+"/products/"+id, `{"name":"x","price_cents":2}`)
+	do(t, http.MethodGet, a.url+"/products/"+missing, "")
+	do(t, http.MethodGet, a.url+"/products?after="+id+"&limit=7", "")
+	do(t, http.MethodGet, a.url+"/client-chosen-path", "")
+	body := string(do(t, http.MethodGet, a.url+"/metrics", "").body)
+	uuidRE := regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	for _, bad := range []string{id, missing, e.ns, "secret-name", "client-chosen-path", "after="} {
+		if strings.Contains(body, bad) {
+			t.Errorf("/metrics contains %q", bad)
+		}
+	}
+	if m := uuidRE.FindString(body); m != "" {
+		t.Errorf("/metrics contains a UUID %s", m)
+	}
+}
+
 // TestHealthReadyMetrics checks /healthz, /readyz and /metrics.
 func TestHealthReadyMetrics(t *testing.T) {
 	t.Parallel()
