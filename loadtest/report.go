@@ -162,7 +162,7 @@ func fmtNum(v float64) string {
 
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct":    func(v float64) string { return fmt.Sprintf("%.2f%%", 100*v) },
-	"ms":     fmtMs,
+	"ms":     FormatMs,
 	"counts": countsText,
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

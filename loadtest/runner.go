@@ -15,6 +15,14 @@ import (
 
 // RunOptions are the per-run choices that are not part of the scenario.
 type RunOptions struct {
+	// Targets, when set, replace the scenario's targets: the replicas a
+	// harness started.
+	Targets []string
+	// IDs, when set, is the key space: no listing, no seeding.
+	IDs []string
+	// Seed, when set, makes n missing products (for example with
+	// `productsd seed`) instead of POST requests.
+	Seed func(ctx context.Context, n int) error
 	// Progress receives a status line about once a second; nil for none.
 	Progress io.Writer
 	// ProgressTTY rewrites one line in place ("\r") instead of printing
@@ -74,6 +82,9 @@ func NewClient(n int, timeout time.Duration) *http.Client {
 // its thresholds evaluated. sc is normalized in place. Cancelling ctx stops
 // the run early; the summary covers what ran.
 func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
+	if len(opt.Targets) > 0 {
+		sc.Targets = opt.Targets
+	}
 	if err := sc.Normalize(); err != nil {
 		return nil, err
 	}
@@ -88,11 +99,15 @@ func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
 		defer client.CloseIdleConnections()
 	}
 	r := &runner{sc: sc, client: client, ledger: NewLedger()}
-	ids, err := EnsureProducts(ctx, client, sc, logf)
-	if err != nil {
-		return nil, err
+	ids := opt.IDs
+	if len(ids) == 0 {
+		var err error
+		if ids, err = EnsureProducts(ctx, client, sc.Targets[0], sc.Setup.Products, opt.Seed, logf); err != nil {
+			return nil, err
+		}
 	}
 	r.ids = ids
+	var err error
 	if r.keys, err = NewKeyChooser(sc.Keys, len(ids)); err != nil {
 		return nil, err
 	}
@@ -230,7 +245,7 @@ func (r *runner) ticker(coll *collector, ex *executor, interval time.Duration, d
 
 func writeProgress(w io.Writer, tty bool, p Point, reqs, errs int64) {
 	line := fmt.Sprintf("running %5.1fs  vus %4d  reqs %9d  rate %8.0f/s  errors %d  p99 %s  L1 %5.1f%%  L2 %5.1f%%",
-		p.T, p.VUs, reqs, p.RPS, errs, fmtMs(p.P99), 100*p.L1, 100*p.L2)
+		p.T, p.VUs, reqs, p.RPS, errs, FormatMs(p.P99), 100*p.L1, 100*p.L2)
 	if tty {
 		fmt.Fprintf(w, "\r\033[K%s", line)
 	} else {

@@ -302,7 +302,7 @@ func (c ProbeResult) bucketText() string {
 		}
 		le := ">30s"
 		if b.LeMs > 0 {
-			le = "<=" + fmtMs(b.LeMs)
+			le = "<=" + FormatMs(b.LeMs)
 		}
 		parts = append(parts, fmt.Sprintf("%s:%d", le, b.Count))
 	}
@@ -330,10 +330,11 @@ func typeOrder(name string) int {
 // String formats the percentiles k6-style.
 func (p Percentiles) String() string {
 	return fmt.Sprintf("avg=%s min=%s med=%s p(90)=%s p(95)=%s p(99)=%s max=%s",
-		fmtMs(p.Avg), fmtMs(p.Min), fmtMs(p.Med), fmtMs(p.P90), fmtMs(p.P95), fmtMs(p.P99), fmtMs(p.Max))
+		FormatMs(p.Avg), FormatMs(p.Min), FormatMs(p.Med), FormatMs(p.P90), FormatMs(p.P95), FormatMs(p.P99), FormatMs(p.Max))
 }
 
-func fmtMs(v float64) string {
+// FormatMs prints milliseconds for a person: 1.23s, 4.56ms, 789µs.
+func FormatMs(v float64) string {
 	switch {
 	case v >= 1000:
 		return fmt.Sprintf("%.2fs", v/1000)
