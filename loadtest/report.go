@@ -163,7 +163,7 @@ func fmtNum(v float64) string {
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct":    func(v float64) string { return fmt.Sprintf("%.2f%%", 100*v) },
 	"ms":     FormatMs,
-	"counts": countsText,
+	"counts": CountsText,
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>loadtest report: {{.S.Scenario}}</title>

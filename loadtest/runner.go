@@ -38,6 +38,14 @@ type RunOptions struct {
 	// DatabaseURL, when set, is the database of the targets: the
 	// lost-write check reads every acknowledged write from it too.
 	DatabaseURL string
+	// Probe, when set, is the consistency probe the run uses (it must be
+	// new), so the caller can analyse it further afterwards, for example
+	// with [Probe.AnalyzeSince].
+	Probe *Probe
+	// OnStart, when set, is called as the measured part of the run begins
+	// (after setup and warmup) with its start: the origin of the probe's
+	// times.
+	OnStart func(start time.Time)
 	// Settle is how long the lost-write check lets a read be wrong before
 	// it counts (see [VerifyOptions]); default 2s.
 	Settle time.Duration
@@ -113,7 +121,10 @@ func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
 	}
 	r.setupMix()
 	if sc.Probe.Enabled {
-		r.probe = NewProbe(time.Duration(sc.Probe.Grace))
+		r.probe = opt.Probe
+		if r.probe == nil {
+			r.probe = NewProbe(time.Duration(sc.Probe.Grace))
+		}
 		r.probeN = min(sc.Probe.Sample, len(ids))
 		for _, id := range ids[:r.probeN] {
 			r.probe.Track(id)
@@ -192,6 +203,9 @@ func (r *runner) execute(ctx context.Context, opt RunOptions) *Summary {
 	}
 	sc := r.sc
 	r.start = time.Now()
+	if opt.OnStart != nil {
+		opt.OnStart(r.start)
+	}
 	coll := newCollector(min(4*runtime.GOMAXPROCS(0), 16), r.start)
 	newVU := func(id int) *vu {
 		return &vu{id: id, rng: rand.New(rand.NewPCG(sc.Seed, uint64(id))), shard: coll.shard(id)}

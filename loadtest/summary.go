@@ -240,11 +240,11 @@ func (s *Summary) WriteText(w io.Writer) {
 	}
 	line("http_req_failed", "%.2f%%  %d of %d", 100*s.FailRate, s.Failed, s.Requests)
 	if s.Failed > 0 {
-		line("  by status", "%s", countsText(s.Failures.ByStatus))
-		line("  by transport error", "%s", countsText(s.Failures.ByCause))
-		line("  by target", "%s", countsText(s.Failures.ByTarget))
+		line("  by status", "%s", CountsText(s.Failures.ByStatus))
+		line("  by transport error", "%s", CountsText(s.Failures.ByCause))
+		line("  by target", "%s", CountsText(s.Failures.ByTarget))
 	}
-	line("status codes", "%s", countsText(s.StatusCodes))
+	line("status codes", "%s", CountsText(s.StatusCodes))
 	line("checks", "%.2f%%  %d of %d", 100*s.Checks.Rate, s.Checks.Passes, s.Checks.Passes+s.Checks.Fails)
 	line("iterations", "%d  dropped %d", s.Iterations, s.Dropped)
 	if s.Cache.Classified > 0 {
@@ -344,9 +344,9 @@ func FormatMs(v float64) string {
 	return fmt.Sprintf("%.0fµs", v*1000)
 }
 
-// countsText lists counts by name, sorted: "200:1234 503:2"; "none" when
+// CountsText lists counts by name, sorted: "200:1234  503:2"; "none" when
 // there are none.
-func countsText(m map[string]int64) string {
+func CountsText(m map[string]int64) string {
 	if len(m) == 0 {
 		return "none"
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tiercache/productcache/loadtest"
+	"github.com/tiercache/productcache/loadtest/chaos"
 	"github.com/tiercache/productcache/loadtest/cluster"
 	"github.com/tiercache/productcache/loadtest/compare"
 )
@@ -36,6 +37,7 @@ var commandUsage = map[string]string{
 	"run":     "loadtest run [flags] [scenario.yaml|json]\n\nWithout a file, the default scenario: " + defaultScenarioText,
 	"demo":    "loadtest demo [flags] [scenario.yaml|json]\n\nStarts -replicas productsd processes on free ports, seeds, runs the scenario\n(default: " + defaultScenarioText + "), stops everything.",
 	"compare": "loadtest compare [flags] [scenario.yaml|json]\n\nRuns one scenario (default: " + defaultScenarioText + ", 3s warmup, 8s)\nagainst each of -configs and prints a table.",
+	"chaos":   "loadtest chaos [flags]\n\nStarts a private redis-server (DEBUG allowed), a fresh database and -replicas tiered\nproductsd replicas (the last one reaches Redis through a proxy), then runs the default\nscenario once per phase while injecting that phase's fault, and prints a table.\nExit status 99 when a phase broke its bound.",
 	"static":  "loadtest static [flags]\n\nServes the same product bytes for any /products/{id}: the ceiling.",
 }
 
@@ -382,4 +384,50 @@ func staticServer(ctx context.Context, productFile, listFile, etag, from string)
 		}
 	}
 	return srv, nil
+}
+
+// chaosCmd: faults phase by phase against a private cluster.
+func chaosCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("chaos", stderr)
+	binary := fs.String("productsd", "bin/productsd", "the productsd binary")
+	dbURL := fs.String("database-url", envOr(getenv, "DATABASE_URL", defaultDatabaseURL), "PostgreSQL server to make the run's database on ($DATABASE_URL)")
+	replicas := fs.Int("replicas", 3, "productsd replicas")
+	phase := fs.Duration("phase", 20*time.Second, "length of each phase")
+	phases := fs.String("phases", strings.Join(chaos.PhaseNames(), ","), "phases to run, in order")
+	products := fs.Int("products", 2000, "products in the key space")
+	vus := fs.Int("vus", 16, "virtual users")
+	verbose := fs.Bool("v", false, "show the output of productsd and redis-server")
+	progress := fs.Bool("progress", false, "print a line per second during each phase")
+	out := fs.String("out", "", "also write the figures as JSON to this file")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	cfg := chaos.Config{
+		Binary: *binary, DatabaseURL: *dbURL, Replicas: *replicas, Phase: *phase, Phases: splitList(*phases),
+		Products: *products, VUs: *vus,
+		Logf: func(format string, args ...any) { fmt.Fprintf(stderr, "loadtest: "+format+"\n", args...) },
+	}
+	if *verbose {
+		cfg.Output = stderr
+	}
+	if *progress {
+		cfg.Progress = stderr
+	}
+	res, err := chaos.Run(ctx, cfg)
+	if res != nil && len(res.Phases) > 0 {
+		res.WriteTable(stdout)
+		if *out != "" {
+			b, jerr := json.MarshalIndent(res, "", "  ")
+			if jerr == nil {
+				jerr = os.WriteFile(*out, append(b, '\n'), 0o644)
+			}
+			if jerr != nil {
+				return jerr
+			}
+		}
+	}
+	if errors.Is(err, chaos.ErrBounds) {
+		return fmt.Errorf("%w: %w", loadtest.ErrThresholds, err)
+	}
+	return err
 }
