@@ -85,3 +85,14 @@ fuzz:
 		echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$pkg"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
+
+## chaos: the default scenario against 3 tiered replicas on a private
+## redis-server and a fresh database, one fault per phase (Redis kill, Redis
+## stall, pubsub kills, pg_terminate_backend, replica SIGKILL and SIGTERM, CPU
+## starvation, a slowed and cut link to Redis); prints a table of figures per
+## phase and exits 99 when a phase breaks its README bound. About 4 minutes.
+## Extra flags: make chaos CHAOS_FLAGS='-phase 30s -phases redis-kill,net-cut'
+chaos:
+	$(GO) build -o bin/productsd ./cmd/productsd
+	$(GO) build -o bin/loadtest ./cmd/loadtest
+	./bin/loadtest chaos -productsd bin/productsd $(CHAOS_FLAGS)
