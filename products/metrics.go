@@ -131,7 +131,7 @@ func newServiceCollector(svc *Service) *serviceCollector {
 		queries: prometheus.NewDesc("productsd_db_queries_total",
 			"Statements the store sent to PostgreSQL, by operation (BEGIN and COMMIT not counted).", []string{"op"}, nil),
 		retries: prometheus.NewDesc("productsd_db_read_retries_total",
-			"Reads retried once on a live connection after theirs was lost (backend terminated, reset).", nil, nil),
+			"Reads retried once on a new connection after theirs was lost (backend terminated, reset).", nil, nil),
 		info: prometheus.NewDesc("productsd_cache_info",
 			"The cache mode this replica runs in (value always 1).", []string{"mode", "replica"}, nil),
 		pool: map[string]*prometheus.Desc{},

@@ -6,13 +6,13 @@ import (
 	"io"
 	"net"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// querier is what a read needs: the pool, or one connection of it.
+// querier is what a read needs: the pool, or one connection.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
@@ -20,45 +20,52 @@ type querier interface {
 
 // retryRead runs read on the pool and, when it fails because its
 // connection was lost (the backend was terminated, the connection reset),
-// once more on a connection that has just answered a ping. Reads are
-// idempotent, so the retry cannot do harm; writes never come here, because
-// a write whose connection broke may or may not have committed.
+// once more on a connection opened for the retry. A fresh connection, not
+// another pooled one: when backends are terminated in a sweep (every
+// backend of the service, one after another), a pooled connection that
+// still answers may be next, while a backend started after the sweep began
+// is not on its list. Reads are idempotent, so the retry cannot do harm;
+// writes never come here, because a write whose connection broke may or
+// may not have committed.
 func retryRead[T any](ctx context.Context, s *Store, read func(querier) (T, error)) (T, error) {
 	v, err := read(s.pool)
 	if err == nil || !connectionLost(err) || ctx.Err() != nil {
 		return v, err
 	}
 	s.readRetries.Add(1)
-	c, cerr := s.liveConn(ctx)
+	c, cerr := s.freshConn(ctx)
 	if cerr != nil {
 		return v, errors.Join(err, cerr)
 	}
-	defer c.Release()
+	defer s.closeFresh(c)
 	return read(c)
 }
 
-// maxPings bounds how many pooled connections liveConn tries: when every
-// backend was terminated at once, each idle connection of the pool is dead.
-const maxPings = 64
+// maxFreshConns bounds the connections opened for retries at once, so a
+// mass termination under heavy load cannot open one per request.
+const maxFreshConns = 4
 
-// liveConn acquires a pooled connection that answers a ping. A dead one
-// fails the ping, closes itself and is dropped by the pool on release, so
-// the loop ends with a working (often newly opened) connection.
-func (s *Store) liveConn(ctx context.Context) (*pgxpool.Conn, error) {
-	for i := 0; ; i++ {
-		c, err := s.pool.Acquire(ctx)
-		if err != nil {
-			return nil, err
-		}
-		err = c.Ping(ctx)
-		if err == nil {
-			return c, nil
-		}
-		c.Release()
-		if !connectionLost(err) || i == maxPings {
-			return nil, err
-		}
+// freshConn opens a connection outside the pool, with the pool's settings,
+// waiting for a slot among maxFreshConns.
+func (s *Store) freshConn(ctx context.Context) (*pgx.Conn, error) {
+	select {
+	case s.freshSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
+	c, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig)
+	if err != nil {
+		<-s.freshSlots
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *Store) closeFresh(c *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = c.Close(ctx)
+	<-s.freshSlots
 }
 
 // connectionLost reports errors that mean the connection, not the

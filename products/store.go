@@ -23,6 +23,7 @@ type Store struct {
 	queries [6]atomic.Uint64 // indexed like Ops
 
 	readRetries atomic.Uint64 // reads retried after a lost connection
+	freshSlots  chan struct{} // connections opened for retries, at most maxFreshConns
 
 	// Test hooks, nil outside tests.
 	afterGet     func(id uuid.UUID)            // a Get read its row, before it returns
@@ -41,7 +42,7 @@ const (
 
 // NewStore returns a Store on pool, which the caller owns and closes.
 func NewStore(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool}
+	return &Store{pool: pool, freshSlots: make(chan struct{}, maxFreshConns)}
 }
 
 // Queries returns the number of statements sent for op (one of [Ops]).
