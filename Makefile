@@ -3,8 +3,9 @@ GO        ?= go
 ADDR      ?= :8080
 TARGETS   ?=
 BENCHTIME ?= 1s
+FUZZTIME  ?= 30s
 
-.PHONY: run test test-short bench lint loadtest demo compare build soak
+.PHONY: run test test-short bench lint loadtest demo compare build soak fuzz chaos
 
 build:
 	$(GO) build ./...
@@ -68,3 +69,30 @@ soak:
 	$(GO) build -o bin/productsd ./cmd/productsd
 	$(GO) build -o bin/loadtest ./cmd/loadtest
 	scripts/soak.sh
+
+## fuzz: run every fuzz target for FUZZTIME each, one at a time (their seed
+## corpora already run in make test). A failing input lands in the package's
+## testdata/fuzz and becomes a test case.
+FUZZ_TARGETS = \
+	FuzzDecodeInput:./products \
+	FuzzListParams:./products \
+	FuzzParseCacheStatus:./loadtest \
+	FuzzParseThreshold:./loadtest \
+	FuzzDecodeMessage:./tiercache
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; \
+		echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+## chaos: the default scenario against 3 tiered replicas on a private
+## redis-server and a fresh database, one fault per phase (Redis kill, Redis
+## stall, pubsub kills, pg_terminate_backend, replica SIGKILL and SIGTERM, CPU
+## starvation, a slowed and cut link to Redis); prints a table of figures per
+## phase and exits 99 when a phase breaks its README bound. About 4 minutes.
+## Extra flags: make chaos CHAOS_FLAGS='-phase 30s -phases redis-kill,net-cut'
+chaos:
+	$(GO) build -o bin/productsd ./cmd/productsd
+	$(GO) build -o bin/loadtest ./cmd/loadtest
+	./bin/loadtest chaos -productsd bin/productsd $(CHAOS_FLAGS)

@@ -184,6 +184,9 @@ func (p *sfParser) member() (*CacheMember, error) {
 	if err != nil {
 		return nil, err
 	}
+	if name == "" { // "" is a valid sf-string but names no cache (found by FuzzParseCacheStatus)
+		return nil, fmt.Errorf("loadtest: cache-status: a member without a cache name at %d", p.i)
+	}
 	params, err := p.params()
 	if err != nil {
 		return nil, err

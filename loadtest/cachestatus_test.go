@@ -27,6 +27,7 @@ func TestClassifyCacheStatus(t *testing.T) {
 		{"productsd-l1; hit,", TierUnknown, false},    // malformed: trailing comma
 		{"productsd-l1; HIT", TierUnknown, false},     // malformed: keys are lower case
 		{"productsd-l1; ttl=\"x", TierUnknown, false}, // unterminated string
+		{`""; hit`, TierUnknown, false},               // malformed: a cache needs a name
 	}
 	for _, tt := range tests {
 		t.Run(tt.header, func(t *testing.T) {

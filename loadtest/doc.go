@@ -27,9 +27,16 @@
 //   - thresholds ([ParseThreshold]) in k6 syntax, evaluated on the [Summary].
 //
 // The [Summary] is printed as text ([Summary.WriteText]), JSON and a
-// self-contained HTML report ([WriteHTML]). [Compare] runs one scenario against
-// several cache configurations, each a [Cluster] of productsd processes,
-// plus a [StaticServer] that serves the same bytes with no work (the ceiling).
+// self-contained HTML report ([WriteHTML]). Every run also checks its
+// acknowledged writes ([Ledger]): each written id is read back through
+// every target (and from the database, given [RunOptions].DatabaseURL),
+// and lost_writes==0 is a threshold of every run. Failures are counted by
+// status code and by transport error ([ClassifyError]).
+//
+// This package only sends load. Package loadtest/cluster starts and stops
+// productsd processes, a private redis-server and throwaway databases;
+// package compare runs one scenario against several cache configurations
+// and a static ceiling; package chaos injects faults phase by phase.
 //
 // # The JSON summary
 //
@@ -55,6 +62,13 @@
 //	                     reads_after_write, stale_reads, stale_within_grace,
 //	                     max_staleness_ms, staleness{...}, staleness_buckets[{le_ms, count}],
 //	                     consistent_ratio}
+//	status_codes         {"200": n, ...}: every response by status
+//	failures             {by_status, by_cause, by_target}: the failed requests by
+//	                     unexpected status, by transport error (refused, reset,
+//	                     closed, timeout, other) and by target
+//	lost_writes          {enabled, ids, acknowledged_writes, reads, database, lost,
+//	                     missing, backwards, reappeared, unverified, settle_ms, late,
+//	                     examples[{id, where, acked_version, acked_delete, ack_ms, seen}]}
 //	thresholds           [{threshold, actual, ok}], thresholds_ok
 //	series               per-second points: {t, vus, requests, rps, errors, dropped,
 //	                     p50_ms, p95_ms, p99_ms, l1_ratio, l2_ratio, origin_ratio,

@@ -18,6 +18,13 @@ import (
 // replicas.
 type fakeAPI struct {
 	coherent bool
+	// Faults: acknowledge updates without storing them, acknowledge
+	// deletes without deleting, answer every n-th read with 503.
+	loseUpdates, undoDeletes bool
+	fail503Every             int
+
+	reads   int            // guarded by mu
+	updated map[string]int // ids whose update was acknowledged; guarded by mu
 
 	mu       sync.Mutex // guards the fields below
 	products map[string]int64
@@ -28,7 +35,7 @@ type fakeAPI struct {
 
 func newFakeAPI(t *testing.T, replicas, products int, coherent bool) (*fakeAPI, []string) {
 	t.Helper()
-	f := &fakeAPI{coherent: coherent, products: map[string]int64{}}
+	f := &fakeAPI{coherent: coherent, products: map[string]int64{}, updated: map[string]int{}}
 	for range products {
 		f.create()
 	}
@@ -62,6 +69,12 @@ func (f *fakeAPI) handler(replica int) http.Handler {
 	mux.HandleFunc("GET /products/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		f.mu.Lock()
+		f.reads++
+		if f.fail503Every > 0 && f.reads%f.fail503Every == 0 && r.UserAgent() != verifyUserAgent {
+			f.mu.Unlock()
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
 		l1 := f.replicas[replica]
 		v, hit := l1[id]
 		if !hit {
@@ -71,7 +84,9 @@ func (f *fakeAPI) handler(replica int) http.Handler {
 				http.NotFound(w, r)
 				return
 			}
-			f.queries[replica]["get"]++
+			if r.UserAgent() != verifyUserAgent { // the run's figures end before the check
+				f.queries[replica]["get"]++
+			}
 			l1[id] = v
 		}
 		f.mu.Unlock()
@@ -87,7 +102,12 @@ func (f *fakeAPI) handler(replica int) http.Handler {
 		f.mu.Lock()
 		f.queries[replica]["update"]++
 		v := f.products[id] + 1
-		f.products[id] = v
+		f.updated[id]++
+		if f.loseUpdates {
+			v += int64(f.updated[id]) - 1 // what it would be had the earlier ones been kept
+		} else {
+			f.products[id] = v
+		}
 		for i, l1 := range f.replicas {
 			if f.coherent || i == replica {
 				delete(l1, id)
@@ -106,7 +126,9 @@ func (f *fakeAPI) handler(replica int) http.Handler {
 	mux.HandleFunc("DELETE /products/{id}", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.queries[replica]["delete"]++
-		delete(f.products, r.PathValue("id"))
+		if !f.undoDeletes {
+			delete(f.products, r.PathValue("id"))
+		}
 		f.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	})

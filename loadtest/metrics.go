@@ -106,6 +106,7 @@ type window struct {
 	collapsed int64
 	iters     int64
 	dropped   int64
+	fails     failureCounts
 }
 
 func newWindow() *window {
@@ -127,7 +128,9 @@ func (w *window) reset() {
 	for _, h := range tierHist {
 		h.Reset()
 	}
-	*w = window{hist: hist, tierHist: tierHist}
+	fails := w.fails
+	fails.reset()
+	*w = window{hist: hist, tierHist: tierHist, fails: fails}
 }
 
 // merge adds o into w.
@@ -148,6 +151,7 @@ func (w *window) merge(o *window) {
 	w.collapsed += o.collapsed
 	w.iters += o.iters
 	w.dropped += o.dropped
+	w.fails.merge(&o.fails)
 }
 
 func (w *window) totalReqs() (n, failed int64) {
@@ -173,6 +177,9 @@ type sample struct {
 	checks  int
 	checkOK int
 	cache   CacheStatus
+	target  string // the base URL the request went to
+	code    int    // the status code; 0 when there was no response
+	cause   Cause  // the transport error, if any
 }
 
 // collector aggregates samples from all VUs into totals and a per-second
@@ -222,6 +229,7 @@ func (s *shard) add(x sample) {
 		w.collapsed++
 	}
 	w.iters++
+	w.fails.add(&x)
 	s.mu.Unlock()
 }
 

@@ -138,13 +138,18 @@ func addToBuckets(b []StalenessBucket, gapMs float64) {
 }
 
 // Analyze checks every logged read against the writes of its id.
-func (p *Probe) Analyze() ProbeResult {
+func (p *Probe) Analyze() ProbeResult { return p.AnalyzeSince(0) }
+
+// AnalyzeSince is [Probe.Analyze] restricted to the reads that began at or
+// after since (all writes still count): for example the reads after a
+// fault had ended and the system had had its allowance to catch up.
+func (p *Probe) AnalyzeSince(since time.Duration) ProbeResult {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	res := ProbeResult{Enabled: true, SampledIDs: len(p.ids), GraceMs: ms(p.grace), Buckets: newBuckets()}
 	hist := newLatencyHist()
 	for _, l := range p.ids {
-		analyzeID(l, p.grace, &res, hist)
+		analyzeID(l, p.grace, since, &res, hist)
 	}
 	res.Staleness = percentilesOf(hist)
 	if res.ReadsAfterWrite > 0 {
@@ -158,7 +163,7 @@ func (p *Probe) Analyze() ProbeResult {
 // analyzeID sorts the writes by acknowledgement and keeps a running maximum
 // of the versions acknowledged so far; a read beginning at b must return at
 // least the maximum acknowledged before b.
-func analyzeID(l *probeLog, grace time.Duration, res *ProbeResult, hist *hdrhistogram.Histogram) {
+func analyzeID(l *probeLog, grace, since time.Duration, res *ProbeResult, hist *hdrhistogram.Histogram) {
 	res.Writes += int64(len(l.writes))
 	res.Reads += int64(len(l.reads))
 	if len(l.writes) == 0 {
@@ -174,6 +179,9 @@ func analyzeID(l *probeLog, grace time.Duration, res *ProbeResult, hist *hdrhist
 		}
 	}
 	for _, r := range l.reads {
+		if r.at < since {
+			continue
+		}
 		n := sort.Search(len(w), func(i int) bool { return w[i].at >= r.at }) // acks strictly before r.at
 		if n == 0 {
 			continue

@@ -107,3 +107,21 @@ func TestProbeStalenessDistribution(t *testing.T) {
 		t.Errorf("consistent ratio %v, want %v", got.ConsistentRatio, want)
 	}
 }
+
+// TestProbeAnalyzeSince: reads that began before since are left out, the
+// writes before since still count.
+func TestProbeAnalyzeSince(t *testing.T) {
+	p := NewProbe(50 * time.Millisecond)
+	p.Track("a")
+	p.Write("a", 2, 100*time.Millisecond)
+	p.Read("a", 1, 500*time.Millisecond)  // stale, before since
+	p.Read("a", 1, 1500*time.Millisecond) // stale, after since
+	p.Read("a", 2, 1600*time.Millisecond)
+	if all := p.Analyze(); all.StaleReads != 2 {
+		t.Fatalf("Analyze: %d stale reads, want 2", all.StaleReads)
+	}
+	r := p.AnalyzeSince(time.Second)
+	if r.StaleReads != 1 || r.ReadsAfterWrite != 2 || r.MaxStalenessMs != 1400 {
+		t.Fatalf("AnalyzeSince(1s): %+v, want 1 stale read of 2 after the write, 1400ms old", r)
+	}
+}

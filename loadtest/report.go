@@ -161,8 +161,9 @@ func fmtNum(v float64) string {
 }
 
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct": func(v float64) string { return fmt.Sprintf("%.2f%%", 100*v) },
-	"ms":  fmtMs,
+	"pct":    func(v float64) string { return fmt.Sprintf("%.2f%%", 100*v) },
+	"ms":     FormatMs,
+	"counts": CountsText,
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>loadtest report: {{.S.Scenario}}</title>
@@ -187,7 +188,16 @@ svg{display:block;margin:12px 0;background:#f8fafc;border:1px solid #e2e8f0}
 {{if .S.Consistency.Enabled}}<tr><th>stale reads</th><td>{{.S.Consistency.StaleReads}} of {{.S.Consistency.ReadsAfterWrite}} reads after a write
 (grace {{.S.Consistency.GraceMs}}ms, worst {{printf "%.1f" .S.Consistency.MaxStalenessMs}}ms, {{.S.Consistency.WithinGrace}} old within grace)</td></tr>
 {{if .Buckets}}<tr><th>old reads by time after the write's ack</th><td>{{.Buckets}}</td></tr>{{end}}{{end}}
+{{if .S.LostWrites.Enabled}}{{with .S.LostWrites}}<tr><th>lost acknowledged writes</th><td class="{{if .Lost}}fail{{else}}ok{{end}}">{{.Lost}} of {{.IDs}} ids written
+({{.Missing}} missing, {{.Backwards}} older, {{.Reappeared}} deletes undone; {{.Unverified}} unverified{{if .Database}}; database read too{{end}})</td></tr>{{end}}{{end}}
 </table>
+<h2>Status codes and failures</h2>
+<table><tr><th>status codes</th><td>{{counts .S.StatusCodes}}</td></tr>
+<tr><th>failures by status</th><td>{{counts .S.Failures.ByStatus}}</td></tr>
+<tr><th>failures by transport error</th><td>{{counts .S.Failures.ByCause}}</td></tr>
+<tr><th>failures by target</th><td>{{counts .S.Failures.ByTarget}}</td></tr></table>
+{{with .S.LostWrites.Examples}}<h2>Lost writes</h2><table><tr><th>id</th><th>where</th><th>acknowledged</th><th>seen</th></tr>
+{{range .}}<tr><td>{{.ID}}</td><td>{{.Where}}</td><td>{{if .Deleted}}delete{{else}}version {{.Acked}}{{end}} at {{printf "%.0f" .AckMs}}ms</td><td>{{.Seen}}</td></tr>{{end}}</table>{{end}}
 <h2>Latency</h2>
 <table><tr><th>type</th><th>requests</th><th>failed</th><th>avg</th><th>med</th><th>p95</th><th>p99</th><th>max</th></tr>
 <tr><td>all</td><td>{{.S.Requests}}</td><td>{{.S.Failed}}</td><td>{{ms .S.Latency.Avg}}</td><td>{{ms .S.Latency.Med}}</td><td>{{ms .S.Latency.P95}}</td><td>{{ms .S.Latency.P99}}</td><td>{{ms .S.Latency.Max}}</td></tr>

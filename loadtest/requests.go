@@ -33,13 +33,15 @@ type product struct {
 // expected status per request type; anything else is a failure.
 var expectStatus = [numReqTypes]int{200, 200, 201, 200, 204}
 
-// request sends one request and reads the whole body into v.buf.
-func (r *runner) request(ctx context.Context, v *vu, method, url string, body []byte) (*http.Response, error) {
+// request sends one request to a target picked for it and reads the whole
+// body into v.buf. It notes the target and the status code in x.
+func (r *runner) request(ctx context.Context, v *vu, x *sample, method, path string, body []byte) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	x.target = r.target(v)
+	req, err := http.NewRequestWithContext(ctx, method, x.target+path, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -51,6 +53,7 @@ func (r *runner) request(ctx context.Context, v *vu, method, url string, body []
 		return nil, err
 	}
 	defer resp.Body.Close()
+	x.code = resp.StatusCode
 	v.buf.Reset()
 	_, err = v.buf.ReadFrom(resp.Body)
 	return resp, err
@@ -108,6 +111,7 @@ func (r *runner) iterate(ctx context.Context, v *vu, scheduled time.Time) {
 	x.latency = time.Since(scheduled)
 	if err != nil {
 		x.failed, x.checks, x.checkOK = true, max(x.checks, 1), 0
+		x.cause = ClassifyError(err)
 	}
 	v.shard.add(x)
 }
@@ -127,7 +131,7 @@ func (x *sample) status(resp *http.Response) bool {
 func (r *runner) doGet(ctx context.Context, v *vu, begin time.Time, x *sample) error {
 	k := r.keys.Next(v.rng)
 	id := r.ids[k]
-	resp, err := r.request(ctx, v, http.MethodGet, r.target(v)+"/products/"+id, nil)
+	resp, err := r.request(ctx, v, x, http.MethodGet, "/products/"+id, nil)
 	if err != nil {
 		return err
 	}
@@ -147,11 +151,11 @@ func (r *runner) doGet(ctx context.Context, v *vu, begin time.Time, x *sample) e
 }
 
 func (r *runner) doList(ctx context.Context, v *vu, x *sample) error {
-	url := r.target(v) + "/products?limit=" + strconv.Itoa(r.sc.ListLimit)
+	path := "/products?limit=" + strconv.Itoa(r.sc.ListLimit)
 	if v.rng.IntN(5) > 0 { // one list in five reads the first page
-		url += "&after=" + r.ids[r.keys.Next(v.rng)]
+		path += "&after=" + r.ids[r.keys.Next(v.rng)]
 	}
-	resp, err := r.request(ctx, v, http.MethodGet, url, nil)
+	resp, err := r.request(ctx, v, x, http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}
@@ -167,7 +171,7 @@ func (r *runner) productBody(v *vu) []byte {
 }
 
 func (r *runner) doCreate(ctx context.Context, v *vu, x *sample) error {
-	resp, err := r.request(ctx, v, http.MethodPost, r.target(v)+"/products", r.productBody(v))
+	resp, err := r.request(ctx, v, x, http.MethodPost, "/products", r.productBody(v))
 	if err != nil {
 		return err
 	}
@@ -175,6 +179,7 @@ func (r *runner) doCreate(ctx context.Context, v *vu, x *sample) error {
 		var p product
 		if json.Unmarshal(v.buf.Bytes(), &p) == nil && p.ID != "" {
 			v.created = append(v.created, p.ID)
+			r.ledger.Write(p.ID, max(p.Version, 1), time.Since(r.start))
 		}
 	}
 	return nil
@@ -183,13 +188,17 @@ func (r *runner) doCreate(ctx context.Context, v *vu, x *sample) error {
 func (r *runner) doUpdate(ctx context.Context, v *vu, x *sample) error {
 	k := r.keys.Next(v.rng)
 	id := r.ids[k]
-	resp, err := r.request(ctx, v, http.MethodPut, r.target(v)+"/products/"+id, r.productBody(v))
+	resp, err := r.request(ctx, v, x, http.MethodPut, "/products/"+id, r.productBody(v))
 	ack := time.Now()
 	if err != nil {
 		return err
 	}
-	if x.status(resp) && k < r.probeN {
-		if ver, ok := versionOf(resp, v.buf.Bytes()); ok {
+	if !x.status(resp) {
+		return nil
+	}
+	if ver, ok := versionOf(resp, v.buf.Bytes()); ok {
+		r.ledger.Write(id, ver, ack.Sub(r.start))
+		if k < r.probeN {
 			r.probe.Write(id, ver, ack.Sub(r.start))
 		}
 	}
@@ -199,11 +208,13 @@ func (r *runner) doUpdate(ctx context.Context, v *vu, x *sample) error {
 func (r *runner) doDelete(ctx context.Context, v *vu, x *sample) error {
 	id := v.created[len(v.created)-1]
 	v.created = v.created[:len(v.created)-1]
-	resp, err := r.request(ctx, v, http.MethodDelete, r.target(v)+"/products/"+id, nil)
+	resp, err := r.request(ctx, v, x, http.MethodDelete, "/products/"+id, nil)
 	if err != nil {
 		return err
 	}
-	x.status(resp)
+	if x.status(resp) {
+		r.ledger.Delete(id, time.Since(r.start))
+	}
 	return nil
 }
 

@@ -15,6 +15,14 @@ import (
 
 // RunOptions are the per-run choices that are not part of the scenario.
 type RunOptions struct {
+	// Targets, when set, replace the scenario's targets: the replicas a
+	// harness started.
+	Targets []string
+	// IDs, when set, is the key space: no listing, no seeding.
+	IDs []string
+	// Seed, when set, makes n missing products (for example with
+	// `productsd seed`) instead of POST requests.
+	Seed func(ctx context.Context, n int) error
 	// Progress receives a status line about once a second; nil for none.
 	Progress io.Writer
 	// ProgressTTY rewrites one line in place ("\r") instead of printing
@@ -27,6 +35,20 @@ type RunOptions struct {
 	Logf func(format string, args ...any)
 	// Interval is the time-series resolution; default 1s.
 	Interval time.Duration
+	// DatabaseURL, when set, is the database of the targets: the
+	// lost-write check reads every acknowledged write from it too.
+	DatabaseURL string
+	// Probe, when set, is the consistency probe the run uses (it must be
+	// new), so the caller can analyse it further afterwards, for example
+	// with [Probe.AnalyzeSince].
+	Probe *Probe
+	// OnStart, when set, is called as the measured part of the run begins
+	// (after setup and warmup) with its start: the origin of the probe's
+	// times.
+	OnStart func(start time.Time)
+	// Settle is how long the lost-write check lets a read be wrong before
+	// it counts (see [VerifyOptions]); default 2s.
+	Settle time.Duration
 }
 
 // ErrThresholds is returned (wrapped) by callers that turn failed
@@ -39,6 +61,7 @@ type runner struct {
 	ids    []string
 	keys   KeyChooser
 	probe  *Probe
+	ledger *Ledger
 	probeN int // ids with rank below probeN are probed
 	start  time.Time
 	rr     atomic.Uint64
@@ -67,6 +90,9 @@ func NewClient(n int, timeout time.Duration) *http.Client {
 // its thresholds evaluated. sc is normalized in place. Cancelling ctx stops
 // the run early; the summary covers what ran.
 func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
+	if len(opt.Targets) > 0 {
+		sc.Targets = opt.Targets
+	}
 	if err := sc.Normalize(); err != nil {
 		return nil, err
 	}
@@ -80,18 +106,25 @@ func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
 		client = NewClient(sc.MaxActiveVUs(), time.Duration(sc.Timeout))
 		defer client.CloseIdleConnections()
 	}
-	r := &runner{sc: sc, client: client}
-	ids, err := EnsureProducts(ctx, client, sc, logf)
-	if err != nil {
-		return nil, err
+	r := &runner{sc: sc, client: client, ledger: NewLedger()}
+	ids := opt.IDs
+	if len(ids) == 0 {
+		var err error
+		if ids, err = EnsureProducts(ctx, client, sc.Targets[0], sc.Setup.Products, opt.Seed, logf); err != nil {
+			return nil, err
+		}
 	}
 	r.ids = ids
+	var err error
 	if r.keys, err = NewKeyChooser(sc.Keys, len(ids)); err != nil {
 		return nil, err
 	}
 	r.setupMix()
 	if sc.Probe.Enabled {
-		r.probe = NewProbe(time.Duration(sc.Probe.Grace))
+		r.probe = opt.Probe
+		if r.probe == nil {
+			r.probe = NewProbe(time.Duration(sc.Probe.Grace))
+		}
 		r.probeN = min(sc.Probe.Sample, len(ids))
 		for _, id := range ids[:r.probeN] {
 			r.probe.Track(id)
@@ -112,7 +145,12 @@ func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
 		sum.Consistency = r.probe.Analyze()
 	}
 	sum.KeySpace = len(ids)
-	sum.Evaluate(thresholds)
+	sum.LostWrites, err = r.ledger.Verify(context.WithoutCancel(ctx), client,
+		VerifyOptions{Targets: sc.Targets, DatabaseURL: opt.DatabaseURL, Settle: opt.Settle})
+	if err != nil {
+		return nil, err
+	}
+	sum.Evaluate(append(thresholds, lostWritesThreshold))
 	return sum, nil
 }
 
@@ -165,6 +203,9 @@ func (r *runner) execute(ctx context.Context, opt RunOptions) *Summary {
 	}
 	sc := r.sc
 	r.start = time.Now()
+	if opt.OnStart != nil {
+		opt.OnStart(r.start)
+	}
 	coll := newCollector(min(4*runtime.GOMAXPROCS(0), 16), r.start)
 	newVU := func(id int) *vu {
 		return &vu{id: id, rng: rand.New(rand.NewPCG(sc.Seed, uint64(id))), shard: coll.shard(id)}
@@ -218,7 +259,7 @@ func (r *runner) ticker(coll *collector, ex *executor, interval time.Duration, d
 
 func writeProgress(w io.Writer, tty bool, p Point, reqs, errs int64) {
 	line := fmt.Sprintf("running %5.1fs  vus %4d  reqs %9d  rate %8.0f/s  errors %d  p99 %s  L1 %5.1f%%  L2 %5.1f%%",
-		p.T, p.VUs, reqs, p.RPS, errs, fmtMs(p.P99), 100*p.L1, 100*p.L2)
+		p.T, p.VUs, reqs, p.RPS, errs, FormatMs(p.P99), 100*p.L1, 100*p.L2)
 	if tty {
 		fmt.Fprintf(w, "\r\033[K%s", line)
 	} else {
@@ -246,6 +287,7 @@ func (r *runner) summarize(coll *collector, end time.Time, ex *executor) *Summar
 	if s.DurationS > 0 {
 		s.RPS = float64(n) / s.DurationS
 	}
+	s.StatusCodes, s.Failures = w.fails.summary()
 	s.Checks = CheckResult{Passes: w.checksOK, Fails: w.checks - w.checksOK, Rate: ratio(w.checksOK, w.checks)}
 	for t := range numReqTypes {
 		all.Merge(w.hist[t])

@@ -65,19 +65,11 @@ func (m Mix) weights() [numReqTypes]float64 {
 	return [numReqTypes]float64{m.Get, m.List, m.Create, m.Update, m.Delete}
 }
 
-// Setup makes sure Products products exist before the run.
+// Setup makes sure Products products exist before the run (see
+// [RunOptions] for a key space given by the caller, or a faster seed).
 type Setup struct {
 	// Products is the size of the key space. Default 1000.
 	Products int `json:"products,omitempty"`
-	// SeedBinary, with SeedDatabaseURL, makes missing products with
-	// `SeedBinary seed -n N` instead of POST requests.
-	SeedBinary      string `json:"seed_binary,omitempty"`
-	SeedDatabaseURL string `json:"seed_database_url,omitempty"`
-	// SeedEnv is added to the seed's environment (KEY=value), for
-	// example CACHE_NAMESPACE and REDIS_URL of the targets.
-	SeedEnv []string `json:"-"`
-	// IDs, when set, is the key space: no listing, no seeding.
-	IDs []string `json:"-"`
 }
 
 // ProbeSpec configures the consistency probe.

@@ -8,32 +8,24 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
 )
 
-// EnsureProducts returns the key space of the run: sc.Setup.IDs when set,
-// otherwise the first sc.Setup.Products ids listed by the first target,
-// after making the missing ones (with `productsd seed` when
-// sc.Setup.SeedBinary is set, else with POST requests).
-func EnsureProducts(ctx context.Context, client *http.Client, sc *Scenario, logf func(string, ...any)) ([]string, error) {
-	if len(sc.Setup.IDs) > 0 {
-		return sc.Setup.IDs, nil
-	}
-	want := sc.Setup.Products
-	base := sc.Targets[0]
+// EnsureProducts returns the key space of a run: the first want ids listed
+// by base, after making the missing ones (with seed when it is set, else
+// with POST requests).
+func EnsureProducts(ctx context.Context, client *http.Client, base string, want int, seed func(ctx context.Context, n int) error, logf func(string, ...any)) ([]string, error) {
 	ids, err := ListIDs(ctx, client, base, want, 200)
 	if err != nil {
 		return nil, err
 	}
 	if missing := want - len(ids); missing > 0 {
 		logf("setup: %d products exist, making %d more", len(ids), missing)
-		if sc.Setup.SeedBinary != "" {
-			if err := Seed(ctx, sc.Setup.SeedBinary, sc.Setup.SeedDatabaseURL, missing, nil, sc.Setup.SeedEnv...); err != nil {
+		if seed != nil {
+			if err := seed(ctx, missing); err != nil {
 				return nil, err
 			}
 			// The seed bypasses the API, so list pages cached before it
@@ -146,35 +138,4 @@ func postProduct(ctx context.Context, client *http.Client, base string, body []b
 		return "", fmt.Errorf("loadtest: setup: POST /products: %s: %.200s", resp.Status, b)
 	}
 	return p.ID, nil
-}
-
-// Seed runs `bin seed -n n` against databaseURL (passed as DATABASE_URL),
-// with env (KEY=value) added to its environment: CACHE_NAMESPACE and
-// REDIS_URL say whose cached list pages the seed invalidates. Its output
-// goes to out (nil discards it, except in the error).
-func Seed(ctx context.Context, bin, databaseURL string, n int, out io.Writer, env ...string) error {
-	return runTool(ctx, bin, databaseURL, out, env, "seed", "-n", strconv.Itoa(n))
-}
-
-// Migrate runs `bin migrate` against databaseURL.
-func Migrate(ctx context.Context, bin, databaseURL string, out io.Writer) error {
-	return runTool(ctx, bin, databaseURL, out, nil, "migrate")
-}
-
-func runTool(ctx context.Context, bin, databaseURL string, out io.Writer, env []string, args ...string) error {
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = os.Environ()
-	if databaseURL != "" {
-		cmd.Env = append(cmd.Env, "DATABASE_URL="+databaseURL)
-	}
-	cmd.Env = append(cmd.Env, env...)
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	if out != nil {
-		cmd.Stdout, cmd.Stderr = io.MultiWriter(&buf, out), io.MultiWriter(&buf, out)
-	}
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("loadtest: %s %v: %w: %.2000s", bin, args, err, buf.String())
-	}
-	return nil
 }

@@ -31,6 +31,11 @@ type Summary struct {
 	FailRate float64     `json:"http_req_failed"`
 	Latency  Percentiles `json:"http_req_duration"`
 	Checks   CheckResult `json:"checks"`
+	// StatusCodes counts every response by its status code.
+	StatusCodes map[string]int64 `json:"status_codes"`
+	// Failures explains http_req_failures: by status, by transport
+	// error and by target.
+	Failures Failures `json:"failures"`
 
 	// Types has requests, failures, latency and (for get and list) cache
 	// tiers per request type; only types that were sent appear.
@@ -44,6 +49,7 @@ type Summary struct {
 
 	DB          DBQueries   `json:"db_queries"`
 	Consistency ProbeResult `json:"consistency"`
+	LostWrites  LostWrites  `json:"lost_writes"`
 
 	Thresholds   []ThresholdResult `json:"thresholds"`
 	ThresholdsOK bool              `json:"thresholds_ok"`
@@ -121,6 +127,8 @@ func (s *Summary) metric(t Threshold) float64 {
 		return s.countOrRate(t.Agg, s.Iterations)
 	case "dropped_iterations":
 		return float64(s.Dropped)
+	case "lost_writes":
+		return float64(s.LostWrites.Lost)
 	}
 	return 0
 }
@@ -231,6 +239,12 @@ func (s *Summary) WriteText(w io.Writer) {
 		line("  {type:"+name+"}", "%s", ts.Latency)
 	}
 	line("http_req_failed", "%.2f%%  %d of %d", 100*s.FailRate, s.Failed, s.Requests)
+	if s.Failed > 0 {
+		line("  by status", "%s", CountsText(s.Failures.ByStatus))
+		line("  by transport error", "%s", CountsText(s.Failures.ByCause))
+		line("  by target", "%s", CountsText(s.Failures.ByTarget))
+	}
+	line("status codes", "%s", CountsText(s.StatusCodes))
 	line("checks", "%.2f%%  %d of %d", 100*s.Checks.Rate, s.Checks.Passes, s.Checks.Passes+s.Checks.Fails)
 	line("iterations", "%d  dropped %d", s.Iterations, s.Dropped)
 	if s.Cache.Classified > 0 {
@@ -255,6 +269,17 @@ func (s *Summary) WriteText(w io.Writer) {
 			line("  old reads by window", "%s", c.bucketText())
 		}
 	}
+	if l := s.LostWrites; l.Enabled {
+		db := "targets"
+		if l.Database {
+			db = "targets and database"
+		}
+		line("lost_writes", "%d of %d ids written (%d acknowledged writes, read back from %s; %d missing, %d older, %d deletes undone; %d unverified; settled in %.0fms)",
+			l.Lost, l.IDs, l.Writes, db, l.Missing, l.Backwards, l.Reappeared, l.Unverified, l.SettleMs)
+		for _, e := range l.Examples {
+			line("  lost", "%s", e)
+		}
+	}
 	if len(s.Thresholds) > 0 {
 		fmt.Fprintln(w, "\n  thresholds:")
 		for _, t := range s.Thresholds {
@@ -277,7 +302,7 @@ func (c ProbeResult) bucketText() string {
 		}
 		le := ">30s"
 		if b.LeMs > 0 {
-			le = "<=" + fmtMs(b.LeMs)
+			le = "<=" + FormatMs(b.LeMs)
 		}
 		parts = append(parts, fmt.Sprintf("%s:%d", le, b.Count))
 	}
@@ -305,10 +330,11 @@ func typeOrder(name string) int {
 // String formats the percentiles k6-style.
 func (p Percentiles) String() string {
 	return fmt.Sprintf("avg=%s min=%s med=%s p(90)=%s p(95)=%s p(99)=%s max=%s",
-		fmtMs(p.Avg), fmtMs(p.Min), fmtMs(p.Med), fmtMs(p.P90), fmtMs(p.P95), fmtMs(p.P99), fmtMs(p.Max))
+		FormatMs(p.Avg), FormatMs(p.Min), FormatMs(p.Med), FormatMs(p.P90), FormatMs(p.P95), FormatMs(p.P99), FormatMs(p.Max))
 }
 
-func fmtMs(v float64) string {
+// FormatMs prints milliseconds for a person: 1.23s, 4.56ms, 789µs.
+func FormatMs(v float64) string {
 	switch {
 	case v >= 1000:
 		return fmt.Sprintf("%.2fs", v/1000)
@@ -316,4 +342,22 @@ func fmtMs(v float64) string {
 		return fmt.Sprintf("%.2fms", v)
 	}
 	return fmt.Sprintf("%.0fµs", v*1000)
+}
+
+// CountsText lists counts by name, sorted: "200:1234  503:2"; "none" when
+// there are none.
+func CountsText(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s:%d", k, m[k])
+	}
+	return strings.Join(parts, "  ")
 }

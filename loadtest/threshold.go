@@ -26,6 +26,7 @@ import (
 //	db_queries          count rate (per second) per_req
 //	iterations          count rate
 //	dropped_iterations  count
+//	lost_writes         count (always checked: lost_writes==0 is built in)
 //
 // Durations take a unit (us, ms, s, m; ms when absent); ratios may be
 // written as percentages ("90%").
@@ -63,7 +64,19 @@ var metricDefs = map[string]metricDef{
 	"db_queries":         {aggs: []string{"count", "rate", "per_req"}},
 	"iterations":         {aggs: []string{"count", "rate"}},
 	"dropped_iterations": {aggs: []string{"count"}},
+	"lost_writes":        {aggs: []string{"count"}},
 }
+
+// lostWritesThreshold is built in: every run checks it, whatever the
+// scenario says. An acknowledged write that is gone is never acceptable.
+var lostWritesThreshold = func() Threshold {
+	t, err := ParseThreshold("lost_writes==0")
+	if err != nil {
+		panic(err)
+	}
+	t.Source += " (built in)"
+	return t
+}()
 
 var (
 	thresholdRE = regexp.MustCompile(`^\s*([a-z_]+)\s*(\{[^}]*\})?\s*:?\s*(.*)$`)

@@ -2,6 +2,7 @@ package products
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -73,6 +74,9 @@ func TestBadInput(t *testing.T) {
 		{"stale If-Match", "PUT", item, `{"name":"x","price_cents":1}`, []string{"If-Match", `"2"`}, 412},
 		{"stale If-Match on DELETE", "DELETE", item, ``, []string{"If-Match", `"0"`}, 412},
 		{"unknown id", "PUT", "/products/00000000-0000-7000-8000-000000000000", `{"name":"x","price_cents":1}`, nil, 404},
+		{"name invalid UTF-8", "POST", "/products", "{\"name\":\"a\xffb\",\"price_cents\":1}", nil, 400},
+		{"description invalid UTF-8", "PUT", item, "{\"name\":\"x\",\"description\":\"\xc3\",\"price_cents\":1}", nil, 400},
+		{"name lone surrogate", "POST", "/products", `{"name":"a\ud800b","price_cents":1}`, nil, 400},
 		{"PATCH", "PATCH", item, `{"name":"x"}`, nil, 405},
 		{"POST to an item", "POST", item, `{"name":"x","price_cents":1}`, nil, 405},
 	}
@@ -89,7 +93,28 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	// The valid edges are accepted.
+	// Invalid UTF-8 is refused naming the field, never stored as U+FFFD.
+	for _, tt := range []struct{ body, field string }{
+		{"{\"name\":\"caf\xe9\",\"price_cents\":1}", "name"},
+		{"{\"name\":\"x\",\"description\":\"\xed\xa0\x80\",\"price_cents\":1}", "description"},
+		{`{"name":"x","description":"\udc00","price_cents":1}`, "description"},
+		{`{"name":"\ud83d\u0041","price_cents":1}`, "name"},
+	} {
+		resp := do(t, http.MethodPost, a.url+"/products", tt.body)
+		wantProblem(t, resp, http.StatusBadRequest)
+		var p Problem
+		if err := json.Unmarshal(resp.body, &p); err != nil || len(p.Errors) != 1 || p.Errors[0].Field != tt.field {
+			t.Fatalf("%q: got %s, want one error naming %s", tt.body, resp.body, tt.field)
+		}
+	}
+	// The valid edges are accepted: the largest fields, and a surrogate pair
+	// or an escaped U+FFFD, which are valid.
+	for _, body := range []string{
+		`{"name":"\ud83d\ude00 \ufffd","price_cents":1}`,
+		"{\"name\":\"\xef\xbf\xbd\",\"price_cents\":1}",
+	} {
+		wantStatus(t, do(t, http.MethodPost, a.url+"/products", body), http.StatusCreated)
+	}
 	for _, body := range []string{
 		`{"name":"` + strings.Repeat("é", MaxNameLen) + `","price_cents":0}`,
 		`{"name":"x","description":"` + strings.Repeat("d", MaxDescriptionLen-2) + `\n\t","price_cents":1000000000000}`,

@@ -149,6 +149,65 @@ func TestContract(t *testing.T) {
 	wantProblem(t, do(t, http.MethodGet, a.url+"/products/not-a-uuid", ""), http.StatusBadRequest)
 }
 
+// TestAllow checks that OPTIONS answers 204 and that it and every 405 carry
+// the exact Allow of the path: the methods that path serves, nothing more.
+func TestAllow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.replica("a", "tiered")
+	item := "/products/00000000-0000-7000-8000-000000000000"
+	for _, tt := range []struct{ path, allow, wrong string }{
+		{"/products", "GET, HEAD, OPTIONS, POST", http.MethodDelete},
+		{item, "DELETE, GET, HEAD, OPTIONS, PUT", http.MethodPost},
+		{"/healthz", "GET, HEAD, OPTIONS", http.MethodPost},
+		{"/readyz", "GET, HEAD, OPTIONS", http.MethodPut},
+		{"/metrics", "GET, HEAD, OPTIONS", http.MethodDelete},
+	} {
+		resp := do(t, http.MethodOptions, a.url+tt.path, "")
+		wantStatus(t, resp, http.StatusNoContent)
+		if got := resp.Header.Get("Allow"); got != tt.allow || len(resp.body) != 0 {
+			t.Errorf("OPTIONS %s: got Allow %q and %d bytes, want %q and none", tt.path, got, len(resp.body), tt.allow)
+		}
+		for _, m := range []string{tt.wrong, http.MethodPatch, "BREW"} {
+			resp := do(t, m, a.url+tt.path, "")
+			wantProblem(t, resp, http.StatusMethodNotAllowed)
+			if got := resp.Header.Get("Allow"); got != tt.allow {
+				t.Errorf("%s %s: got Allow %q, want %q", m, tt.path, got, tt.allow)
+			}
+		}
+	}
+	wantProblem(t, do(t, http.MethodOptions, a.url+"/nope", ""), http.StatusNotFound)
+	// A made-up method does not mint a new metrics series.
+	if body := string(do(t, http.MethodGet, a.url+"/metrics", "").body); strings.Contains(body, "BREW") {
+		t.Errorf("/metrics has a series labelled with a client's method")
+	}
+}
+
+// TestMetricsHoldNoKeys: after reads, writes, misses and bad requests,
+// /metrics names no product id, no cache key and no client-chosen value.
+func TestMetricsHoldNoKeys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.replica("a", "tiered")
+	id, _ := a.create(t, "secret-name", 100)["id"].(string)
+	missing := "00000000-0000-7000-8000-00000000beef"
+	do(t, http.MethodGet, a.url+"/products/"+id, "")
+	do(t, http.MethodPut, a.url+"/products/"+id, `{"name":"x","price_cents":2}`)
+	do(t, http.MethodGet, a.url+"/products/"+missing, "")
+	do(t, http.MethodGet, a.url+"/products?after="+id+"&limit=7", "")
+	do(t, http.MethodGet, a.url+"/client-chosen-path", "")
+	body := string(do(t, http.MethodGet, a.url+"/metrics", "").body)
+	uuidRE := regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	for _, bad := range []string{id, missing, e.ns, "secret-name", "client-chosen-path", "after="} {
+		if strings.Contains(body, bad) {
+			t.Errorf("/metrics contains %q", bad)
+		}
+	}
+	if m := uuidRE.FindString(body); m != "" {
+		t.Errorf("/metrics contains a UUID %s", m)
+	}
+}
+
 // TestHealthReadyMetrics checks /healthz, /readyz and /metrics.
 func TestHealthReadyMetrics(t *testing.T) {
 	t.Parallel()

@@ -292,3 +292,10 @@ func handleMethodNotAllowed() http.Handler {
 		writeProblem(w, http.StatusMethodNotAllowed, r.Method+" is not allowed here", nil)
 	})
 }
+
+// handleOptions answers OPTIONS on a known path; the router has set Allow.
+func handleOptions() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	})
+}

@@ -74,13 +74,24 @@ func (m *httpMetrics) instrument(logger *slog.Logger, route string, h http.Handl
 		if status == http.StatusOK && r.Method == http.MethodGet {
 			getOK().Observe(d.Seconds())
 		} else {
-			byMethod.WithLabelValues(r.Method, statusText(status)).Observe(d.Seconds())
+			byMethod.WithLabelValues(methodLabel(r.Method), statusText(status)).Observe(d.Seconds())
 		}
 		if debug {
 			logger.Debug("request", "method", r.Method, "path", r.URL.Path, "route", route,
 				"status", status, "duration_ms", float64(d.Microseconds())/1000, "remote", r.RemoteAddr)
 		}
 	})
+}
+
+// methodLabel bounds the method label: net/http accepts any token as a
+// method, and a client must not be able to mint new series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 // statusText returns the decimal status code without allocating for the
@@ -109,6 +120,7 @@ func statusText(code int) string {
 type serviceCollector struct {
 	svc     *Service
 	queries *prometheus.Desc
+	retries *prometheus.Desc
 	pool    map[string]*prometheus.Desc
 	info    *prometheus.Desc
 }
@@ -118,6 +130,8 @@ func newServiceCollector(svc *Service) *serviceCollector {
 		svc: svc,
 		queries: prometheus.NewDesc("productsd_db_queries_total",
 			"Statements the store sent to PostgreSQL, by operation (BEGIN and COMMIT not counted).", []string{"op"}, nil),
+		retries: prometheus.NewDesc("productsd_db_read_retries_total",
+			"Reads retried once on a new connection after theirs was lost (backend terminated, reset).", nil, nil),
 		info: prometheus.NewDesc("productsd_cache_info",
 			"The cache mode this replica runs in (value always 1).", []string{"mode", "replica"}, nil),
 		pool: map[string]*prometheus.Desc{},
@@ -147,6 +161,7 @@ var poolMetricHelp = map[string]string{
 // Describe sends every descriptor.
 func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.queries
+	ch <- c.retries
 	ch <- c.info
 	for _, d := range c.pool {
 		ch <- d
@@ -158,6 +173,7 @@ func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, op := range Ops {
 		ch <- prometheus.MustNewConstMetric(c.queries, prometheus.CounterValue, float64(c.svc.store.Queries(op)), op)
 	}
+	ch <- prometheus.MustNewConstMetric(c.retries, prometheus.CounterValue, float64(c.svc.store.ReadRetries()))
 	replica := ""
 	if c.svc.cache != nil {
 		replica = c.svc.cache.ReplicaID()

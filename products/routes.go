@@ -25,7 +25,10 @@ func NewServer(logger *slog.Logger, svc *Service, reg *prometheus.Registry) http
 
 	r := httprouter.New()
 	r.HandleMethodNotAllowed = true
-	r.HandleOPTIONS = false
+	// OPTIONS answers 204 with the same exact Allow a 405 carries: the
+	// methods registered for the path, HEAD with every GET, and OPTIONS.
+	r.HandleOPTIONS = true
+	r.GlobalOPTIONS = m.instrument(logger, "options", handleOptions())
 	r.NotFound = m.instrument(logger, "unmatched", handleNotFound())
 	r.MethodNotAllowed = m.instrument(logger, "unmatched", handleMethodNotAllowed())
 	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {

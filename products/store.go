@@ -22,6 +22,9 @@ type Store struct {
 	pool    *pgxpool.Pool
 	queries [6]atomic.Uint64 // indexed like Ops
 
+	readRetries atomic.Uint64 // reads retried after a lost connection
+	freshSlots  chan struct{} // connections opened for retries, at most maxFreshConns
+
 	// Test hooks, nil outside tests.
 	afterGet     func(id uuid.UUID)            // a Get read its row, before it returns
 	beforeCommit func(op string, id uuid.UUID) // a write ran, before COMMIT
@@ -39,7 +42,7 @@ const (
 
 // NewStore returns a Store on pool, which the caller owns and closes.
 func NewStore(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool}
+	return &Store{pool: pool, freshSlots: make(chan struct{}, maxFreshConns)}
 }
 
 // Queries returns the number of statements sent for op (one of [Ops]).
@@ -51,6 +54,10 @@ func (s *Store) Queries(op string) uint64 {
 	}
 	return 0
 }
+
+// ReadRetries returns how many reads were retried because their
+// connection was lost.
+func (s *Store) ReadRetries() uint64 { return s.readRetries.Load() }
 
 // Pool returns the connection pool the store uses.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
@@ -65,10 +72,13 @@ func scanProduct(row pgx.Row) (Product, error) {
 	return p, err
 }
 
-// Get returns the product with id, or ErrNotFound.
+// Get returns the product with id, or ErrNotFound. A read that loses its
+// connection is retried once (see [Store.ReadRetries]).
 func (s *Store) Get(ctx context.Context, id uuid.UUID) (Product, error) {
-	s.count(opGet)
-	p, err := scanProduct(s.pool.QueryRow(ctx, "SELECT "+columns+" FROM products WHERE id = $1", id))
+	p, err := retryRead(ctx, s, func(q querier) (Product, error) {
+		s.count(opGet)
+		return scanProduct(q.QueryRow(ctx, "SELECT "+columns+" FROM products WHERE id = $1", id))
+	})
 	if s.afterGet != nil {
 		s.afterGet(id)
 	}
@@ -82,14 +92,17 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (Product, error) {
 }
 
 // List returns up to limit products with ids above after (uuid.Nil: from
-// the start), ordered by id.
+// the start), ordered by id. A read that loses its connection is retried
+// once.
 func (s *Store) List(ctx context.Context, limit int, after uuid.UUID) (Page, error) {
-	s.count(opList)
-	rows, err := s.pool.Query(ctx, "SELECT "+columns+" FROM products WHERE id > $1 ORDER BY id LIMIT $2", after, limit+1)
-	if err != nil {
-		return Page{}, dbError("list", err)
-	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Product, error) { return scanProduct(r) })
+	items, err := retryRead(ctx, s, func(q querier) ([]Product, error) {
+		s.count(opList)
+		rows, err := q.Query(ctx, "SELECT "+columns+" FROM products WHERE id > $1 ORDER BY id LIMIT $2", after, limit+1)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Product, error) { return scanProduct(r) })
+	})
 	if err != nil {
 		return Page{}, dbError("list", err)
 	}

@@ -109,7 +109,7 @@ func fields(m map[string]json.RawMessage) (inputJSON, error) {
 			w.PriceCents = raw
 		default:
 			if len(k) > 64 {
-				k = k[:64] + "..." // the name is echoed to the client
+				k = strings.ToValidUTF8(k[:64], "") + "..." // the name is echoed to the client
 			}
 			errs = append(errs, FieldError{Field: k, Detail: "unknown field"})
 		}
@@ -129,11 +129,58 @@ func optionalString(field string, raw json.RawMessage, errs []FieldError) (*stri
 	if len(raw) == 0 || raw[0] != '"' {
 		return nil, append(errs, FieldError{Field: field, Detail: "want a string"})
 	}
+	// encoding/json replaces invalid UTF-8 and lone surrogate escapes with
+	// U+FFFD; refuse them instead, so what is stored is what was sent.
+	if !utf8.Valid(raw) {
+		return nil, append(errs, FieldError{Field: field, Detail: "not valid UTF-8"})
+	}
+	if loneSurrogate(raw) {
+		return nil, append(errs, FieldError{Field: field, Detail: "not valid UTF-8: a \\u escape of a lone surrogate"})
+	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return nil, append(errs, FieldError{Field: field, Detail: "malformed string"})
 	}
 	return &s, errs
+}
+
+// loneSurrogate reports whether the JSON string raw (quotes included)
+// holds a \u escape of a UTF-16 surrogate that is not half of a pair.
+func loneSurrogate(raw []byte) bool {
+	for i := 1; i < len(raw)-1; i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if raw[i+1] != 'u' {
+			i++ // a two-character escape such as \\ or \"
+			continue
+		}
+		r, ok := hex4(raw[i+2:])
+		switch {
+		case !ok:
+			return false // malformed; json.Unmarshal refuses it
+		case r >= 0xD800 && r < 0xDC00: // high half: a low half must follow
+			lo, ok := hex4(raw[min(i+8, len(raw)):])
+			if i+7 >= len(raw) || raw[i+6] != '\\' || raw[i+7] != 'u' || !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 11
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
+}
+
+// hex4 parses the four hex digits at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[:4]), 16, 32)
+	return rune(n), err == nil
 }
 
 // decodeError turns a json error into a ValidationError, leaving read errors

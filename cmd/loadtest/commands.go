@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/tiercache/productcache/loadtest"
+	"github.com/tiercache/productcache/loadtest/chaos"
+	"github.com/tiercache/productcache/loadtest/cluster"
+	"github.com/tiercache/productcache/loadtest/compare"
 )
 
 // Defaults of DESIGN §5, used when the environment does not say.
@@ -34,6 +37,7 @@ var commandUsage = map[string]string{
 	"run":     "loadtest run [flags] [scenario.yaml|json]\n\nWithout a file, the default scenario: " + defaultScenarioText,
 	"demo":    "loadtest demo [flags] [scenario.yaml|json]\n\nStarts -replicas productsd processes on free ports, seeds, runs the scenario\n(default: " + defaultScenarioText + "), stops everything.",
 	"compare": "loadtest compare [flags] [scenario.yaml|json]\n\nRuns one scenario (default: " + defaultScenarioText + ", 3s warmup, 8s)\nagainst each of -configs and prints a table.",
+	"chaos":   "loadtest chaos [flags]\n\nStarts a private redis-server (DEBUG allowed), a fresh database and -replicas tiered\nproductsd replicas (the last one reaches Redis through a proxy), then runs the default\nscenario once per phase while injecting that phase's fault, and prints a table.\nExit status 99 when a phase broke its bound.",
 	"static":  "loadtest static [flags]\n\nServes the same product bytes for any /products/{id}: the ceiling.",
 }
 
@@ -55,7 +59,8 @@ func runCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	var f scenarioFlags
 	f.register(fs)
 	seedBin := fs.String("seed-binary", "", "productsd binary: make missing products with 'productsd seed' instead of POST")
-	dbURL := fs.String("database-url", envOr(getenv, "DATABASE_URL", defaultDatabaseURL), "database for -seed-binary ($DATABASE_URL)")
+	dbURL := fs.String("database-url", envOr(getenv, "DATABASE_URL", defaultDatabaseURL),
+		"database for -seed-binary ($DATABASE_URL); when given as a flag, the lost-write check reads every acknowledged write from it too")
 	file, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -71,16 +76,22 @@ func runCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 			return usageError{errNoTargets}
 		}
 	}
+	opt := f.runOptions(stderr)
 	if *seedBin != "" {
-		sc.Setup.SeedBinary, sc.Setup.SeedDatabaseURL = *seedBin, *dbURL
+		opt.Seed = func(ctx context.Context, n int) error { return cluster.Seed(ctx, *seedBin, *dbURL, n, nil) }
 	}
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "database-url" {
+			opt.DatabaseURL = *dbURL // named on purpose: the lost-write check reads it too
+		}
+	})
 	if err := f.validateOuts(); err != nil {
 		return err
 	}
 	if err := sc.Normalize(); err != nil {
 		return usageError{err}
 	}
-	sum, err := loadtest.Run(ctx, sc, f.runOptions(stderr))
+	sum, err := loadtest.Run(ctx, sc, opt)
 	if err != nil {
 		return err
 	}
@@ -124,18 +135,18 @@ func (c *clusterFlags) database(ctx context.Context, stderr io.Writer) (string, 
 	if !c.freshDB {
 		return c.databaseURL, func() {}, nil
 	}
-	u, drop, err := createTempDatabase(ctx, c.databaseURL, "loadtest")
+	u, drop, err := cluster.TempDatabase(ctx, c.databaseURL, "loadtest")
 	if err != nil {
 		return "", nil, err
 	}
-	fmt.Fprintf(stderr, "loadtest: using a fresh database (%s)\n", redact(u))
+	fmt.Fprintf(stderr, "loadtest: using a fresh database (%s)\n", cluster.Redact(u))
 	return u, drop, nil
 }
 
 // cleanRedis removes the keys of the namespaces starting with prefix; it
 // runs after the replicas have stopped (defers run last in, first out).
 func (c *clusterFlags) cleanRedis(prefix string, stderr io.Writer) {
-	if err := cleanRedis(c.redisURL, prefix); err != nil {
+	if err := cluster.CleanRedis(c.redisURL, prefix); err != nil {
 		fmt.Fprintln(stderr, "loadtest:", err)
 	}
 }
@@ -179,17 +190,20 @@ func demoCmd(ctx context.Context, args []string, getenv func(string) string, std
 	defer c.cleanRedis(ns, stderr)
 	seedEnv := []string{"CACHE_NAMESPACE=" + ns, "REDIS_URL=" + c.redisURL}
 	fmt.Fprintf(stderr, "loadtest: migrating and seeding %d products\n", sc.Setup.Products)
-	if err := loadtest.Migrate(ctx, c.binary, dbURL, nil); err != nil {
+	if err := cluster.Migrate(ctx, c.binary, dbURL, nil); err != nil {
 		return err
 	}
+	opt := f.runOptions(stderr)
+	opt.DatabaseURL = dbURL
+	seed := func(ctx context.Context, n int) error { return cluster.Seed(ctx, c.binary, dbURL, n, nil, seedEnv...) }
 	if c.freshDB {
-		if err := loadtest.Seed(ctx, c.binary, dbURL, sc.Setup.Products, nil, seedEnv...); err != nil {
+		if err := seed(ctx, sc.Setup.Products); err != nil {
 			return err
 		}
 	} else {
-		sc.Setup.SeedBinary, sc.Setup.SeedDatabaseURL, sc.Setup.SeedEnv = c.binary, dbURL, seedEnv
+		opt.Seed = seed
 	}
-	cl, err := loadtest.StartCluster(ctx, loadtest.ClusterConfig{
+	cl, err := cluster.StartCluster(ctx, cluster.Config{
 		Binary: c.binary, DatabaseURL: dbURL, RedisURL: c.redisURL, Mode: *mode,
 		Replicas: c.replicas, Namespace: ns, Output: c.output(stderr), Env: c.env,
 	})
@@ -197,9 +211,9 @@ func demoCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer cl.Stop()
-	fmt.Fprintf(stderr, "loadtest: %d %s replicas: %s\n", c.replicas, *mode, strings.Join(cl.URLs, " "))
-	sc.Targets = cl.URLs
-	sum, err := loadtest.Run(ctx, sc, f.runOptions(stderr))
+	fmt.Fprintf(stderr, "loadtest: %d %s replicas: %s\n", c.replicas, *mode, strings.Join(cl.URLs(), " "))
+	opt.Targets = cl.URLs()
+	sum, err := loadtest.Run(ctx, sc, opt)
 	if err != nil {
 		return err
 	}
@@ -242,10 +256,10 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 	prefix := fmt.Sprintf("loadtest-compare-%d", time.Now().UnixNano())
 	defer c.cleanRedis(prefix, stderr)
 	fmt.Fprintf(stderr, "loadtest: cache namespaces %s-<config>-*\n", prefix)
-	cfg := loadtest.CompareConfig{
+	cfg := compare.Config{
 		NamespacePrefix: prefix,
 		Scenario:        *sc,
-		Cluster:         loadtest.ClusterConfig{Binary: c.binary, DatabaseURL: dbURL, RedisURL: c.redisURL, Output: c.output(stderr), Env: c.env},
+		Cluster:         cluster.Config{Binary: c.binary, DatabaseURL: dbURL, RedisURL: c.redisURL, Output: c.output(stderr), Env: c.env},
 		Targets:         targets,
 		Run:             f.runOptions(stderr),
 		Logf:            func(format string, args ...any) { fmt.Fprintf(stderr, "loadtest: "+format+"\n", args...) },
@@ -257,7 +271,7 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		cfg.StaticCommand = []string{exe, "static"}
 	}
-	res, err := loadtest.Compare(ctx, cfg)
+	res, err := compare.Compare(ctx, cfg)
 	if res != nil && len(res.Rows) > 0 {
 		res.WriteTable(stdout)
 	}
@@ -267,14 +281,14 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 	return writeCompareOuts(res, f.outs)
 }
 
-func compareTargets(list string, replicas int) ([]loadtest.CompareTarget, error) {
-	var out []loadtest.CompareTarget
+func compareTargets(list string, replicas int) ([]compare.Target, error) {
+	var out []compare.Target
 	for _, name := range splitList(list) {
 		switch name {
 		case "none", "redis", "local", "tiered":
-			out = append(out, loadtest.CompareTarget{Name: name, Mode: name, Replicas: replicas})
+			out = append(out, compare.Target{Name: name, Mode: name, Replicas: replicas})
 		case "static":
-			out = append(out, loadtest.CompareTarget{Name: name, Mode: name, Replicas: 1})
+			out = append(out, compare.Target{Name: name, Mode: name, Replicas: 1})
 		default:
 			return nil, usagef("unknown configuration %q (none, redis, local, tiered, static)", name)
 		}
@@ -284,7 +298,7 @@ func compareTargets(list string, replicas int) ([]loadtest.CompareTarget, error)
 
 // writeCompareOuts writes json=FILE (every row's summary) and html=FILE
 // (the tiered row's report, or the last row's).
-func writeCompareOuts(res *loadtest.CompareResult, outs []string) error {
+func writeCompareOuts(res *compare.Result, outs []string) error {
 	for _, o := range outs {
 		kind, path, _ := strings.Cut(o, "=")
 		switch kind {
@@ -348,13 +362,13 @@ func staticCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-func staticServer(ctx context.Context, productFile, listFile, etag, from string) (*loadtest.StaticServer, error) {
+func staticServer(ctx context.Context, productFile, listFile, etag, from string) (*compare.StaticServer, error) {
 	if from != "" {
 		base, id, ok := strings.Cut(from, "/products/")
 		if !ok || id == "" {
 			return nil, usagef("-from wants a product URL, http://host/products/ID")
 		}
-		return loadtest.FetchStatic(ctx, http.DefaultClient, base, id)
+		return compare.FetchStatic(ctx, http.DefaultClient, base, id)
 	}
 	if productFile == "" {
 		return nil, usagef("give -product-file or -from")
@@ -363,11 +377,57 @@ func staticServer(ctx context.Context, productFile, listFile, etag, from string)
 	if err != nil {
 		return nil, err
 	}
-	srv := &loadtest.StaticServer{Product: product, ETag: etag}
+	srv := &compare.StaticServer{Product: product, ETag: etag}
 	if listFile != "" {
 		if srv.List, err = os.ReadFile(listFile); err != nil {
 			return nil, err
 		}
 	}
 	return srv, nil
+}
+
+// chaosCmd: faults phase by phase against a private cluster.
+func chaosCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("chaos", stderr)
+	binary := fs.String("productsd", "bin/productsd", "the productsd binary")
+	dbURL := fs.String("database-url", envOr(getenv, "DATABASE_URL", defaultDatabaseURL), "PostgreSQL server to make the run's database on ($DATABASE_URL)")
+	replicas := fs.Int("replicas", 3, "productsd replicas")
+	phase := fs.Duration("phase", 20*time.Second, "length of each phase")
+	phases := fs.String("phases", strings.Join(chaos.PhaseNames(), ","), "phases to run, in order")
+	products := fs.Int("products", 2000, "products in the key space")
+	vus := fs.Int("vus", 16, "virtual users")
+	verbose := fs.Bool("v", false, "show the output of productsd and redis-server")
+	progress := fs.Bool("progress", false, "print a line per second during each phase")
+	out := fs.String("out", "", "also write the figures as JSON to this file")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	cfg := chaos.Config{
+		Binary: *binary, DatabaseURL: *dbURL, Replicas: *replicas, Phase: *phase, Phases: splitList(*phases),
+		Products: *products, VUs: *vus,
+		Logf: func(format string, args ...any) { fmt.Fprintf(stderr, "loadtest: "+format+"\n", args...) },
+	}
+	if *verbose {
+		cfg.Output = stderr
+	}
+	if *progress {
+		cfg.Progress = stderr
+	}
+	res, err := chaos.Run(ctx, cfg)
+	if res != nil && len(res.Phases) > 0 {
+		res.WriteTable(stdout)
+		if *out != "" {
+			b, jerr := json.MarshalIndent(res, "", "  ")
+			if jerr == nil {
+				jerr = os.WriteFile(*out, append(b, '\n'), 0o644)
+			}
+			if jerr != nil {
+				return jerr
+			}
+		}
+	}
+	if errors.Is(err, chaos.ErrBounds) {
+		return fmt.Errorf("%w: %w", loadtest.ErrThresholds, err)
+	}
+	return err
 }

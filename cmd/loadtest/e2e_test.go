@@ -17,7 +17,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
-	"github.com/tiercache/productcache/loadtest"
+	"github.com/tiercache/productcache/loadtest/cluster"
+	"github.com/tiercache/productcache/loadtest/compare"
 )
 
 // TestEndToEnd builds productsd and loadtest, starts three tiered productsd
@@ -37,34 +38,34 @@ func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	productsd, lt := binaries(t)
 
-	db, drop, err := createTempDatabase(ctx, dbURL, "loadtest_e2e")
+	db, drop, err := cluster.TempDatabase(ctx, dbURL, "loadtest_e2e")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(drop)
-	if err := loadtest.Migrate(ctx, productsd, db, nil); err != nil {
+	if err := cluster.Migrate(ctx, productsd, db, nil); err != nil {
 		t.Fatal(err)
 	}
 	ns := fmt.Sprintf("loadtest-e2e-%d", time.Now().UnixNano())
 	t.Cleanup(func() {
-		if err := cleanRedis(redisURL, ns); err != nil {
+		if err := cluster.CleanRedis(redisURL, ns); err != nil {
 			t.Error(err)
 		}
 	})
-	if err := loadtest.Seed(ctx, productsd, db, 500, nil, "CACHE_NAMESPACE="+ns, "REDIS_URL="+redisURL); err != nil {
+	if err := cluster.Seed(ctx, productsd, db, 500, nil, "CACHE_NAMESPACE="+ns, "REDIS_URL="+redisURL); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := loadtest.StartCluster(ctx, loadtest.ClusterConfig{
+	cl, err := cluster.StartCluster(ctx, cluster.Config{
 		Binary: productsd, DatabaseURL: db, RedisURL: redisURL, Mode: "tiered", Replicas: 3, Namespace: ns,
 	})
 	if err != nil {
 		t.Fatalf("start productsd: %v (is Redis up at %s?)", err, redisURL)
 	}
 	t.Cleanup(cl.Stop)
-	targets := strings.Join(cl.URLs, ",")
+	targets := strings.Join(cl.URLs(), ",")
 
 	summaryFile, htmlFile := filepath.Join(dir, "summary.json"), filepath.Join(dir, "report.html")
-	out, code := runBinary(ctx, t, lt, "run", "-targets", targets, "-duration", "3s", "-vus", "8",
+	out, code := runBinary(ctx, t, lt, "run", "-targets", targets, "-database-url", db, "-duration", "3s", "-vus", "8",
 		"-products", "500", "-keys", "zipf", "-zipf-s", "1.1", "-mix", "get=90,list=2,update=6,create=1,delete=1",
 		"-probe", "-threshold", `cache_hit_ratio{tier="l1"}>0`, "-out", "json="+summaryFile, "-out", "html="+htmlFile)
 	if code != 0 {
@@ -79,7 +80,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"http_reqs", "http_req_duration", "http_req_failed", "checks", "types", "cache",
-		"db_queries", "consistency", "thresholds", "thresholds_ok", "series"} {
+		"db_queries", "consistency", "status_codes", "failures", "lost_writes", "thresholds", "thresholds_ok", "series"} {
 		if _, ok := sum[k]; !ok {
 			t.Errorf("summary has no %q", k)
 		}
@@ -96,6 +97,9 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if c := sum["consistency"].(map[string]any); c["enabled"] != true || c["reads"].(float64) <= 0 || c["writes"].(float64) <= 0 {
 		t.Errorf("consistency %v, want probed reads and writes", c)
+	}
+	if l := sum["lost_writes"].(map[string]any); l["enabled"] != true || l["ids"].(float64) <= 0 || l["lost"].(float64) != 0 || l["database"] != true {
+		t.Errorf("lost_writes %v, want written ids read back (database too) and none lost", l)
 	}
 	if html, err := os.ReadFile(htmlFile); err != nil || !bytes.Contains(html, []byte("<svg")) {
 		t.Errorf("HTML report missing or without charts (%v)", err)
@@ -115,7 +119,7 @@ func requirePostgres(ctx context.Context, t *testing.T, dbURL string) {
 	t.Helper()
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
-		t.Fatalf("PostgreSQL unreachable at %s (set DATABASE_URL, or run go test -short): %v", redact(dbURL), err)
+		t.Fatalf("PostgreSQL unreachable at %s (set DATABASE_URL, or run go test -short): %v", cluster.Redact(dbURL), err)
 	}
 	conn.Close(ctx)
 }
@@ -201,7 +205,7 @@ func TestCompareEndToEnd(t *testing.T) {
 			t.Errorf("compare output lacks %q:\n%s", want, text)
 		}
 	}
-	var res loadtest.CompareResult
+	var res compare.Result
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)

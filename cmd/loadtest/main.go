@@ -64,6 +64,8 @@ commands:
   demo [flags]                      start productsd replicas on free ports, seed, run, stop
   compare [flags]                   the same scenario against CACHE_MODE none, redis, local,
                                     tiered and a static handler, as a table
+  chaos [flags]                     3 replicas on a private Redis and database, one fault per
+                                    phase, a table of figures; 99 when a bound is broken
   static [flags]                    serve fixed product bytes on -addr (the ceiling)
 
 Exit status: 0 thresholds passed, 99 a threshold failed, 2 usage, 1 other errors.
@@ -83,6 +85,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return demoCmd(ctx, rest, getenv, stdout, stderr)
 	case "compare":
 		return compareCmd(ctx, rest, getenv, stdout, stderr)
+	case "chaos":
+		return chaosCmd(ctx, rest, getenv, stdout, stderr)
 	case "static":
 		return staticCmd(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":

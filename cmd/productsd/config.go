@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -158,11 +160,11 @@ func resolve(v map[string]string) (config, error) {
 		check(fmt.Errorf("LOG_LEVEL: invalid level %q, want debug, info, warn or error", v["LOG_LEVEL"]))
 	}
 	if c.pool, err = pgxpool.ParseConfig(c.databaseURL); err != nil {
-		check(fmt.Errorf("DATABASE_URL: %v", err))
+		check(fmt.Errorf("DATABASE_URL: %s", redactPassword(err.Error(), c.databaseURL)))
 	}
 	if c.mode == "tiered" || c.mode == "redis" {
 		if c.redis, err = redis.ParseURL(c.redisURL); err != nil {
-			check(fmt.Errorf("REDIS_URL: %v", err))
+			check(fmt.Errorf("REDIS_URL: %s", redactPassword(err.Error(), c.redisURL)))
 		}
 	}
 	if c.replicaID == "" {
@@ -219,4 +221,19 @@ func (c config) cacheMode() (tiercache.Mode, bool) {
 		return tiercache.ModeL1Only, true
 	}
 	return 0, false
+}
+
+// userinfoRE finds the password of a URL even when the URL as a whole does
+// not parse: scheme://user:PASSWORD@...
+var userinfoRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:([^/@]+)@`)
+
+// redactPassword replaces the password of rawURL wherever msg repeats it
+// (url.Parse errors quote the whole URL), so a refused setting never
+// prints a secret.
+func redactPassword(msg, rawURL string) string {
+	m := userinfoRE.FindStringSubmatch(rawURL)
+	if m == nil {
+		return msg
+	}
+	return strings.ReplaceAll(msg, m[1], "xxxxx")
 }

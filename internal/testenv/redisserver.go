@@ -11,8 +11,8 @@ import (
 // RedisServer is a redis-server process of the test's own on a free port,
 // so the test can start it late, kill it and start it again.
 type RedisServer struct {
-	// Args are extra redis-server arguments for Start, e.g.
-	// "--enable-debug-command", "local" for DEBUG SLEEP.
+	// Args are extra redis-server arguments, such as "--requirepass", "x";
+	// set them before Start.
 	Args []string
 
 	t    testing.TB
@@ -49,9 +49,8 @@ func (s *RedisServer) URL() string { return "redis://" + s.Addr() + "/0" }
 // Start runs redis-server and waits until it accepts connections.
 func (s *RedisServer) Start() {
 	s.t.Helper()
-	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", ""}, s.Args...)
-	s.cmd = exec.Command("redis-server", args...)
+	s.cmd = exec.Command("redis-server", append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", ""}, s.Args...)...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("testenv: start redis-server: %v", err)
 	}

@@ -168,3 +168,39 @@ func sanitize(s string) string {
 	}
 	return s
 }
+
+// WithApplicationName returns databaseURL with its application_name set,
+// so that a test can find (and terminate) its own backends.
+func WithApplicationName(t testing.TB, databaseURL, name string) string {
+	t.Helper()
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		t.Fatalf("testenv: DATABASE_URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("application_name", name)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// TerminateBackends ends, with pg_terminate_backend, every PostgreSQL
+// backend whose application_name is name, waiting for each to exit, and
+// returns how many it ended.
+func TerminateBackends(t testing.TB, name string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, DatabaseURL())
+	if err != nil {
+		t.Errorf("testenv: terminate backends: %v", err)
+		return 0
+	}
+	defer conn.Close(ctx)
+	var n int
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+		WHERE application_name = $1 AND pid <> pg_backend_pid()) t`, name).Scan(&n)
+	if err != nil {
+		t.Errorf("testenv: terminate backends: %v", err)
+	}
+	return n
+}

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"context"
@@ -8,13 +8,13 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// cleanRedis deletes every key that starts with "<prefix>" (the cache
+// CleanRedis deletes every key that starts with "<prefix>" (the cache
 // namespaces of the replicas this run started), so runs leave nothing
 // behind in a shared Redis.
-func cleanRedis(redisURL, prefix string) error {
+func CleanRedis(redisURL, prefix string) error {
 	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
-		return fmt.Errorf("redis cleanup: %w", err)
+		return fmt.Errorf("cluster: redis cleanup: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -33,15 +33,15 @@ func cleanRedis(redisURL, prefix string) error {
 	for iter.Next(ctx) {
 		if batch = append(batch, iter.Val()); len(batch) == 1000 {
 			if err := flush(); err != nil {
-				return fmt.Errorf("redis cleanup: %w", err)
+				return fmt.Errorf("cluster: redis cleanup: %w", err)
 			}
 		}
 	}
 	if err := iter.Err(); err != nil {
-		return fmt.Errorf("redis cleanup: %w", err)
+		return fmt.Errorf("cluster: redis cleanup: %w", err)
 	}
 	if err := flush(); err != nil {
-		return fmt.Errorf("redis cleanup: %w", err)
+		return fmt.Errorf("cluster: redis cleanup: %w", err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package loadtest
+package cluster
 
 import (
 	"os"

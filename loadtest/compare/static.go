@@ -1,4 +1,4 @@
-package loadtest
+package compare
 
 import (
 	"context"
@@ -82,11 +82,11 @@ func FetchStatic(ctx context.Context, client *http.Client, base, id string) (*St
 	}
 	product, hdr, err := get("/products/" + id)
 	if err != nil {
-		return nil, fmt.Errorf("loadtest: static: %w", err)
+		return nil, fmt.Errorf("compare: static: %w", err)
 	}
 	list, _, err := get("/products?limit=50")
 	if err != nil {
-		return nil, fmt.Errorf("loadtest: static: %w", err)
+		return nil, fmt.Errorf("compare: static: %w", err)
 	}
 	// The ceiling is an L1 hit's bytes, whatever mode the copy came from.
 	return &StaticServer{Product: product, ETag: hdr.Get("ETag"), CacheStatus: "productsd-l1; hit", List: list}, nil

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"context"
@@ -11,23 +11,23 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// createTempDatabase creates a database named prefix_<random> on the server
-// of baseURL and returns its URL and a function that drops it.
-func createTempDatabase(ctx context.Context, baseURL, prefix string) (string, func(), error) {
+// TempDatabase creates a database named prefix_<random> on the server of
+// baseURL and returns its URL and a function that drops it.
+func TempDatabase(ctx context.Context, baseURL, prefix string) (string, func(), error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", nil, fmt.Errorf("fresh database: DATABASE_URL must be a postgres:// URL (or pass -fresh-db=false)")
+		return "", nil, fmt.Errorf("cluster: fresh database: DATABASE_URL must be a postgres:// URL (or pass -fresh-db=false)")
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := prefix + "_" + hex.EncodeToString(b[:])
 	conn, err := pgx.Connect(ctx, baseURL)
 	if err != nil {
-		return "", nil, fmt.Errorf("fresh database: %w", err)
+		return "", nil, fmt.Errorf("cluster: fresh database: %w", err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return "", nil, fmt.Errorf("fresh database: %w", err)
+		return "", nil, fmt.Errorf("cluster: fresh database: %w", err)
 	}
 	u.Path = "/" + name
 	drop := func() {
@@ -43,8 +43,8 @@ func createTempDatabase(ctx context.Context, baseURL, prefix string) (string, fu
 	return u.String(), drop, nil
 }
 
-// redact hides a password in a URL for printing.
-func redact(s string) string {
+// Redact hides a password in a URL for printing.
+func Redact(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "?"

@@ -1,4 +1,8 @@
-package loadtest
+// Package compare runs one load-test scenario against several cache
+// configurations of productsd, each a cluster of its own processes, and
+// against a static handler that writes the same bytes with no work: the
+// ceiling.
+package compare
 
 import (
 	"context"
@@ -8,24 +12,26 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tiercache/productcache/loadtest"
+	"github.com/tiercache/productcache/loadtest/cluster"
 )
 
-// CompareTarget is one configuration of a comparison.
-type CompareTarget struct {
+// Target is one configuration of a comparison.
+type Target struct {
 	Name     string `json:"name"`
 	Mode     string `json:"mode"` // CACHE_MODE, or "static" for the ceiling
 	Replicas int    `json:"replicas"`
 }
 
-// DefaultCompareTargets are the configurations of DESIGN §6: the database
+// DefaultTargets are the configurations of DESIGN §6: the database
 // alone, Redis alone (the tutorial's design), L1 alone on three replicas
 // (which serves stale data), both tiers, and the static ceiling.
-var DefaultCompareTargets = []CompareTarget{
+var DefaultTargets = []Target{
 	{Name: "none", Mode: "none", Replicas: 3},
 	{Name: "redis", Mode: "redis", Replicas: 3},
 	{Name: "local", Mode: "local", Replicas: 3},
@@ -33,40 +39,41 @@ var DefaultCompareTargets = []CompareTarget{
 	{Name: "static", Mode: "static", Replicas: 1},
 }
 
-// CompareConfig configures [Compare].
-type CompareConfig struct {
+// Config configures [Compare].
+type Config struct {
 	// Scenario is the workload, the same for every configuration; its
 	// targets are replaced by each configuration's replicas.
-	Scenario Scenario
+	Scenario loadtest.Scenario
 	// Cluster is the template for the replicas (binary, database, Redis);
 	// Mode, Replicas and Namespace are set per configuration.
-	Cluster ClusterConfig
+	Cluster cluster.Config
 	// Targets are the configurations, in order; default
-	// DefaultCompareTargets.
-	Targets []CompareTarget
+	// DefaultTargets.
+	Targets []Target
 	// NamespacePrefix starts every configuration's CACHE_NAMESPACE, which
 	// ends with the configuration's name and the start time.
 	NamespacePrefix string
 	// StaticCommand, when set, runs the static server as its own process
-	// (for example {"loadtest", "static"}, to which -addr, -product-file,
-	// -list-file and -etag are added), so that it, like productsd, does
+	// (for example {"loadtest", "static"}, to which -addr 127.0.0.1:0,
+	// -product-file, -list-file, -etag and -cache-status are added; it
+	// prints "listening on http://HOST:PORT"), so that it, like productsd, does
 	// not share the generator's runtime. Empty runs it in this process.
 	StaticCommand []string
 	// Run is passed to every [Run].
-	Run RunOptions
+	Run loadtest.RunOptions
 	// Logf receives progress messages; nil discards them.
 	Logf func(format string, args ...any)
 }
 
-// CompareRow is one configuration's outcome.
-type CompareRow struct {
-	CompareTarget
-	Summary *Summary `json:"summary"`
+// Row is one configuration's outcome.
+type Row struct {
+	Target
+	Summary *loadtest.Summary `json:"summary"`
 }
 
-// CompareResult is the outcome of [Compare].
-type CompareResult struct {
-	Rows []CompareRow `json:"rows"`
+// Result is the outcome of [Compare].
+type Result struct {
+	Rows []Row `json:"rows"`
 }
 
 // Compare runs the scenario against each configuration in turn, starting
@@ -74,9 +81,9 @@ type CompareResult struct {
 // space is listed (and seeded, if short) once, from the first configuration.
 // Every process it starts is stopped before it returns, also on error and
 // cancellation.
-func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
+func Compare(ctx context.Context, cfg Config) (*Result, error) {
 	if len(cfg.Targets) == 0 {
-		cfg.Targets = DefaultCompareTargets
+		cfg.Targets = DefaultTargets
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
@@ -84,16 +91,16 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	if cfg.NamespacePrefix == "" {
 		cfg.NamespacePrefix = "loadtest-compare"
 	}
-	if err := Migrate(ctx, cfg.Cluster.Binary, cfg.Cluster.DatabaseURL, nil); err != nil {
+	if err := cluster.Migrate(ctx, cfg.Cluster.Binary, cfg.Cluster.DatabaseURL, nil); err != nil {
 		return nil, err
 	}
 	tmp, err := os.MkdirTemp("", "loadtest-compare-")
 	if err != nil {
-		return nil, fmt.Errorf("loadtest: %w", err)
+		return nil, fmt.Errorf("compare: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	c := &comparer{cfg: cfg, tmp: tmp, stamp: strconv.FormatInt(time.Now().UnixNano(), 36)}
-	res := &CompareResult{}
+	res := &Result{}
 	for _, t := range cfg.Targets {
 		if ctx.Err() != nil {
 			return res, ctx.Err()
@@ -101,22 +108,22 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 		cfg.Logf("compare: %s (%s, %d replicas)", t.Name, t.Mode, t.Replicas)
 		sum, err := c.runOne(ctx, t)
 		if err != nil {
-			return res, fmt.Errorf("loadtest: compare %s: %w", t.Name, err)
+			return res, fmt.Errorf("compare: %s: %w", t.Name, err)
 		}
-		res.Rows = append(res.Rows, CompareRow{CompareTarget: t, Summary: sum})
+		res.Rows = append(res.Rows, Row{Target: t, Summary: sum})
 	}
 	return res, nil
 }
 
 type comparer struct {
-	cfg    CompareConfig
+	cfg    Config
 	tmp    string
 	stamp  string
 	ids    []string
 	static *StaticServer
 }
 
-func (c *comparer) runOne(ctx context.Context, t CompareTarget) (*Summary, error) {
+func (c *comparer) runOne(ctx context.Context, t Target) (*loadtest.Summary, error) {
 	sc := c.cfg.Scenario
 	sc.Thresholds = nil
 	sc.Name = t.Name
@@ -126,45 +133,45 @@ func (c *comparer) runOne(ctx context.Context, t CompareTarget) (*Summary, error
 	cc := c.cfg.Cluster
 	cc.Mode, cc.Replicas = t.Mode, t.Replicas
 	cc.Namespace = fmt.Sprintf("%s-%s-%s", c.cfg.NamespacePrefix, t.Name, c.stamp)
-	cl, err := StartCluster(ctx, cc)
+	cl, err := cluster.StartCluster(ctx, cc)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Stop()
-	sc.Targets = cl.URLs
 	if c.ids == nil {
-		if err := c.setup(ctx, sc, cc); err != nil {
+		if err := c.setup(ctx, sc, cc, cl.URLs()[0]); err != nil {
 			return nil, err
 		}
 	}
-	sc.Setup.IDs = c.ids
-	return Run(ctx, &sc, c.cfg.Run)
+	opt := c.cfg.Run
+	opt.Targets, opt.IDs = cl.URLs(), c.ids
+	opt.DatabaseURL = cc.DatabaseURL
+	return loadtest.Run(ctx, &sc, opt)
 }
 
 // setup lists (seeding if short) the key space once, and copies the bytes
 // the static server will serve.
-func (c *comparer) setup(ctx context.Context, sc Scenario, cc ClusterConfig) error {
-	sc.Setup.SeedBinary, sc.Setup.SeedDatabaseURL = cc.Binary, cc.DatabaseURL
-	sc.Setup.SeedEnv = []string{"CACHE_NAMESPACE=" + cc.Namespace}
+func (c *comparer) setup(ctx context.Context, sc loadtest.Scenario, cc cluster.Config, base string) error {
+	env := []string{"CACHE_NAMESPACE=" + cc.Namespace}
 	if cc.RedisURL != "" {
-		sc.Setup.SeedEnv = append(sc.Setup.SeedEnv, "REDIS_URL="+cc.RedisURL)
+		env = append(env, "REDIS_URL="+cc.RedisURL)
 	}
-	if err := sc.Normalize(); err != nil {
-		return err
+	seed := func(ctx context.Context, n int) error {
+		return cluster.Seed(ctx, cc.Binary, cc.DatabaseURL, n, nil, env...)
 	}
-	client := NewClient(8, 30*time.Second)
+	client := loadtest.NewClient(8, 30*time.Second)
 	defer client.CloseIdleConnections()
-	ids, err := EnsureProducts(ctx, client, &sc, c.cfg.Logf)
+	ids, err := loadtest.EnsureProducts(ctx, client, base, sc.Setup.Products, seed, c.cfg.Logf)
 	if err != nil {
 		return err
 	}
 	c.ids = ids
-	c.static, err = FetchStatic(ctx, client, sc.Targets[0], ids[0])
+	c.static, err = FetchStatic(ctx, client, base, ids[0])
 	return err
 }
 
 // runStatic serves the captured bytes and runs the scenario against them.
-func (c *comparer) runStatic(ctx context.Context, sc Scenario) (*Summary, error) {
+func (c *comparer) runStatic(ctx context.Context, sc loadtest.Scenario) (*loadtest.Summary, error) {
 	if c.static == nil {
 		return nil, errors.New("static needs a productsd configuration before it, to copy its bytes")
 	}
@@ -173,9 +180,9 @@ func (c *comparer) runStatic(ctx context.Context, sc Scenario) (*Summary, error)
 		return nil, err
 	}
 	defer stop()
-	sc.Targets = []string{url}
-	sc.Setup.IDs = c.ids
-	return Run(ctx, &sc, c.cfg.Run)
+	opt := c.cfg.Run
+	opt.Targets, opt.IDs = []string{url}, c.ids
+	return loadtest.Run(ctx, &sc, opt)
 }
 
 func (c *comparer) startStatic(ctx context.Context) (string, func(), error) {
@@ -195,28 +202,23 @@ func (c *comparer) startStatic(ctx context.Context) (string, func(), error) {
 	if err := os.WriteFile(list, c.static.List, 0o600); err != nil {
 		return "", nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return "", nil, err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	args := append(append([]string(nil), c.cfg.StaticCommand[1:]...),
-		"-addr", addr, "-product-file", product, "-list-file", list, "-etag", c.static.ETag, "-cache-status", c.static.CacheStatus)
-	p, err := startProcess(exec.Command(c.cfg.StaticCommand[0], args...), "http://"+addr, c.cfg.Cluster.Output)
+		"-addr", "127.0.0.1:0", "-product-file", product, "-list-file", list, "-etag", c.static.ETag, "-cache-status", c.static.CacheStatus)
+	p, url, err := cluster.StartServer(ctx, c.cfg.StaticCommand[0], args, nil, c.cfg.Cluster.Output, 10*time.Second)
 	if err != nil {
 		return "", nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := p.poll(wctx, &http.Client{Timeout: time.Second}, "/healthz"); err != nil {
-		p.stop()
+	if err := cluster.Poll(wctx, &http.Client{Timeout: time.Second}, url+"/healthz", p.Exited(), p.Output); err != nil {
+		p.Stop()
 		return "", nil, err
 	}
-	return p.url, p.stop, nil
+	return url, p.Stop, nil
 }
 
 // WriteTable prints the comparison, then the DESIGN §6 ratios.
-func (r *CompareResult) WriteTable(w io.Writer) {
+func (r *Result) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "\n%-8s %3s %10s %7s %9s %9s %6s %6s %7s %9s %8s %7s %7s\n",
 		"config", "rep", "req/s", "xstatic", "p50", "p99", "L1", "L2", "origin", "db_q", "db_q/req", "stale", "failed")
 	static := r.rps("static")
@@ -239,7 +241,7 @@ func (r *CompareResult) WriteTable(w io.Writer) {
 			l1, l2, origin = pct1(c.L1), pct1(c.L2), pct1(c.Origin)
 		}
 		fmt.Fprintf(w, "%-8s %3d %10.0f %7s %9s %9s %6s %6s %7s %9s %8s %7s %6.2f%%\n",
-			row.Name, row.Replicas, s.RPS, x, fmtMs(s.Latency.Med), fmtMs(s.Latency.P99),
+			row.Name, row.Replicas, s.RPS, x, loadtest.FormatMs(s.Latency.Med), loadtest.FormatMs(s.Latency.P99),
 			l1, l2, origin, db, dbr, stale, 100*s.FailRate)
 	}
 	tiered := r.rps("tiered")
@@ -260,7 +262,7 @@ func (r *CompareResult) WriteTable(w io.Writer) {
 
 func pct1(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
 
-func (r *CompareResult) rps(name string) float64 {
+func (r *Result) rps(name string) float64 {
 	for _, row := range r.Rows {
 		if row.Name == name {
 			return row.Summary.RPS

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tiercache/productcache/loadtest/chaos"
+)
+
+// TestChaosEndToEnd runs two short phases of loadtest chaos (a replica
+// SIGKILLed and restarted, backends terminated) on their private
+// redis-server and database, and checks the table, the JSON figures, the
+// bounds, and that the victim's failures are on the victim alone.
+func TestChaosEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL and redis-server; skipped with -short")
+	}
+	dbURL := envOr(os.Getenv, "DATABASE_URL", defaultDatabaseURL)
+	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
+	defer cancel()
+	requirePostgres(ctx, t, dbURL)
+	productsd, lt := binaries(t)
+	out := filepath.Join(t.TempDir(), "chaos.json")
+	text, code := runBinary(ctx, t, lt, "chaos", "-productsd", productsd, "-phase", "5s",
+		"-phases", "replica-kill,pg-terminate", "-products", "300", "-vus", "8", "-out", out)
+	var res chaos.Result
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("exit %d, no JSON: %v\n%s", code, err, text)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Phases) != 2 || res.Phases[0].Name != "replica-kill" || res.Phases[1].Name != "pg-terminate" {
+		t.Fatalf("phases %+v", res.Phases)
+	}
+	kill, pg := res.Phases[0], res.Phases[1]
+	for _, p := range res.Phases {
+		if p.Requests == 0 || p.LostWrites != 0 || p.Unverified != 0 || p.P99Ms <= 0 {
+			t.Errorf("%s: %+v", p.Name, p)
+		}
+	}
+	if kill.Failed == 0 || len(kill.Failures.ByTarget) != 1 || kill.Failures.ByCause["refused"] == 0 {
+		t.Errorf("replica-kill: failures %+v, want refused connections on the killed replica only", kill.Failures)
+	}
+	if pg.FailedReads != 0 {
+		t.Errorf("pg-terminate: %d failed reads", pg.FailedReads)
+	}
+	wantCode := 0
+	if !res.OK {
+		wantCode = exitThresholds
+	}
+	if code != wantCode || !strings.Contains(text, "replica-kill") || !strings.Contains(text, "L1 back") {
+		t.Errorf("exit %d (ok %v), table:\n%s", code, res.OK, text)
+	}
+	if !res.OK {
+		t.Errorf("a bound was broken:\n%s", text)
+	}
+}

@@ -1,0 +1,229 @@
+package chaos
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tiercache/productcache/loadtest"
+)
+
+// Phase is one fault and its bounds.
+type Phase struct {
+	Name  string
+	Fault string // what is done, for the table
+	Bound string // what must hold, for the table
+
+	// Allowance is how long after the fault ends stale reads are
+	// tolerated (0: never, beyond the 50 ms grace).
+	Allowance time.Duration
+	// NoFailedReads: every read must succeed.
+	NoFailedReads bool
+	// NoFailures: no request may fail at all.
+	NoFailures bool
+	// VictimOnly: requests may fail only on the target the fault hit.
+	VictimOnly bool
+
+	inject func(e *env, c clock) outcome
+}
+
+// outboxAllowance is the bound of the README for faults that keep an
+// invalidation from reaching Redis: every acknowledged write is visible
+// everywhere within about a second of Redis being reachable again (the
+// outbox sweeper re-sends what was not delivered).
+const outboxAllowance = time.Second
+
+// window is where a fault goes in a phase of length d: from 15% to 55%.
+func window(d time.Duration) (from, to time.Duration) { return d * 3 / 20, d * 11 / 20 }
+
+// Phases are the phases of a chaos run, in their default order.
+var Phases = []Phase{
+	{
+		Name: "baseline", Fault: "none", Bound: "no failures, no stale reads", NoFailures: true,
+	},
+	{
+		Name: "redis-kill", Fault: "Redis kill -9, restarted after 5 s",
+		Bound: "no failed reads; no stale read 1 s after Redis is back", Allowance: outboxAllowance, NoFailedReads: true,
+		inject: func(e *env, c clock) outcome {
+			from, to := window(c.d())
+			if !c.at(from) {
+				return outcome{}
+			}
+			e.redis.Kill()
+			c.at(min(from+5*time.Second, to))
+			return outcome{end: c.since(), err: e.redis.Start()}
+		},
+	},
+	{
+		Name: "redis-stall", Fault: "Redis DEBUG SLEEP 2", Bound: "no failed reads, no stale reads", NoFailedReads: true,
+		inject: func(e *env, c clock) outcome {
+			from, _ := window(c.d())
+			if !c.at(from) {
+				return outcome{}
+			}
+			err := e.admin.Do(c.ctx, "DEBUG", "SLEEP", "2").Err()
+			return outcome{end: c.since(), err: err}
+		},
+	},
+	{
+		Name: "pubsub-kill", Fault: "CLIENT KILL TYPE pubsub every 2 s", Bound: "no failed reads, no stale reads", NoFailedReads: true,
+		inject: func(e *env, c clock) outcome {
+			from, to := window(c.d())
+			var err error
+			c.every(from, to, 2*time.Second, func() {
+				if kerr := e.admin.Do(c.ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); kerr != nil && err == nil {
+					err = kerr
+				}
+			})
+			return outcome{end: c.since(), err: err}
+		},
+	},
+	{
+		Name: "pg-terminate", Fault: "pg_terminate_backend of the replicas' connections every 3 s",
+		Bound: "no failed reads, no stale reads", NoFailedReads: true,
+		inject: func(e *env, c clock) outcome {
+			from, to := window(c.d())
+			var err error
+			c.every(from, to, 3*time.Second, func() {
+				if _, terr := e.terminateBackends(c.ctx); terr != nil && err == nil {
+					err = terr
+				}
+			})
+			return outcome{end: c.since(), err: err}
+		},
+	},
+	{
+		Name: "replica-kill", Fault: "replica 0 SIGKILLed, restarted after 5 s",
+		Bound: "only requests to replica 0 fail; no stale reads", VictimOnly: true,
+		inject: func(e *env, c clock) outcome {
+			return e.restartReplica(c, true)
+		},
+	},
+	{
+		Name: "replica-term", Fault: "replica 0 SIGTERMed (rolling restart), restarted",
+		Bound: "only requests to replica 0 fail; no stale reads", VictimOnly: true,
+		inject: func(e *env, c clock) outcome {
+			return e.restartReplica(c, false)
+		},
+	},
+	{
+		Name: "cpu-starve", Fault: "2 busy loops per CPU for 8 s", Bound: "no stale reads",
+		inject: func(e *env, c clock) outcome {
+			from, to := window(c.d())
+			if !c.at(from) {
+				return outcome{}
+			}
+			err := e.burn(c.ctx, to-from)
+			return outcome{end: c.since(), err: err}
+		},
+	},
+	{
+		Name: "net-cut", Fault: "last replica's link to Redis: +20 ms each way, then cut for 5 s",
+		Bound: "no failed reads; no stale read 1 s after the link is back", Allowance: outboxAllowance, NoFailedReads: true,
+		inject: func(e *env, c clock) outcome {
+			from, to := window(c.d())
+			if !c.at(from) {
+				return outcome{}
+			}
+			e.proxy.SetLatency(20 * time.Millisecond)
+			c.at(from + (to-from)/3)
+			e.proxy.SetCut(true)
+			c.at(to)
+			e.proxy.SetCut(false)
+			e.proxy.SetLatency(0)
+			return outcome{end: c.since()}
+		},
+	},
+}
+
+// restartReplica kills (or stops) replica 0 at the start of the window and
+// starts it again 5 s later.
+func (e *env) restartReplica(c clock, kill bool) outcome {
+	from, to := window(c.d())
+	if !c.at(from) {
+		return outcome{}
+	}
+	r := e.cl.Replicas()[0]
+	if kill {
+		r.Kill()
+	} else {
+		r.Stop()
+	}
+	c.at(min(from+5*time.Second, to))
+	err := r.Restart(c.ctx)
+	return outcome{end: c.since(), victim: r.URL(), err: err}
+}
+
+func selectPhases(names []string) ([]Phase, error) {
+	if len(names) == 0 {
+		return Phases, nil
+	}
+	var out []Phase
+	for _, n := range names {
+		found := false
+		for _, p := range Phases {
+			if p.Name == n {
+				out, found = append(out, p), true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("chaos: unknown phase %q (%s)", n, strings.Join(PhaseNames(), ", "))
+		}
+	}
+	return out, nil
+}
+
+// PhaseNames lists the phases' names.
+func PhaseNames() []string {
+	names := make([]string, len(Phases))
+	for i, p := range Phases {
+		names[i] = p.Name
+	}
+	return names
+}
+
+// judge turns a phase's summary into its figures and checks its bounds.
+func (ph Phase) judge(sum *loadtest.Summary, probe *loadtest.Probe, o outcome, l1Back float64) PhaseResult {
+	r := PhaseResult{
+		Name: ph.Name, Fault: ph.Fault, Bound: ph.Bound,
+		Requests: sum.Requests, Failed: sum.Failed, Failures: sum.Failures,
+		FailedReads: sum.Types["get"].Failed + sum.Types["list"].Failed,
+		StaleReads:  sum.Consistency.StaleReads, WorstStale: sum.Consistency.MaxStalenessMs,
+		StaleBound: sum.Consistency.StaleReads, AllowanceMs: float64(ph.Allowance) / float64(time.Millisecond),
+		P99Ms: sum.Latency.P99, L1BackMs: l1Back,
+		LostWrites: sum.LostWrites.Lost, Unverified: sum.LostWrites.Unverified,
+		Summary: sum,
+	}
+	if ph.Allowance > 0 {
+		r.StaleBound = probe.AnalyzeSince(o.end + ph.Allowance).StaleReads
+	}
+	breach := func(format string, args ...any) { r.Breaches = append(r.Breaches, fmt.Sprintf(format, args...)) }
+	if r.StaleBound > 0 {
+		if ph.Allowance > 0 {
+			breach("%d stale reads more than %v after the fault ended", r.StaleBound, ph.Allowance)
+		} else {
+			breach("%d stale reads", r.StaleBound)
+		}
+	}
+	if r.LostWrites > 0 {
+		breach("%d acknowledged writes lost", r.LostWrites)
+	}
+	if r.Unverified > 0 {
+		breach("%d acknowledged writes could not be read back", r.Unverified)
+	}
+	if ph.NoFailures && r.Failed > 0 {
+		breach("%d failed requests", r.Failed)
+	}
+	if ph.NoFailedReads && r.FailedReads > 0 {
+		breach("%d failed reads", r.FailedReads)
+	}
+	if ph.VictimOnly {
+		for target, n := range r.Failures.ByTarget {
+			if target != o.victim && n > 0 {
+				breach("%d failed requests on %s, which was not the victim", n, target)
+			}
+		}
+	}
+	r.OK = len(r.Breaches) == 0
+	return r
+}

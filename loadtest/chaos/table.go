@@ -1,0 +1,40 @@
+package chaos
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/tiercache/productcache/loadtest"
+)
+
+// WriteTable prints one row per phase, then every broken bound.
+func (r *Result) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "\n%-13s %8s %7s %6s %-24s %-26s %7s %9s %9s %8s %8s %4s  %s\n",
+		"phase", "requests", "failed", "reads", "by status", "by cause", "stale", "worst", "beyond", "p99", "L1 back", "lost", "verdict")
+	for _, p := range r.Phases {
+		l1 := "-"
+		switch {
+		case p.L1BackMs >= 0:
+			l1 = loadtest.FormatMs(p.L1BackMs)
+		case p.L1BackMs < 0:
+			l1 = ">10s"
+		}
+		verdict := "ok"
+		if !p.OK {
+			verdict = "BROKEN"
+		}
+		fmt.Fprintf(w, "%-13s %8d %7d %6d %-24s %-26s %7d %9s %9d %8s %8s %4d  %s\n",
+			p.Name, p.Requests, p.Failed, p.FailedReads, loadtest.CountsText(p.Failures.ByStatus), loadtest.CountsText(p.Failures.ByCause),
+			p.StaleReads, loadtest.FormatMs(p.WorstStale), p.StaleBound, loadtest.FormatMs(p.P99Ms), l1, p.LostWrites, verdict)
+	}
+	fmt.Fprintln(w, "\nstale: reads older than 50 ms after an acknowledged write; beyond: those that began after the")
+	fmt.Fprintln(w, "phase's allowance (1 s after Redis or the link is back for redis-kill and net-cut, none otherwise);")
+	fmt.Fprintln(w, "L1 back: from the end of the fault until every replica answered from L1 again.")
+	for _, p := range r.Phases {
+		if !p.OK {
+			fmt.Fprintf(w, "\n%s (%s; bound: %s):\n  %s\n", p.Name, p.Fault, p.Bound, strings.Join(p.Breaches, "\n  "))
+		}
+	}
+	fmt.Fprintln(w)
+}

@@ -1,0 +1,86 @@
+package products
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// querier is what a read needs: the pool, or one connection.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// retryRead runs read on the pool and, when it fails because its
+// connection was lost (the backend was terminated, the connection reset),
+// once more on a connection opened for the retry. A fresh connection, not
+// another pooled one: when backends are terminated in a sweep (every
+// backend of the service, one after another), a pooled connection that
+// still answers may be next, while a backend started after the sweep began
+// is not on its list. Reads are idempotent, so the retry cannot do harm;
+// writes never come here, because a write whose connection broke may or
+// may not have committed.
+func retryRead[T any](ctx context.Context, s *Store, read func(querier) (T, error)) (T, error) {
+	v, err := read(s.pool)
+	if err == nil || !connectionLost(err) || ctx.Err() != nil {
+		return v, err
+	}
+	s.readRetries.Add(1)
+	c, cerr := s.freshConn(ctx)
+	if cerr != nil {
+		return v, errors.Join(err, cerr)
+	}
+	defer s.closeFresh(c)
+	return read(c)
+}
+
+// maxFreshConns bounds the connections opened for retries at once, so a
+// mass termination under heavy load cannot open one per request.
+const maxFreshConns = 4
+
+// freshConn opens a connection outside the pool, with the pool's settings,
+// waiting for a slot among maxFreshConns.
+func (s *Store) freshConn(ctx context.Context) (*pgx.Conn, error) {
+	select {
+	case s.freshSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	c, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig)
+	if err != nil {
+		<-s.freshSlots
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *Store) closeFresh(c *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = c.Close(ctx)
+	<-s.freshSlots
+}
+
+// connectionLost reports errors that mean the connection, not the
+// statement, failed: the server ended the session (admin shutdown, crash,
+// a connection exception), the socket was reset or closed, or the stream
+// ended mid-message. Anything the server answered about the statement
+// itself is not one.
+func connectionLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		c := pgErr.Code
+		return c == "57P01" || c == "57P02" || c == "57P03" || len(c) == 5 && c[:2] == "08"
+	}
+	return pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed)
+}

@@ -1,0 +1,149 @@
+package products
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/tiercache/productcache/internal/testenv"
+)
+
+func TestConnectionLost(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "57P01"}, true}, // admin_shutdown: pg_terminate_backend
+		{fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: "08006"}), true},
+		{io.ErrUnexpectedEOF, true},
+		{&pgconn.PgError{Code: "23505"}, false}, // unique violation: the statement, not the connection
+		{&pgconn.PgError{Code: "42P01"}, false},
+		{pgx.ErrNoRows, false},
+		{context.Canceled, false},
+		{errors.New("something else"), false},
+	} {
+		if got := connectionLost(tt.err); got != tt.want {
+			t.Errorf("connectionLost(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+// readStore returns a migrated store whose connections carry an
+// application_name of their own, so the test can terminate exactly them,
+// and one product in it.
+func readStore(t *testing.T) (*Store, string, Product) {
+	t.Helper()
+	_, dbURL := testenv.Schema(t)
+	app := testenv.Unique("readretry_")
+	pool := testenv.Pool(t, testenv.WithApplicationName(t, dbURL, app))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := Migrate(ctx, pool, testLogger(t)); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	s := NewStore(pool)
+	p, err := s.Create(ctx, Input{Name: "kept", PriceCents: 7})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return s, app, p
+}
+
+// TestReadSurvivesTerminatedBackends terminates every backend of the
+// store's pool (several idle connections, all dead at once) before each
+// read: each read must still succeed, through one retry.
+func TestReadSurvivesTerminatedBackends(t *testing.T) {
+	t.Parallel()
+	s, app, p := readStore(t)
+	ctx := context.Background()
+	// A missing row is an answer, not a lost connection: no retry.
+	before := s.ReadRetries()
+	if _, err := s.Get(ctx, [16]byte{1}); !errors.Is(err, ErrNotFound) || s.ReadRetries() != before {
+		t.Fatalf("Get of a missing id: %v, %d retries", err, s.ReadRetries()-before)
+	}
+	for round := range 3 {
+		// Fill the pool with idle connections, then kill them all.
+		conns := make([]interface{ Release() }, 0, 4)
+		for range 4 {
+			c, err := s.pool.Acquire(ctx)
+			if err != nil {
+				t.Fatalf("acquire: %v", err)
+			}
+			conns = append(conns, c)
+		}
+		for _, c := range conns {
+			c.Release()
+		}
+		if n := testenv.TerminateBackends(t, app); n == 0 { // earlier rounds' dead ones may still be idle
+			t.Fatalf("round %d: terminated no backend", round)
+		}
+		before := s.ReadRetries()
+		got, err := s.Get(ctx, p.ID)
+		if err != nil || got.Version != 1 || got.Name != "kept" {
+			t.Fatalf("round %d: Get after terminating the backends: %+v, %v", round, got, err)
+		}
+		if s.ReadRetries() != before+1 {
+			t.Fatalf("round %d: %d retries, want 1: the read did not meet a dead connection", round, s.ReadRetries()-before)
+		}
+		testenv.TerminateBackends(t, app)
+		pg, err := s.List(ctx, 10, [16]byte{})
+		if err != nil || len(pg.Items) != 1 {
+			t.Fatalf("round %d: List after terminating the backends: %+v, %v", round, pg, err)
+		}
+	}
+}
+
+// TestReadsUnderBackendKills runs concurrent reads while the pool's
+// backends are terminated every 150 ms: no read may fail.
+func TestReadsUnderBackendKills(t *testing.T) {
+	t.Parallel()
+	s, app, p := readStore(t)
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var reads, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var err error
+				if i%2 == 0 {
+					_, err = s.Get(ctx, p.ID)
+				} else {
+					_, err = s.List(ctx, 5, [16]byte{})
+				}
+				reads.Add(1)
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		})
+	}
+	kills := 0
+	for range 10 {
+		time.Sleep(150 * time.Millisecond) // the fault's cadence, not synchronisation
+		kills += testenv.TerminateBackends(t, app)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d reads, %d backends terminated, %d retries, %d failed", reads.Load(), kills, s.ReadRetries(), failed.Load())
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d reads failed, first: %v", failed.Load(), reads.Load(), firstErr.Load())
+	}
+	if kills < 10 || s.ReadRetries() == 0 {
+		t.Fatalf("%d backends terminated, %d retries: the fault did not hit the reads", kills, s.ReadRetries())
+	}
+}
