@@ -43,6 +43,9 @@ type env struct {
 	ns    string
 	// outbox configures the outbox of replicas started after it is set.
 	outbox OutboxOptions
+	// manualOutbox: replicas run no outbox loops; the test drives marks
+	// and sweeps itself.
+	manualOutbox bool
 }
 
 func newEnv(t testing.TB) *env {
@@ -109,7 +112,10 @@ func (e *env) replicaOn(name, mode string, rdb *redis.Client, adjust ...func(*ti
 	if err := r.svc.Migrate(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	r.stopOutbox = runOutbox(t, r.svc, e.outbox)
+	r.stopOutbox = func() {}
+	if !e.manualOutbox {
+		r.stopOutbox = runOutbox(t, r.svc, e.outbox)
+	}
 	srv := httptest.NewServer(NewServer(testLogger(t), r.svc, r.reg))
 	t.Cleanup(srv.Close)
 	r.url = srv.URL

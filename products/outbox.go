@@ -2,6 +2,7 @@ package products
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 	"github.com/tiercache/productcache/tiercache"
 )
 
@@ -54,6 +56,7 @@ const (
 	markQueueSize = 4096 // marks waiting for the marker; beyond, the sweeper re-sends
 	markBatchSize = 1024 // rows per marker DELETE
 	replayTimeout = 5 * time.Second
+	pingTimeout   = 200 * time.Millisecond
 )
 
 // OutboxOptions configure [Service.RunOutbox]. Zero values mean the
@@ -88,6 +91,7 @@ func (o OutboxOptions) withDefaults() OutboxOptions {
 type outbox struct {
 	store *Store
 	cache *tiercache.Cache[Entry]
+	rdb   redis.UniversalClient // the cache's Redis, pinged before a sweep; may be nil
 	log   *slog.Logger
 	marks chan int64 // ids of rows whose invalidation Redis took
 
@@ -102,8 +106,8 @@ type outbox struct {
 	afterClaim func(ids []int64)
 }
 
-func newOutbox(store *Store, cache *tiercache.Cache[Entry], logger *slog.Logger) *outbox {
-	return &outbox{store: store, cache: cache, log: logger, marks: make(chan int64, markQueueSize)}
+func newOutbox(store *Store, cache *tiercache.Cache[Entry], rdb redis.UniversalClient, logger *slog.Logger) *outbox {
+	return &outbox{store: store, cache: cache, rdb: rdb, log: logger, marks: make(chan int64, markQueueSize)}
 }
 
 // done queues the deletion of row id, whose invalidation Redis took. It
@@ -202,10 +206,16 @@ func (o *outbox) sweepLoop(ctx context.Context, opt OutboxOptions) {
 }
 
 // sweep re-sends what is due, batch after batch until one comes back
-// short or fails, then records the pending figures.
+// short or fails, then records the pending figures. A replica that cannot
+// reach Redis claims nothing: it would hold the rows locked, and the other
+// sweepers away from them, for as long as its own re-send takes to fail.
 func (o *outbox) sweep(ctx context.Context, opt OutboxOptions) {
 	for {
-		n, err := o.sweepBatch(ctx, opt.Grace, opt.BatchSize)
+		err := o.redisUp(ctx)
+		var n int
+		if err == nil {
+			n, err = o.sweepBatch(ctx, opt.Grace, opt.BatchSize)
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				o.errs.Add(1)
@@ -218,6 +228,19 @@ func (o *outbox) sweep(ctx context.Context, opt OutboxOptions) {
 		}
 	}
 	o.refreshStats(ctx)
+}
+
+// redisUp pings the cache's Redis with a short timeout.
+func (o *outbox) redisUp(ctx context.Context) error {
+	if o.rdb == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if err := o.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("products: outbox sweep skipped, redis unreachable: %w", err)
+	}
+	return nil
 }
 
 // outboxRow is a claimed cache_outbox row.

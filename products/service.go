@@ -44,7 +44,7 @@ func NewService(store *Store, cache *tiercache.Cache[Entry], rdb redis.Universal
 	s := &Service{store: store, cache: cache, rdb: rdb, log: logger}
 	if cache != nil && cache.Mode() != tiercache.ModeL1Only {
 		store.outbox = true
-		s.outbox = newOutbox(store, cache, logger)
+		s.outbox = newOutbox(store, cache, rdb, logger)
 	}
 	return s
 }
