@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/tiercache/productcache/internal/testenv"
+	"github.com/tiercache/productcache/tiercache"
 )
 
 // shortOutbox is the outbox timing of these tests: the bound they check is
@@ -364,5 +366,256 @@ func TestOutboxMetrics(t *testing.T) {
 		if got := metricValue(t, a.reg, name); got != want {
 			t.Errorf("%s after the sweep: got %v, want %v", name, got, want)
 		}
+	}
+}
+
+// productionTimeouts restores tiercache's default Redis timeouts, which
+// the other tests raise.
+func productionTimeouts(o *tiercache.Options) { o.L2Timeout, o.LeaseWait = 0, 0 }
+
+// acked is a write's acknowledged version and when it was answered.
+type acked struct {
+	version int64
+	at      time.Time
+}
+
+// observed is a read: when it began, through which replica, and the
+// version it returned.
+type observed struct {
+	product int
+	replica string
+	start   time.Time
+	version int64
+}
+
+// TestRedisRestartUnderLoad: Redis is killed and restarted while writers
+// update products through random replicas and readers read them through
+// random replicas. Every read that begins more than the bound after a
+// write's acknowledgement returns that write's version or newer, where the
+// bound runs from the later of the acknowledgement and Redis's restart for
+// a write acknowledged while Redis was down; and no acknowledged write is
+// lost: at the end every replica serves every product's last version.
+func TestRedisRestartUnderLoad(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.outbox = shortOutbox
+	rs := testenv.NewRedisServer(t)
+	rs.Start()
+	var reps []*replica
+	for _, name := range []string{"a", "b", "c"} {
+		reps = append(reps, e.replicaOn(name, "tiered", testenv.RedisClient(t, rs.URL()), productionTimeouts))
+	}
+	const products, writers, readers = 16, 3, 6
+	ids := make([]uuid.UUID, products)
+	for i := range ids {
+		_, id, err := reps[i%3].svc.Create(context.Background(), Input{Name: fmt.Sprintf("restart %d", i), PriceCents: 1})
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		ids[i] = id
+	}
+
+	var (
+		mu     sync.Mutex
+		writes = make([][]acked, products)
+		reads  []observed
+		errs   []string
+	)
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		errs = append(errs, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p, r := (w*7+i*3)%products, reps[(w+i)%3]
+				e, err := r.svc.Update(context.Background(), ids[p], Input{Name: "restart", PriceCents: int64(i)}, nil)
+				if err != nil {
+					fail("write %d through %s: %v", p, r.name, err)
+					return
+				}
+				now := time.Now()
+				mu.Lock()
+				writes[p] = append(writes[p], acked{e.Version, now})
+				mu.Unlock()
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+	for rd := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []observed
+			defer func() {
+				mu.Lock()
+				reads = append(reads, mine...)
+				mu.Unlock()
+			}()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p, r := (rd*5+i)%products, reps[(rd+i)%3]
+				start := time.Now()
+				e, _, err := r.svc.Product(context.Background(), ids[p])
+				if err != nil {
+					fail("read %d through %s: %v", p, r.name, err)
+					return
+				}
+				mine = append(mine, observed{p, r.name, start, e.Version})
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+
+	time.Sleep(time.Second)
+	killed := time.Now()
+	rs.Stop()
+	time.Sleep(time.Second)
+	rs.Start()
+	up := time.Now()
+	time.Sleep(3 * time.Second)
+	close(stop)
+	wg.Wait()
+	for _, msg := range errs {
+		t.Error(msg)
+	}
+
+	bound := sweepBound(shortOutbox)
+	checkReads(t, writes, reads, killed, up, bound)
+	var resent uint64
+	for _, r := range reps {
+		resent += r.svc.outbox.resent.Load()
+	}
+	t.Logf("outbox rows re-sent by sweepers: %d", resent)
+
+	// Nothing acknowledged is lost: every replica ends on the database's
+	// version, which is the last acknowledged one.
+	for p, id := range ids {
+		latest, err := reps[0].store.Get(context.Background(), id)
+		if err != nil {
+			t.Fatalf("get %d: %v", p, err)
+		}
+		var maxAcked int64
+		for _, w := range writes[p] {
+			maxAcked = max(maxAcked, w.version)
+		}
+		if latest.Version != maxAcked {
+			t.Errorf("product %d: the database has version %d, the last acknowledged is %d", p, latest.Version, maxAcked)
+		}
+		for _, r := range reps {
+			if e, _, err := r.svc.Product(context.Background(), id); err != nil || e.Version != latest.Version {
+				t.Errorf("product %d through %s at the end: got version %d (%v), want %d", p, r.name, e.Version, err, latest.Version)
+			}
+		}
+	}
+}
+
+// checkReads fails t for every read that returned a version older than one
+// acknowledged more than bound before the read began (see staleReads), and
+// logs the figures.
+func checkReads(t *testing.T, writes [][]acked, reads []observed, killed, up time.Time, bound time.Duration) {
+	t.Helper()
+	st := staleReads(writes, reads, killed, up, bound)
+	for i, msg := range st.violations {
+		if i == 10 {
+			t.Errorf("... and %d more", len(st.violations)-i)
+			break
+		}
+		t.Error(msg)
+	}
+	writesN := 0
+	for _, ws := range writes {
+		writesN += len(ws)
+	}
+	t.Logf("%d writes, %d reads; %d older than the bound %v; worst staleness %v (%v among reads after Redis came back); Redis down %v",
+		writesN, len(reads), len(st.violations), bound, st.worst.Round(time.Millisecond), st.worstAfterUp.Round(time.Millisecond), up.Sub(killed).Round(time.Millisecond))
+}
+
+// staleness is what staleReads found.
+type staleness struct {
+	violations          []string      // reads older than the bound
+	worst, worstAfterUp time.Duration // the largest staleness, overall and among reads after up
+}
+
+// staleReads measures each read's staleness: how long before the read
+// began the oldest version newer than the one it returned was
+// acknowledged, counting, for a write acknowledged while Redis was down
+// (between killed and up), from up instead. A read whose staleness exceeds
+// bound is a violation.
+func staleReads(writes [][]acked, reads []observed, killed, up time.Time, bound time.Duration) staleness {
+	since := func(w acked) time.Time {
+		if w.at.After(killed) && w.at.Before(up) {
+			return up
+		}
+		return w.at
+	}
+	var st staleness
+	for _, rd := range reads {
+		var late time.Duration
+		var missed acked
+		for _, w := range writes[rd.product] {
+			if w.version > rd.version && since(w).Before(rd.start) && rd.start.Sub(since(w)) > late {
+				late, missed = rd.start.Sub(since(w)), w
+			}
+		}
+		st.worst = max(st.worst, late)
+		if rd.start.After(up) {
+			st.worstAfterUp = max(st.worstAfterUp, late)
+		}
+		if late > bound {
+			st.violations = append(st.violations, fmt.Sprintf(
+				"read of product %d through %s began %v after version %d was acknowledged (at %v after the kill; read %v after Redis came back), got version %d",
+				rd.product, rd.replica, late.Round(time.Millisecond), missed.version, missed.at.Sub(killed).Round(time.Millisecond),
+				rd.start.Sub(up).Round(time.Millisecond), rd.version))
+		}
+	}
+	return st
+}
+
+// TestStaleReads checks the judge of TestRedisRestartUnderLoad on made-up
+// histories: it must flag a read that missed a write acknowledged long
+// enough before, and only that.
+func TestStaleReads(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	killed, up, bound := at(1000), at(2000), 300*time.Millisecond
+	writes := [][]acked{{{1, at(0)}, {2, at(500)}, {3, at(1500)}}}
+	tests := []struct {
+		name      string
+		read      observed
+		violation bool
+		late      time.Duration
+	}{
+		{"the latest version", observed{0, "a", at(3000), 3}, false, 0},
+		{"old but within the bound", observed{0, "a", at(700), 1}, false, 200 * time.Millisecond},
+		{"old beyond the bound", observed{0, "a", at(900), 1}, true, 400 * time.Millisecond},
+		{"missed an outage write, counted from up, within", observed{0, "b", at(2200), 2}, false, 200 * time.Millisecond},
+		{"missed an outage write, counted from up, beyond", observed{0, "b", at(2400), 2}, true, 400 * time.Millisecond},
+		{"missed two, the older counts", observed{0, "c", at(2400), 1}, true, 1900 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := staleReads(writes, []observed{tt.read}, killed, up, bound)
+			if got := len(st.violations) == 1; got != tt.violation {
+				t.Errorf("got violations %q, want one: %v", st.violations, tt.violation)
+			}
+			if st.worst != tt.late {
+				t.Errorf("got staleness %v, want %v", st.worst, tt.late)
+			}
+		})
 	}
 }
