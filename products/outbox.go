@@ -55,6 +55,7 @@ const (
 
 	markQueueSize = 4096 // marks waiting for the marker; beyond, the sweeper re-sends
 	markBatchSize = 1024 // rows per marker DELETE
+	markLinger    = 20 * time.Millisecond // how long the marker gathers marks for one DELETE
 	replayTimeout = 5 * time.Second
 	pingTimeout   = 200 * time.Millisecond
 )
@@ -159,10 +160,29 @@ func (o *outbox) markLoop(ctx context.Context) {
 			}
 			return
 		case id := <-o.marks:
-			ids = o.drain(append(ids[:0], id))
+			ids = o.gather(ctx, append(ids[:0], id))
 			o.markDone(ctx, ids)
 		}
 	}
+}
+
+// gather adds the marks that arrive within markLinger to ids, up to a
+// batch, so that a busy replica sends one DELETE per markLinger rather
+// than one per write.
+func (o *outbox) gather(ctx context.Context, ids []int64) []int64 {
+	t := time.NewTimer(markLinger)
+	defer t.Stop()
+	for len(ids) < markBatchSize {
+		select {
+		case id := <-o.marks:
+			ids = append(ids, id)
+		case <-t.C:
+			return ids
+		case <-ctx.Done():
+			return ids
+		}
+	}
+	return ids
 }
 
 // drain adds queued marks to ids, up to a batch, without waiting.
