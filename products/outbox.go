@@ -53,8 +53,8 @@ const (
 	DefaultOutboxGrace         = time.Second
 	DefaultOutboxBatchSize     = 256
 
-	markQueueSize = 4096 // marks waiting for the marker; beyond, the sweeper re-sends
-	markBatchSize = 1024 // rows per marker DELETE
+	markQueueSize = 4096                  // marks waiting for the marker; beyond, the sweeper re-sends
+	markBatchSize = 1024                  // rows per marker DELETE
 	markLinger    = 20 * time.Millisecond // how long the marker gathers marks for one DELETE
 	replayTimeout = 5 * time.Second
 	pingTimeout   = 200 * time.Millisecond
