@@ -2,6 +2,7 @@ package products
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
@@ -97,6 +98,7 @@ func TestWriterDiesWithUnsentInvalidation(t *testing.T) {
 
 	proxy.SetUp(false)
 	sent := time.Now()
+	seen := watchVersion(id, 2, sent, b, c)
 	acked := a.put(t, id, `{"name":"doomed writer","price_cents":2}`)
 	if st := a.cache.Stats(); st.RetryQueued == 0 {
 		t.Fatalf("a's invalidation was not queued for retry (stats %+v): Redis was reachable", st)
@@ -117,8 +119,9 @@ func TestWriterDiesWithUnsentInvalidation(t *testing.T) {
 	}
 	// The PUT itself takes as long as a's Redis client retries; a sweeper
 	// may re-send the committed row before it is answered.
-	t.Logf("b and c serve the new version %v after the acknowledgement, %v after the PUT was sent (bound %v = grace %v + sweep %v + lag %v)",
-		time.Since(acked).Round(time.Millisecond), time.Since(sent).Round(time.Millisecond), bound, shortOutbox.Grace, shortOutbox.SweepInterval, lagBound)
+	t.Logf("b and c serve the new version %v after the acknowledgement; first %v after the PUT was sent, which took %v (bound %v = grace %v + sweep %v + lag %v)",
+		time.Since(acked).Round(time.Millisecond), (<-seen).Round(time.Millisecond), acked.Sub(sent).Round(time.Millisecond),
+		bound, shortOutbox.Grace, shortOutbox.SweepInterval, lagBound)
 	<-dead
 	for _, r := range []*replica{b, c} {
 		if v := r.version(t, id); v != 2 {
@@ -130,6 +133,33 @@ func TestWriterDiesWithUnsentInvalidation(t *testing.T) {
 		t.Fatalf("got %v rows re-sent by b and c, want at least 1", resent)
 	}
 	waitFor(t, bound, "the outbox to empty", func() bool { return b.outboxRows(t) == 0 })
+}
+
+// watchVersion polls product id through rs from now on and sends on the
+// channel how long after since all of them first served version (or
+// newer), or 10s if they never do.
+func watchVersion(id string, version int64, since time.Time, rs ...*replica) <-chan time.Duration {
+	ch := make(chan time.Duration, 1)
+	go func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for _, r := range rs {
+			for !servesVersion(r.url+"/products/"+id, version) && time.Now().Before(deadline) {
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		ch <- time.Since(since)
+	}()
+	return ch
+}
+
+// servesVersion reports whether url answers with version or newer.
+func servesVersion(url string, version int64) bool {
+	code, _, body, err := fetch(url)
+	if err != nil || code != http.StatusOK {
+		return false
+	}
+	var p struct{ Version int64 }
+	return json.Unmarshal(body, &p) == nil && p.Version >= version
 }
 
 // manualEnv is an env whose replicas run no outbox loops: the test drives
