@@ -649,3 +649,32 @@ func TestStaleReads(t *testing.T) {
 		})
 	}
 }
+
+// TestOutboxOnlyWithRedis: modes that use Redis record each write's
+// invalidation (and the writer's mark deletes it); local and none, which
+// have nothing to deliver late, record none.
+func TestOutboxOnlyWithRedis(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		mode   string
+		record bool
+	}{{"tiered", true}, {"redis", true}, {"local", false}, {"none", false}} {
+		t.Run(tt.mode, func(t *testing.T) {
+			t.Parallel()
+			e := manualEnv(t)
+			r := e.replica("a", tt.mode)
+			id, _ := r.create(t, "recorded?", 1)["id"].(string)
+			r.put(t, id, `{"name":"recorded?","price_cents":2}`)
+			want := int64(0)
+			if tt.record {
+				want = 2
+			}
+			if got := r.outboxRows(t); got != want {
+				t.Fatalf("got %d outbox rows after 2 writes, want %d", got, want)
+			}
+			if tt.record && len(r.svc.outbox.marks) != 2 {
+				t.Fatalf("got %d marks queued, want 2: Redis took both invalidations", len(r.svc.outbox.marks))
+			}
+		})
+	}
+}
