@@ -151,18 +151,27 @@ func (o *outbox) markLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			// A clean shutdown writes the marks still queued, so that
-			// no sweeper re-sends what was delivered.
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer cancel()
-			for ids = o.drain(ids[:0]); len(ids) > 0; ids = o.drain(ids[:0]) {
-				o.markDone(fctx, ids)
-			}
+			o.flushMarks(ctx, ids[:0])
 			return
 		case id := <-o.marks:
 			ids = o.gather(ctx, append(ids[:0], id))
+			if ctx.Err() != nil {
+				o.flushMarks(ctx, ids)
+				return
+			}
 			o.markDone(ctx, ids)
 		}
+	}
+}
+
+// flushMarks writes ids and the marks still queued, under a short timeout
+// of its own: a clean shutdown leaves no delivered row for a sweeper to
+// re-send.
+func (o *outbox) flushMarks(ctx context.Context, ids []int64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	for ids = o.drain(ids); len(ids) > 0; ids = o.drain(ids[:0]) {
+		o.markDone(ctx, ids)
 	}
 }
 

@@ -678,3 +678,27 @@ func TestOutboxOnlyWithRedis(t *testing.T) {
 		})
 	}
 }
+
+// TestOutboxStopWritesQueuedMarks: marks still queued when the outbox
+// stops are written before RunOutbox returns, so a clean shutdown leaves
+// no delivered invalidation for the sweepers to re-send.
+func TestOutboxStopWritesQueuedMarks(t *testing.T) {
+	t.Parallel()
+	e := manualEnv(t)
+	a := e.replica("a", "tiered")
+	for i := range 5 {
+		a.create(t, fmt.Sprintf("queued %d", i), 1)
+	}
+	if n := len(a.svc.outbox.marks); n != 5 {
+		t.Fatalf("got %d marks queued, want 5", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	a.svc.RunOutbox(ctx, OutboxOptions{})
+	if n := a.outboxRows(t); n != 0 {
+		t.Fatalf("got %d outbox rows after the outbox stopped, want 0", n)
+	}
+	if got := a.svc.outbox.marked.Load(); got != 5 {
+		t.Fatalf("got %d rows marked, want 5", got)
+	}
+}
