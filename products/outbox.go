@@ -102,6 +102,10 @@ type outbox struct {
 	pending atomic.Int64  // rows in the table at the last sweep
 	oldest  atomic.Uint64 // float64 bits: age in seconds of the oldest row then
 
+	// failing is set while sweeps fail, to log the first failure only.
+	// Only the sweeping goroutine uses it.
+	failing bool
+
 	// afterClaim is a test hook: a sweep holds the rows ids locked and is
 	// about to re-send them.
 	afterClaim func(ids []int64)
@@ -246,17 +250,33 @@ func (o *outbox) sweep(ctx context.Context, opt OutboxOptions) {
 			n, err = o.sweepBatch(ctx, opt.Grace, opt.BatchSize)
 		}
 		if err != nil {
-			if ctx.Err() == nil {
-				o.errs.Add(1)
-				o.log.Warn("products: outbox sweep failed", "err", err)
-			}
+			o.sweepFailed(ctx, err)
 			break
+		}
+		if o.failing {
+			o.failing = false
+			o.log.Info("products: outbox sweeps succeed again")
 		}
 		if n < opt.BatchSize {
 			break
 		}
 	}
 	o.refreshStats(ctx)
+}
+
+// sweepFailed counts a failed sweep; it logs a warning for the first of a
+// run of failures only, so that an outage does not log every interval.
+func (o *outbox) sweepFailed(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	o.errs.Add(1)
+	if o.failing {
+		o.log.Debug("products: outbox sweep failed", "err", err)
+		return
+	}
+	o.failing = true
+	o.log.Warn("products: outbox sweep failed; rows stay pending until a sweep succeeds", "err", err)
 }
 
 // redisUp pings the cache's Redis with a short timeout.
