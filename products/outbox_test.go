@@ -119,9 +119,13 @@ func TestWriterDiesWithUnsentInvalidation(t *testing.T) {
 	}
 	// The PUT itself takes as long as a's Redis client retries; a sweeper
 	// may re-send the committed row before it is answered.
+	first := <-seen
 	t.Logf("b and c serve the new version %v after the acknowledgement; first %v after the PUT was sent, which took %v (bound %v = grace %v + sweep %v + lag %v)",
-		time.Since(acked).Round(time.Millisecond), (<-seen).Round(time.Millisecond), acked.Sub(sent).Round(time.Millisecond),
+		time.Since(acked).Round(time.Millisecond), first.Round(time.Millisecond), acked.Sub(sent).Round(time.Millisecond),
 		bound, shortOutbox.Grace, shortOutbox.SweepInterval, lagBound)
+	if first > bound { // the row was due Grace after its transaction began
+		t.Errorf("b and c first served version 2 %v after the PUT was sent, want at most %v", first, bound)
+	}
 	<-dead
 	for _, r := range []*replica{b, c} {
 		if v := r.version(t, id); v != 2 {

@@ -97,8 +97,15 @@ func TestWriterKilledWithUnsentInvalidation(t *testing.T) {
 	}
 	// The PUT itself takes as long as the writer's Redis client retries;
 	// a sweeper may re-send the committed row before it is answered.
+	first := <-seen
 	t.Logf("b and c serve the new version %v after the writer's acknowledgement and kill -9; first %v after the PUT was sent, which took %v (bound %v = grace %v + sweep %v + lag %v)",
-		time.Since(acked).Round(time.Millisecond), (<-seen).Round(time.Millisecond), acked.Sub(sent).Round(time.Millisecond), bound, grace, sweep, lag)
+		time.Since(acked).Round(time.Millisecond), first.Round(time.Millisecond), acked.Sub(sent).Round(time.Millisecond), bound, grace, sweep, lag)
+	// The row was due OUTBOX_GRACE after its transaction began, after the
+	// PUT was sent: this fails if the settings did not reach the sweeper
+	// (the defaults make it 1.5s).
+	if first > bound {
+		t.Errorf("b and c first served version 2 %v after the PUT was sent, want at most %v", first, bound)
+	}
 	var resent bool
 	for _, p := range []*process{b, c} {
 		resent = resent || !strings.Contains(get(t, p.url+"/metrics").body, "productsd_outbox_resent_total 0")
