@@ -1,11 +1,16 @@
 package products
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 )
 
 // discardWriter is a ResponseWriter that keeps nothing, so the benchmarks
@@ -100,4 +105,39 @@ func BenchmarkHTTPStatic(b *testing.B) {
 	}))
 	defer srv.Close()
 	benchmarkHTTP(b, srv.URL+"/products/0192f0a4-7c1e-7b3a-9a4e-3f6d2c1b0a99")
+}
+
+// BenchmarkUpdate measures the write path (transaction, invalidation,
+// outbox mark) from parallel writers over 100 products, without and with
+// the outbox: the cost of DESIGN §3 rule 14, side by side in one run.
+// Without it the store records no rows; the marker and sweeper run in
+// both.
+func BenchmarkUpdate(b *testing.B) {
+	for _, outbox := range []bool{false, true} {
+		b.Run("outbox="+strconv.FormatBool(outbox), func(b *testing.B) {
+			e := newEnv(b)
+			a := e.replica("a", "tiered")
+			a.store.outbox = outbox // no other goroutine writes yet
+			ids := make([]uuid.UUID, 100)
+			for i := range ids {
+				ids[i] = mustParse(b, a.create(b, "bench", 1)["id"].(string))
+			}
+			var next atomic.Int64
+			b.SetParallelism(8) // 16 writers on 2 cores, as in the loadtest runs
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					id := ids[next.Add(1)%int64(len(ids))]
+					if _, err := a.svc.Update(context.Background(), id, Input{Name: "bench", PriceCents: 2}, nil); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			if outbox {
+				waitFor(b, 5*time.Second, "the outbox to empty", func() bool { return a.outboxRows(b) == 0 })
+			}
+		})
+	}
 }

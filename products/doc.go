@@ -22,6 +22,19 @@
 // cache with the old row. An update bumps the version in the same statement,
 // and If-Match is a condition of that statement, not a read before it.
 //
+// # Durable invalidation
+//
+// When the cache uses Redis, every write also records its invalidation in
+// the cache_outbox table, in the same transaction, so that an acknowledged
+// write's invalidation survives its writer (DESIGN §3 rule 14). A row is
+// deleted once Redis took the delete and the publish: by the writer's
+// marker, off the request path, or by the sweeper that every replica runs
+// in [Service.RunOutbox], which re-sends rows older than
+// [OutboxOptions].Grace, one replica per row (FOR UPDATE SKIP LOCKED). So
+// a write acknowledged while its writer could not reach Redis reaches every
+// replica within Grace + SweepInterval + the invalidation lag of Redis
+// being reachable, even if the writer died.
+//
 // # Cache modes
 //
 // The service runs with a tiered cache (L1 and Redis), Redis alone, a local

@@ -9,12 +9,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/tiercache/productcache/internal/testenv"
 	"github.com/tiercache/productcache/tiercache"
 )
@@ -29,6 +31,9 @@ type replica struct {
 	cache *tiercache.Cache[Entry] // nil in mode none
 	reg   *prometheus.Registry
 	url   string
+	// stopOutbox stops the replica's outbox marker and sweeper and waits
+	// for them; it runs at the end of the test too.
+	stopOutbox func()
 }
 
 // env is what the replicas of one test share.
@@ -36,6 +41,11 @@ type env struct {
 	t     testing.TB
 	dbURL string
 	ns    string
+	// outbox configures the outbox of replicas started after it is set.
+	outbox OutboxOptions
+	// manualOutbox: replicas run no outbox loops; the test drives marks
+	// and sweeps itself.
+	manualOutbox bool
 }
 
 func newEnv(t testing.TB) *env {
@@ -55,12 +65,18 @@ func testLogger(t testing.TB) *slog.Logger {
 // replica starts a replica in mode ("tiered", "redis", "local" or "none").
 // Options may adjust the cache's options.
 func (e *env) replica(name, mode string, adjust ...func(*tiercache.Options)) *replica {
+	e.t.Helper()
+	return e.replicaOn(name, mode, testenv.Redis(e.t), adjust...)
+}
+
+// replicaOn starts a replica whose cache uses the Redis client rdb.
+func (e *env) replicaOn(name, mode string, rdb *redis.Client, adjust ...func(*tiercache.Options)) *replica {
 	t := e.t
 	t.Helper()
 	pool := testenv.Pool(t, e.dbURL)
 	store := NewStore(pool)
 	r := &replica{name: name, store: store, reg: prometheus.NewRegistry()}
-	var rdbForHealth = testenv.Redis(t)
+	var rdbForHealth = rdb
 	if mode != "none" {
 		// Redis calls get more time than in production (100 ms): these
 		// tests check exact Cache-Status values and query counts, which a
@@ -96,6 +112,10 @@ func (e *env) replica(name, mode string, adjust ...func(*tiercache.Options)) *re
 	if err := r.svc.Migrate(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
+	r.stopOutbox = func() {}
+	if !e.manualOutbox {
+		r.stopOutbox = runOutbox(t, r.svc, e.outbox)
+	}
 	srv := httptest.NewServer(NewServer(testLogger(t), r.svc, r.reg))
 	t.Cleanup(srv.Close)
 	r.url = srv.URL
@@ -103,6 +123,23 @@ func (e *env) replica(name, mode string, adjust ...func(*tiercache.Options)) *re
 		waitFor(t, 5*time.Second, "cache ready on "+name, r.cache.Ready)
 	}
 	return r
+}
+
+// runOutbox runs svc's outbox until the returned stop is called or t
+// ends.
+func runOutbox(t testing.TB, svc *Service, opt OutboxOptions) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		svc.RunOutbox(ctx, opt)
+	}()
+	stop = sync.OnceFunc(func() {
+		cancel()
+		<-done
+	})
+	t.Cleanup(stop)
+	return stop
 }
 
 // waitFor polls cond until it holds or the deadline passes: for "eventually"

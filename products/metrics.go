@@ -3,6 +3,7 @@ package products
 import (
 	"context"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -123,6 +124,45 @@ type serviceCollector struct {
 	retries *prometheus.Desc
 	pool    map[string]*prometheus.Desc
 	info    *prometheus.Desc
+	outbox  outboxDescs
+}
+
+// outboxDescs describe the invalidation outbox (DESIGN §3 rule 14).
+type outboxDescs struct {
+	pending, oldest, resent, errors *prometheus.Desc
+}
+
+func newOutboxDescs() outboxDescs {
+	return outboxDescs{
+		pending: prometheus.NewDesc("productsd_outbox_pending",
+			"Invalidations in the outbox table not yet confirmed delivered to Redis, counted at this replica's last sweep (one table for all replicas: aggregate with max).", nil, nil),
+		oldest: prometheus.NewDesc("productsd_outbox_oldest_pending_age_seconds",
+			"Age of the oldest unconfirmed invalidation in the outbox table, at this replica's last sweep (aggregate with max); over 10s deserves an alert.", nil, nil),
+		resent: prometheus.NewDesc("productsd_outbox_resent_total",
+			"Outbox invalidations this replica's sweeper re-sent to Redis and deleted.", nil, nil),
+		errors: prometheus.NewDesc("productsd_outbox_sweep_errors_total",
+			"Outbox sweeps, re-sends and done-marks of this replica that failed (database or Redis).", nil, nil),
+	}
+}
+
+func (d outboxDescs) describe(ch chan<- *prometheus.Desc) {
+	ch <- d.pending
+	ch <- d.oldest
+	ch <- d.resent
+	ch <- d.errors
+}
+
+// collect reports o's figures, zeros when o is nil (no outbox).
+func (d outboxDescs) collect(ch chan<- prometheus.Metric, o *outbox) {
+	var pending, oldest, resent, errs float64
+	if o != nil {
+		pending, oldest = float64(o.pending.Load()), math.Float64frombits(o.oldest.Load())
+		resent, errs = float64(o.resent.Load()), float64(o.errs.Load())
+	}
+	ch <- prometheus.MustNewConstMetric(d.pending, prometheus.GaugeValue, pending)
+	ch <- prometheus.MustNewConstMetric(d.oldest, prometheus.GaugeValue, oldest)
+	ch <- prometheus.MustNewConstMetric(d.resent, prometheus.CounterValue, resent)
+	ch <- prometheus.MustNewConstMetric(d.errors, prometheus.CounterValue, errs)
 }
 
 func newServiceCollector(svc *Service) *serviceCollector {
@@ -134,7 +174,8 @@ func newServiceCollector(svc *Service) *serviceCollector {
 			"Reads retried once on a new connection after theirs was lost (backend terminated, reset).", nil, nil),
 		info: prometheus.NewDesc("productsd_cache_info",
 			"The cache mode this replica runs in (value always 1).", []string{"mode", "replica"}, nil),
-		pool: map[string]*prometheus.Desc{},
+		pool:   map[string]*prometheus.Desc{},
+		outbox: newOutboxDescs(),
 	}
 	for name, help := range poolMetricHelp {
 		c.pool[name] = prometheus.NewDesc("productsd_db_pool_"+name, help, nil, nil)
@@ -163,6 +204,7 @@ func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.queries
 	ch <- c.retries
 	ch <- c.info
+	c.outbox.describe(ch)
 	for _, d := range c.pool {
 		ch <- d
 	}
@@ -179,6 +221,7 @@ func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
 		replica = c.svc.cache.ReplicaID()
 	}
 	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, c.svc.Mode(), replica)
+	c.outbox.collect(ch, c.svc.outbox)
 	st := c.svc.store.pool.Stat()
 	vals := map[string]float64{
 		"acquired_conns":                   float64(st.AcquiredConns()),

@@ -23,6 +23,7 @@ type Service struct {
 	cache  *tiercache.Cache[Entry] // nil: no cache (mode none)
 	rdb    redis.UniversalClient   // nil when no Redis is used; for readiness
 	log    *slog.Logger
+	outbox *outbox     // nil unless the cache uses Redis
 	schema atomic.Bool // the migrations have been applied
 }
 
@@ -30,11 +31,22 @@ type Service struct {
 // read goes to the database; rdb (used only to report Redis health) may be
 // nil when the cache uses no Redis. The schema counts as not ready until
 // [Service.Migrate] succeeds or [Service.SetSchemaReady] is called.
+//
+// When the cache uses Redis (tiered or redis mode), NewService turns on the
+// store's invalidation outbox: every write records its invalidation in the
+// write's transaction, and [Service.RunOutbox] must run to mark and sweep
+// the rows. Without Redis there is nothing to deliver late (mode local
+// runs as the only replica), and no rows are recorded.
 func NewService(store *Store, cache *tiercache.Cache[Entry], rdb redis.UniversalClient, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, cache: cache, rdb: rdb, log: logger}
+	s := &Service{store: store, cache: cache, rdb: rdb, log: logger}
+	if cache != nil && cache.Mode() != tiercache.ModeL1Only {
+		store.outbox = true
+		s.outbox = newOutbox(store, cache, rdb, logger)
+	}
+	return s
 }
 
 // Store returns the service's store.
@@ -190,11 +202,11 @@ func (s *Service) Create(ctx context.Context, in Input) (Entry, uuid.UUID, error
 	if err := s.ready(); err != nil {
 		return Entry{}, uuid.Nil, err
 	}
-	p, err := s.store.Create(ctx, in)
+	p, oid, err := s.store.Create(ctx, in)
 	if err != nil {
 		return Entry{}, uuid.Nil, err
 	}
-	s.invalidate(ctx, p.ID)
+	s.invalidate(ctx, p.ID, oid)
 	e, err := productEntry(p)
 	return e, p.ID, err
 }
@@ -204,11 +216,11 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in Input, cond Preco
 	if err := s.ready(); err != nil {
 		return Entry{}, err
 	}
-	p, err := s.store.Update(ctx, id, in, cond)
+	p, oid, err := s.store.Update(ctx, id, in, cond)
 	if err != nil {
 		return Entry{}, err
 	}
-	s.invalidate(ctx, id)
+	s.invalidate(ctx, id, oid)
 	return productEntry(p)
 }
 
@@ -217,10 +229,11 @@ func (s *Service) Delete(ctx context.Context, id uuid.UUID, cond Precondition) e
 	if err := s.ready(); err != nil {
 		return err
 	}
-	if err := s.store.Delete(ctx, id, cond); err != nil {
+	oid, err := s.store.Delete(ctx, id, cond)
+	if err != nil {
 		return err
 	}
-	s.invalidate(ctx, id)
+	s.invalidate(ctx, id, oid)
 	return nil
 }
 
@@ -229,7 +242,12 @@ func (s *Service) Delete(ctx context.Context, id uuid.UUID, cond Precondition) e
 // returns, reads on this replica see the write (§3.2). It runs detached from
 // the request's context: a client that hangs up after the commit must not
 // leave the old value cached.
-func (s *Service) invalidate(ctx context.Context, id uuid.UUID) {
+//
+// The write's outbox row oid (0: none) is marked done, off the request
+// path, only when Redis took the delete and the publish. Otherwise it
+// stays: this replica's cache retries, and if this replica dies first, a
+// sweeper re-sends it (DESIGN §3 rule 14).
+func (s *Service) invalidate(ctx context.Context, id uuid.UUID, oid int64) {
 	if s.cache == nil {
 		return
 	}
@@ -237,7 +255,11 @@ func (s *Service) invalidate(ctx context.Context, id uuid.UUID) {
 	defer cancel()
 	if err := s.cache.InvalidateGroup(ctx, ListGroup, ProductKey(id)); err != nil {
 		// ErrDeferred: reads here see the write; the cache retries the
-		// Redis part.
-		s.log.Warn("products: invalidation deferred", "id", id, "err", err)
+		// Redis part, and the outbox row waits for a sweeper.
+		s.log.Warn("products: invalidation deferred", "id", id, "outbox_id", oid, "err", err)
+		return
+	}
+	if oid != 0 {
+		s.outbox.done(oid)
 	}
 }

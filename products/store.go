@@ -12,15 +12,21 @@ import (
 )
 
 // Ops names the store operations, the values of the op label of
-// productsd_db_queries_total.
-var Ops = []string{"get", "list", "create", "update", "delete", "seed"}
+// productsd_db_queries_total. "outbox" counts the statements of the
+// invalidation outbox: the row each write records, and the deletes and
+// claims of the marker and the sweeper.
+var Ops = []string{"get", "list", "create", "update", "delete", "seed", "outbox"}
 
 // Store keeps products in PostgreSQL. It counts the statements it sends per
 // operation (transaction control, BEGIN and COMMIT, is not counted), so
 // tests and metrics can tell how many reads reached the database.
 type Store struct {
 	pool    *pgxpool.Pool
-	queries [6]atomic.Uint64 // indexed like Ops
+	queries [7]atomic.Uint64 // indexed like Ops
+
+	// outbox makes every write record its invalidation in cache_outbox, in
+	// its own transaction. Set once by NewService, before any write.
+	outbox bool
 
 	readRetries atomic.Uint64 // reads retried after a lost connection
 	freshSlots  chan struct{} // connections opened for retries, at most maxFreshConns
@@ -38,6 +44,7 @@ const (
 	opUpdate
 	opDelete
 	opSeed
+	opOutbox
 )
 
 // NewStore returns a Store on pool, which the caller owns and closes.
@@ -114,25 +121,28 @@ func (s *Store) List(ctx context.Context, limit int, after uuid.UUID) (Page, err
 	return pg, nil
 }
 
-// Create inserts a product with a new UUIDv7 id at version 1.
-func (s *Store) Create(ctx context.Context, in Input) (Product, error) {
+// Create inserts a product with a new UUIDv7 id at version 1. It returns
+// the id of the write's outbox row, 0 when the store records none.
+func (s *Store) Create(ctx context.Context, in Input) (Product, int64, error) {
 	newID := uuid.NewV7
 	if s.newID != nil {
 		newID = s.newID
 	}
 	id, err := newID()
 	if err != nil {
-		return Product{}, fmt.Errorf("products: create: %w", err)
+		return Product{}, 0, fmt.Errorf("products: create: %w", err)
 	}
 	var p Product
-	err = s.inTx(ctx, "create", id, func(tx pgx.Tx) error {
+	oid, err := s.inTx(ctx, "create", id, func(b *pgx.Batch) {
 		s.count(opCreate)
-		p, err = scanProduct(tx.QueryRow(ctx,
-			"INSERT INTO products (id, name, description, price_cents) VALUES ($1, $2, $3, $4) RETURNING "+columns,
-			id, in.Name, in.Description, in.PriceCents))
-		return err
+		b.Queue("INSERT INTO products (id, name, description, price_cents) VALUES ($1, $2, $3, $4) RETURNING "+columns,
+			id, in.Name, in.Description, in.PriceCents).QueryRow(func(row pgx.Row) error {
+			var scanErr error
+			p, scanErr = scanProduct(row)
+			return scanErr
+		})
 	})
-	return p, err
+	return p, oid, err
 }
 
 // Precondition is an If-Match condition: nil means none, an empty slice
@@ -154,17 +164,19 @@ UNION ALL
 SELECT false, ` + columns + ` FROM products WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM upd)`
 
 // Update replaces the fields of product id, bumping its version, if cond
-// holds. It returns ErrNotFound or ErrConflict.
-func (s *Store) Update(ctx context.Context, id uuid.UUID, in Input, cond Precondition) (Product, error) {
+// holds. It returns ErrNotFound or ErrConflict, or the id of the write's
+// outbox row (0 when the store records none).
+func (s *Store) Update(ctx context.Context, id uuid.UUID, in Input, cond Precondition) (Product, int64, error) {
 	var p Product
-	err := s.inTx(ctx, "update", id, func(tx pgx.Tx) error {
+	oid, err := s.inTx(ctx, "update", id, func(b *pgx.Batch) {
 		s.count(opUpdate)
-		var updated bool
-		err := tx.QueryRow(ctx, updateSQL, id, in.Name, in.Description, in.PriceCents, versions(cond)).
-			Scan(&updated, &p.ID, &p.Name, &p.Description, &p.PriceCents, &p.Version, &p.CreatedAt, &p.UpdatedAt)
-		return writeOutcome(err, updated, cond)
+		b.Queue(updateSQL, id, in.Name, in.Description, in.PriceCents, versions(cond)).QueryRow(func(row pgx.Row) error {
+			var updated bool
+			err := row.Scan(&updated, &p.ID, &p.Name, &p.Description, &p.PriceCents, &p.Version, &p.CreatedAt, &p.UpdatedAt)
+			return writeOutcome(err, updated, cond)
+		})
 	})
-	return p, err
+	return p, oid, err
 }
 
 const deleteSQL = `WITH del AS (
@@ -176,13 +188,16 @@ UNION ALL
 SELECT false FROM products WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM del)`
 
 // Delete removes product id if cond holds. It returns ErrNotFound or
-// ErrConflict.
-func (s *Store) Delete(ctx context.Context, id uuid.UUID, cond Precondition) error {
-	return s.inTx(ctx, "delete", id, func(tx pgx.Tx) error {
+// ErrConflict, or the id of the write's outbox row (0 when the store
+// records none).
+func (s *Store) Delete(ctx context.Context, id uuid.UUID, cond Precondition) (int64, error) {
+	return s.inTx(ctx, "delete", id, func(b *pgx.Batch) {
 		s.count(opDelete)
-		var deleted bool
-		err := tx.QueryRow(ctx, deleteSQL, id, versions(cond)).Scan(&deleted)
-		return writeOutcome(err, deleted, cond)
+		b.Queue(deleteSQL, id, versions(cond)).QueryRow(func(row pgx.Row) error {
+			var deleted bool
+			err := row.Scan(&deleted)
+			return writeOutcome(err, deleted, cond)
+		})
 	})
 }
 
@@ -210,27 +225,40 @@ func versions(cond Precondition) []int64 {
 	return append([]int64{}, cond...)
 }
 
-// inTx runs fn in a transaction and commits it. The beforeCommit hook runs
-// between the two, so tests can act while the write is not yet visible.
-func (s *Store) inTx(ctx context.Context, op string, id uuid.UUID, fn func(pgx.Tx) error) error {
+// inTx runs the write that queue adds to a batch in a transaction, with,
+// when the outbox is on, the insert of its invalidation (the product's key
+// and the list group) in the same round trip, and commits. A write that
+// does not happen (404, 412) rolls the outbox row back with it. The
+// beforeCommit hook runs before the commit, so tests can act while the
+// write is not yet visible. It returns the outbox row's id, 0 without one.
+func (s *Store) inTx(ctx context.Context, op string, id uuid.UUID, queue func(*pgx.Batch)) (int64, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return dbError(op, err)
+		return 0, dbError(op, err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := fn(tx); err != nil {
+	b := &pgx.Batch{}
+	queue(b)
+	var oid int64
+	if s.outbox {
+		s.count(opOutbox)
+		b.Queue(insertOutboxSQL, []string{ProductKey(id)}, []string{ListGroup}).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&oid)
+		})
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
-			return err
+			return 0, err
 		}
-		return dbError(op, err)
+		return 0, dbError(op, err)
 	}
 	if s.beforeCommit != nil {
 		s.beforeCommit(op, id)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return dbError(op, err)
+		return 0, dbError(op, err)
 	}
-	return nil
+	return oid, nil
 }
 
 // Ping checks that the database answers.

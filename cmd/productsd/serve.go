@@ -155,18 +155,22 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	// Migrations are retried in the background while the server already
 	// answers /healthz and 503s, so a database that is late does not cause
-	// a crash loop.
-	migCtx, stopMigrations := context.WithCancel(ctx)
+	// a crash loop. Once the schema is ready the outbox marker and sweeper
+	// run (DESIGN §3 rule 14) until the server has drained its requests;
+	// they stop before the cache, Redis and the pool close.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if d.svc.MigrateUntilDone(migCtx) == nil {
-			logger.Info("productsd: schema ready")
+		if d.svc.MigrateUntilDone(bgCtx) != nil {
+			return
 		}
+		logger.Info("productsd: schema ready")
+		d.svc.RunOutbox(bgCtx, products.OutboxOptions{SweepInterval: cfg.outboxSweep, Grace: cfg.outboxGrace})
 	}()
 	defer func() {
-		stopMigrations()
+		stopBackground()
 		wg.Wait()
 	}()
 

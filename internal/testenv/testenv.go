@@ -122,21 +122,41 @@ func Pool(t testing.TB, databaseURL string) *pgxpool.Pool {
 // and closes it when t ends.
 func Redis(t testing.TB) *redis.Client {
 	t.Helper()
-	SkipShort(t)
-	opt, err := redis.ParseURL(RedisURL())
-	if err != nil {
-		t.Fatalf("testenv: REDIS_URL=%q: %v", RedisURL(), err)
-	}
-	opt.ContextTimeoutEnabled = true
-	rdb := redis.NewClient(opt)
+	rdb := RedisClient(t, RedisURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		_ = rdb.Close()
 		t.Fatalf("testenv: Redis at REDIS_URL=%q is not reachable: %v", RedisURL(), err)
 	}
+	return rdb
+}
+
+// RedisClient returns a client of the Redis at rawURL, with context
+// timeouts on, and closes it when t ends. It does not wait for the server:
+// it may be down (a [RedisServer] not started, a [Proxy] switched off).
+func RedisClient(t testing.TB, rawURL string) *redis.Client {
+	t.Helper()
+	SkipShort(t)
+	opt, err := redis.ParseURL(rawURL)
+	if err != nil {
+		t.Fatalf("testenv: Redis URL %q: %v", rawURL, err)
+	}
+	opt.ContextTimeoutEnabled = true
+	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
+}
+
+// RedisURLVia returns REDIS_URL with its host:port replaced by addr, to
+// reach the test Redis through a [Proxy].
+func RedisURLVia(t testing.TB, addr string) string {
+	t.Helper()
+	u, err := url.Parse(RedisURL())
+	if err != nil {
+		t.Fatalf("testenv: REDIS_URL=%q: %v", RedisURL(), err)
+	}
+	u.Host = addr
+	return u.String()
 }
 
 // Namespace returns a Redis key prefix no other test uses and deletes its

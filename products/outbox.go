@@ -1,0 +1,397 @@
+package products
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/productcache/tiercache"
+)
+
+// The invalidation outbox (DESIGN §3 rule 14). Every write inserts its
+// invalidation into cache_outbox in its own transaction (see Store.inTx).
+// After the commit the writer invalidates as before; when Redis took the
+// delete and the publish, the marker deletes the row, in batches, off the
+// request path. A row that stays (the writer could not reach Redis, or died
+// before the mark) is re-sent by the sweeper of whichever replica claims it
+// first once it is older than the grace, and deleted when Redis took it.
+// Rows are deleted when done, so the table holds only invalidations in
+// flight or undelivered.
+
+const (
+	insertOutboxSQL = `INSERT INTO cache_outbox (keys, groups) VALUES ($1, $2) RETURNING id`
+
+	// markSQL deletes the rows of delivered invalidations. A row that a
+	// sweeper holds is skipped, not waited for: the sweeper re-sends it
+	// (harmless) and deletes it.
+	markSQL = `DELETE FROM cache_outbox WHERE id IN (
+	SELECT id FROM cache_outbox WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED)`
+
+	// claimSQL locks the due rows that no other sweeper holds. Only
+	// committed rows are visible, so a re-send always follows its write's
+	// commit.
+	claimSQL = `SELECT id, keys, groups FROM cache_outbox
+WHERE created_at < now() - $1 * interval '1 microsecond'
+ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`
+
+	deleteClaimedSQL = `DELETE FROM cache_outbox WHERE id = ANY($1)`
+
+	outboxStatsSQL = `SELECT count(*),
+	COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at)), 0)::float8
+FROM cache_outbox`
+)
+
+// Outbox defaults.
+const (
+	DefaultOutboxSweepInterval = 500 * time.Millisecond
+	DefaultOutboxGrace         = time.Second
+	DefaultOutboxBatchSize     = 256
+
+	markQueueSize = 4096                  // marks waiting for the marker; beyond, the sweeper re-sends
+	markBatchSize = 1024                  // rows per marker DELETE
+	markLinger    = 20 * time.Millisecond // how long the marker gathers marks for one DELETE
+	replayTimeout = 5 * time.Second
+	pingTimeout   = 200 * time.Millisecond
+)
+
+// OutboxOptions configure [Service.RunOutbox]. Zero values mean the
+// defaults.
+type OutboxOptions struct {
+	// SweepInterval is how often the sweeper looks for undelivered
+	// invalidations. Default 500ms (OUTBOX_SWEEP_INTERVAL).
+	SweepInterval time.Duration
+	// Grace is the age at which an undelivered invalidation is re-sent: it
+	// leaves the writer time to deliver and mark its own. Default 1s
+	// (OUTBOX_GRACE).
+	Grace time.Duration
+	// BatchSize bounds the rows one sweep transaction claims, re-sends as
+	// one invalidation and deletes. Default 256.
+	BatchSize int
+}
+
+func (o OutboxOptions) withDefaults() OutboxOptions {
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = DefaultOutboxSweepInterval
+	}
+	if o.Grace <= 0 {
+		o.Grace = DefaultOutboxGrace
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultOutboxBatchSize
+	}
+	return o
+}
+
+// outbox is a replica's marker and sweeper, and their figures.
+type outbox struct {
+	store *Store
+	cache *tiercache.Cache[Entry]
+	rdb   redis.UniversalClient // the cache's Redis, pinged before a sweep; may be nil
+	log   *slog.Logger
+	marks chan int64 // ids of rows whose invalidation Redis took
+
+	resent  atomic.Uint64 // rows re-sent and deleted by the sweeper
+	marked  atomic.Uint64 // rows deleted by the marker
+	errs    atomic.Uint64 // failed sweeps, re-sends and marks
+	pending atomic.Int64  // rows in the table at the last sweep
+	oldest  atomic.Uint64 // float64 bits: age in seconds of the oldest row then
+
+	// failing is set while sweeps fail, to log the first failure only.
+	// Only the sweeping goroutine uses it.
+	failing bool
+
+	// afterClaim is a test hook: a sweep holds the rows ids locked and is
+	// about to re-send them.
+	afterClaim func(ids []int64)
+}
+
+func newOutbox(store *Store, cache *tiercache.Cache[Entry], rdb redis.UniversalClient, logger *slog.Logger) *outbox {
+	return &outbox{store: store, cache: cache, rdb: rdb, log: logger, marks: make(chan int64, markQueueSize)}
+}
+
+// done queues the deletion of row id, whose invalidation Redis took. It
+// never blocks a request: when the queue is full the row stays, and a
+// sweeper re-sends it after the grace, which is harmless.
+func (o *outbox) done(id int64) {
+	select {
+	case o.marks <- id:
+	default:
+	}
+}
+
+// RunOutbox runs this replica's part of durable invalidation until ctx
+// ends: the marker, which deletes in batches the outbox rows of the
+// invalidations Redis took, and the sweeper, which every
+// opt.SweepInterval re-sends the rows older than opt.Grace, whichever
+// replica wrote them, and deletes those Redis took. Replicas share the
+// rows without a leader (FOR UPDATE SKIP LOCKED). On return the queued
+// marks have been written. It returns at once when the cache uses no Redis
+// (mode none or local): no rows are recorded then. Call it once, after the
+// schema is ready.
+func (s *Service) RunOutbox(ctx context.Context, opt OutboxOptions) {
+	o := s.outbox
+	if o == nil {
+		return
+	}
+	opt = opt.withDefaults()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		o.markLoop(ctx)
+	}()
+	o.sweepLoop(ctx, opt)
+	wg.Wait()
+}
+
+func (o *outbox) markLoop(ctx context.Context) {
+	ids := make([]int64, 0, markBatchSize)
+	for {
+		select {
+		case <-ctx.Done():
+			o.flushMarks(ctx, ids[:0])
+			return
+		case id := <-o.marks:
+			ids = o.gather(ctx, append(ids[:0], id))
+			if ctx.Err() != nil {
+				o.flushMarks(ctx, ids)
+				return
+			}
+			o.markDone(ctx, ids)
+		}
+	}
+}
+
+// flushMarks writes ids and the marks still queued, under a short timeout
+// of its own: a clean shutdown leaves no delivered row for a sweeper to
+// re-send.
+func (o *outbox) flushMarks(ctx context.Context, ids []int64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	for ids = o.drain(ids); len(ids) > 0; ids = o.drain(ids[:0]) {
+		o.markDone(ctx, ids)
+	}
+}
+
+// gather adds the marks that arrive within markLinger to ids, up to a
+// batch, so that a busy replica sends one DELETE per markLinger rather
+// than one per write.
+func (o *outbox) gather(ctx context.Context, ids []int64) []int64 {
+	t := time.NewTimer(markLinger)
+	defer t.Stop()
+	for len(ids) < markBatchSize {
+		select {
+		case id := <-o.marks:
+			ids = append(ids, id)
+		case <-t.C:
+			return ids
+		case <-ctx.Done():
+			return ids
+		}
+	}
+	return ids
+}
+
+// drain adds queued marks to ids, up to a batch, without waiting.
+func (o *outbox) drain(ids []int64) []int64 {
+	for len(ids) < markBatchSize {
+		select {
+		case id := <-o.marks:
+			ids = append(ids, id)
+		default:
+			return ids
+		}
+	}
+	return ids
+}
+
+// markDone deletes the rows ids that no sweeper holds, and reports how
+// many it deleted.
+func (o *outbox) markDone(ctx context.Context, ids []int64) int64 {
+	o.store.count(opOutbox)
+	tag, err := o.store.pool.Exec(ctx, markSQL, ids)
+	if err != nil {
+		o.errs.Add(1)
+		o.log.Warn("products: outbox mark failed; the sweeper will re-send", "rows", len(ids), "err", err)
+		return 0
+	}
+	o.marked.Add(uint64(tag.RowsAffected()))
+	return tag.RowsAffected()
+}
+
+func (o *outbox) sweepLoop(ctx context.Context, opt OutboxOptions) {
+	t := time.NewTicker(opt.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		o.sweep(ctx, opt)
+	}
+}
+
+// sweep re-sends what is due, batch after batch until one comes back
+// short or fails, then records the pending figures. A replica that cannot
+// reach Redis claims nothing: it would hold the rows locked, and the other
+// sweepers away from them, for as long as its own re-send takes to fail.
+func (o *outbox) sweep(ctx context.Context, opt OutboxOptions) {
+	for {
+		err := o.redisUp(ctx)
+		var n int
+		if err == nil {
+			n, err = o.sweepBatch(ctx, opt.Grace, opt.BatchSize)
+		}
+		if err != nil {
+			o.sweepFailed(ctx, err)
+			break
+		}
+		if o.failing {
+			o.failing = false
+			o.log.Info("products: outbox sweeps succeed again")
+		}
+		if n < opt.BatchSize {
+			break
+		}
+	}
+	o.refreshStats(ctx)
+}
+
+// sweepFailed counts a failed sweep; it logs a warning for the first of a
+// run of failures only, so that an outage does not log every interval.
+func (o *outbox) sweepFailed(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	o.errs.Add(1)
+	if o.failing {
+		o.log.Debug("products: outbox sweep failed", "err", err)
+		return
+	}
+	o.failing = true
+	o.log.Warn("products: outbox sweep failed; rows stay pending until a sweep succeeds", "err", err)
+}
+
+// redisUp pings the cache's Redis with a short timeout.
+func (o *outbox) redisUp(ctx context.Context) error {
+	if o.rdb == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if err := o.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("products: outbox sweep skipped, redis unreachable: %w", err)
+	}
+	return nil
+}
+
+// outboxRow is a claimed cache_outbox row.
+type outboxRow struct {
+	ID     int64
+	Keys   []string
+	Groups []string
+}
+
+// sweepBatch claims up to limit rows older than grace, re-sends them as
+// one invalidation and, if Redis took it, deletes them, all in one
+// transaction: the rows stay locked (and other sweepers skip them) until
+// they are gone or, on failure, released for the next sweep.
+func (o *outbox) sweepBatch(ctx context.Context, grace time.Duration, limit int) (int, error) {
+	tx, err := o.store.pool.Begin(ctx)
+	if err != nil {
+		return 0, dbError("outbox sweep", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	o.store.count(opOutbox)
+	rows, _ := tx.Query(ctx, claimSQL, grace.Microseconds(), limit)
+	claimed, err := pgx.CollectRows(rows, pgx.RowToStructByPos[outboxRow])
+	if err != nil {
+		return 0, dbError("outbox sweep", err)
+	}
+	if len(claimed) == 0 {
+		return 0, nil
+	}
+	ids, keys, groups := mergeRows(claimed)
+	if o.afterClaim != nil {
+		o.afterClaim(ids)
+	}
+	if err := o.replay(ctx, keys, groups); err != nil {
+		return 0, err
+	}
+	o.store.count(opOutbox)
+	if _, err := tx.Exec(ctx, deleteClaimedSQL, ids); err != nil {
+		return 0, dbError("outbox sweep", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, dbError("outbox sweep", err)
+	}
+	o.resent.Add(uint64(len(ids)))
+	return len(ids), nil
+}
+
+// mergeRows returns the ids of rows and the union of their keys and
+// groups: one invalidation covers them all.
+func mergeRows(rows []outboxRow) (ids []int64, keys, groups []string) {
+	seen := make(map[string]bool, len(rows))
+	add := func(dst []string, ss []string) []string {
+		for _, s := range ss {
+			if !seen[s] {
+				seen[s] = true
+				dst = append(dst, s)
+			}
+		}
+		return dst
+	}
+	for _, r := range rows {
+		ids = append(ids, r.ID)
+		keys = add(keys, r.Keys)
+	}
+	clear(seen)
+	for _, r := range rows {
+		groups = add(groups, r.Groups)
+	}
+	return ids, keys, groups
+}
+
+// replay invalidates keys and groups again through the cache. It returns
+// nil only if Redis took every delete and publish; invalidations are
+// idempotent, so replaying one that was delivered is harmless.
+func (o *outbox) replay(ctx context.Context, keys, groups []string) error {
+	ctx, cancel := context.WithTimeout(ctx, replayTimeout)
+	defer cancel()
+	if len(groups) == 0 {
+		return o.cache.Invalidate(ctx, keys...)
+	}
+	for i, g := range groups {
+		if i > 0 {
+			keys = nil
+		}
+		if err := o.cache.InvalidateGroup(ctx, g, keys...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refreshStats records the rows pending and the age of the oldest.
+func (o *outbox) refreshStats(ctx context.Context) {
+	var n int64
+	var age float64
+	o.store.count(opOutbox)
+	if err := o.store.pool.QueryRow(ctx, outboxStatsSQL).Scan(&n, &age); err != nil {
+		if ctx.Err() == nil {
+			o.errs.Add(1)
+			o.log.Warn("products: outbox figures failed", "err", err)
+		}
+		return
+	}
+	o.pending.Store(n)
+	o.oldest.Store(math.Float64bits(age))
+}
