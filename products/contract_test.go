@@ -1,6 +1,7 @@
 package products
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -496,14 +497,41 @@ func TestInternalErrorHidesCause(t *testing.T) {
 	e := newEnv(t)
 	a := e.replica("a", "redis")
 	id, _ := a.create(t, "broken", 1)["id"].(string)
-	rdbSet(t, e.ns+":v:{product:"+id+"}", "vxx")
-	resp := do(t, http.MethodGet, a.url+"/products/"+id, "")
-	wantProblem(t, resp, http.StatusInternalServerError)
-	if strings.Contains(string(resp.body), "short") || strings.Contains(string(resp.body), "tiercache") {
-		t.Fatalf("500 body shows internal text: %s", resp.body)
+	// A schema the code does not expect: the load fails with an error full
+	// of internals (the column's name, SQLSTATE text).
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := a.store.pool.Exec(context.Background(), sql); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// The broken value was dropped: the next read heals.
+	exec("ALTER TABLE products RENAME COLUMN description TO hidden_column")
+	resp := do(t, http.MethodGet, a.url+"/products/"+id, "")
+	exec("ALTER TABLE products RENAME COLUMN hidden_column TO description")
+	wantProblem(t, resp, http.StatusInternalServerError)
+	for _, leak := range []string{"hidden_column", "description", "SQLSTATE", "products:", "tiercache"} {
+		if strings.Contains(string(resp.body), leak) {
+			t.Fatalf("500 body shows internal text %q: %s", leak, resp.body)
+		}
+	}
+	// Errors are never cached: the next read heals.
 	if v := a.version(t, id); v != 1 {
 		t.Fatalf("after the 500: got version %d, want 1", v)
+	}
+}
+
+// rule 12: an L2 value that cannot be decoded (a codec change during a
+// rolling deploy) is a miss, not an error: it is replaced by a load.
+func TestUndecodableL2ValueIsAMiss(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.replica("a", "redis")
+	id, _ := a.create(t, "broken", 1)["id"].(string)
+	rdbSet(t, e.ns+":v:{product:"+id+"}", "vxx")
+	if v := a.version(t, id); v != 1 {
+		t.Fatalf("read over an undecodable value: got version %d, want 1", v)
+	}
+	if s := a.cache.Stats(); s.DecodeErrors != 1 || s.Loads != 1 {
+		t.Fatalf("got %d decode errors and %d loads, want 1 and 1", s.DecodeErrors, s.Loads)
 	}
 }

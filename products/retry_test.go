@@ -49,7 +49,7 @@ func readStore(t *testing.T) (*Store, string, Product) {
 		t.Fatalf("migrate: %v", err)
 	}
 	s := NewStore(pool)
-	p, err := s.Create(ctx, Input{Name: "kept", PriceCents: 7})
+	p, _, err := s.Create(ctx, Input{Name: "kept", PriceCents: 7})
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
