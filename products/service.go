@@ -24,6 +24,8 @@ type Service struct {
 	rdb    redis.UniversalClient   // nil when no Redis is used; for readiness
 	log    *slog.Logger
 	schema atomic.Bool // the migrations have been applied
+	// draining is set on SIGTERM: /readyz answers 503 from then on.
+	draining atomic.Bool
 }
 
 // NewService returns a Service over store. cache may be nil, meaning every

@@ -22,7 +22,7 @@ import (
 // deps are the connections a command opens, closed in reverse order.
 type deps struct {
 	pool  *pgxpool.Pool
-	rdb   *redis.Client                    // nil when the mode needs no Redis
+	rdb   redis.UniversalClient            // nil when the mode needs no Redis
 	cache *tiercache.Cache[products.Entry] // nil in mode none
 	svc   *products.Service
 }
@@ -42,14 +42,10 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 	d := &deps{pool: pool}
 	mode, cached := cfg.cacheMode()
 	if cfg.redis != nil {
-		d.rdb = redis.NewClient(redisOptions(cfg.redis))
+		d.rdb = cfg.redis.newClient()
 	}
 	if cached {
-		var rdb redis.UniversalClient
-		if d.rdb != nil {
-			rdb = d.rdb
-		}
-		d.cache, err = tiercache.New[products.Entry](rdb, products.EntryCodec{}, tiercache.Options{
+		d.cache, err = tiercache.New[products.Entry](d.rdb, products.EntryCodec{}, tiercache.Options{
 			Namespace:      cfg.namespace,
 			ReplicaID:      cfg.replicaID,
 			Mode:           mode,
@@ -66,35 +62,8 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 			return nil, fmt.Errorf("CACHE_MODE %s: %w", cfg.mode, err)
 		}
 	}
-	var health redis.UniversalClient
-	if d.rdb != nil {
-		health = d.rdb
-	}
-	d.svc = products.NewService(products.NewStore(pool), d.cache, health, logger)
+	d.svc = products.NewService(products.NewStore(pool), d.cache, d.rdb, logger)
 	return d, nil
-}
-
-// redisOptions copies o with the timeouts a cache needs: every call is
-// bounded by its context, and nothing waits long on a dead server.
-func redisOptions(o *redis.Options) *redis.Options {
-	c := *o
-	c.ContextTimeoutEnabled = true
-	if c.DialTimeout == 0 {
-		c.DialTimeout = time.Second
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = 500 * time.Millisecond
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = 500 * time.Millisecond
-	}
-	if c.PoolTimeout == 0 {
-		c.PoolTimeout = time.Second
-	}
-	if c.DialerRetries == 0 {
-		c.DialerRetries = 1 // the cache has its own breaker; fail fast
-	}
-	return &c
 }
 
 // close releases in order: the cache (its subscriber and retry loop), then
@@ -123,9 +92,24 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.Warn(fmt.Sprintf(format, v...), "component", "go-redis")
 }
 
-// serve runs the HTTP server until ctx ends, then shuts down gracefully:
-// stop accepting, drain in-flight requests, close the cache, Redis and the
-// pool, all within cfg.shutdown.
+// firstCheckTimeout bounds the database check (and migration) a replica
+// makes before it serves: past it, the replica serves 503s and keeps
+// trying in the background.
+const firstCheckTimeout = 10 * time.Second
+
+// serve runs the HTTP server until ctx ends, then drains and shuts down.
+//
+// Start: the listener is bound at once (a bad ADDR fails fast, and
+// connections wait in its backlog instead of being refused), but nothing
+// is served until the first database check and migration attempt has
+// finished, so a fresh replica does not answer 503 while its pool dials.
+// A database that is down at start is retried in the background while the
+// server answers /healthz and 503s: no crash loop.
+//
+// Stop: /readyz answers 503 at once and keep-alives end, the server keeps
+// serving for cfg.shutdownDelay while load balancers take the replica out,
+// then it stops accepting and drains in-flight requests within
+// cfg.shutdown, and closes the cache, Redis and the pool.
 func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	logger := newLogger(stderr, cfg.logLevel).With("replica", cfg.replicaID)
 	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{logger}) })
@@ -150,26 +134,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("ADDR: %w", err)
 	}
+	stopMigrations := migrateFirst(ctx, d.svc, logger)
+	defer stopMigrations()
+
 	fmt.Fprintf(stdout, "productsd listening on %s (mode %s, replica %s)\n", displayURL(ln.Addr()), cfg.mode, cfg.replicaID)
-	logger.Info("productsd: listening", "addr", ln.Addr().String(), "mode", cfg.mode, "l1_ttl", cfg.l1TTL.String())
-
-	// Migrations are retried in the background while the server already
-	// answers /healthz and 503s, so a database that is late does not cause
-	// a crash loop.
-	migCtx, stopMigrations := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if d.svc.MigrateUntilDone(migCtx) == nil {
-			logger.Info("productsd: schema ready")
-		}
-	}()
-	defer func() {
-		stopMigrations()
-		wg.Wait()
-	}()
-
+	logger.Info("productsd: listening", "addr", ln.Addr().String(), "mode", cfg.mode, "l1_ttl", cfg.l1TTL.String(), "redis", redisTopology(cfg))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -177,7 +146,54 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	logger.Info("productsd: shutting down", "timeout", cfg.shutdown.String())
+	return drain(ctx, cfg, srv, d.svc, errc, logger)
+}
+
+// migrateFirst makes the first migration attempt (bounded by
+// firstCheckTimeout and ctx) before it returns; if that fails, it keeps
+// retrying in the background. The returned function stops the retries and
+// waits for them.
+func migrateFirst(ctx context.Context, svc *products.Service, logger *slog.Logger) (stop func()) {
+	migCtx, cancel := context.WithCancel(ctx)
+	first := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fctx, fcancel := context.WithTimeout(migCtx, firstCheckTimeout)
+		err := svc.Migrate(fctx)
+		fcancel()
+		close(first)
+		if err == nil {
+			logger.Info("productsd: schema ready")
+			return
+		}
+		logger.Error("productsd: first migrations failed, retrying in the background", "err", err)
+		if svc.MigrateUntilDone(migCtx) == nil {
+			logger.Info("productsd: schema ready")
+		}
+	}()
+	<-first
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// drain runs the stop sequence of serve once ctx has ended.
+func drain(ctx context.Context, cfg config, srv *http.Server, svc *products.Service, errc <-chan error, logger *slog.Logger) error {
+	svc.SetDraining()
+	srv.SetKeepAlivesEnabled(false) // clients re-dial, and reach another replica
+	logger.Info("productsd: draining", "delay", cfg.shutdownDelay.String(), "timeout", cfg.shutdown.String())
+	if cfg.shutdownDelay > 0 {
+		t := time.NewTimer(cfg.shutdownDelay)
+		select {
+		case err := <-errc:
+			t.Stop()
+			return fmt.Errorf("serve: %w", err)
+		case <-t.C:
+		}
+	}
+	logger.Info("productsd: shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdown)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -189,6 +205,14 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	logger.Info("productsd: stopped")
 	return nil
+}
+
+// redisTopology is the Redis topology for the log, without credentials.
+func redisTopology(cfg config) string {
+	if cfg.redis == nil {
+		return "none"
+	}
+	return cfg.redis.describe()
 }
 
 // displayURL is the URL to print for a listener: an unspecified host
