@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -11,6 +12,13 @@ import (
 // returns.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
+		// The shared productsd binary of the process tests.
+		goleak.Cleanup(func(code int) {
+			if binDir != "" {
+				_ = os.RemoveAll(binDir)
+			}
+			os.Exit(code)
+		}),
 		// go-redis re-dials a dead server from a goroutine that sleeps a
 		// second between tries and only then sees its pool closed.
 		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"))

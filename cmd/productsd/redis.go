@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -80,19 +81,22 @@ func loadCA(path string) (*x509.CertPool, error) {
 }
 
 // newClient returns the go-redis client of the mode, with the timeouts a
-// cache needs (see redisTimeouts). It does not connect yet.
-func (rc *redisConfig) newClient() redis.UniversalClient {
+// cache needs (see redisTimeouts), and a function that stops what the
+// client needs besides itself (close the client first). It does not
+// connect yet.
+func (rc *redisConfig) newClient(logger *slog.Logger) (redis.UniversalClient, func()) {
 	switch {
 	case rc.cluster != nil:
 		o := *rc.cluster
 		redisTimeouts(&o.ContextTimeoutEnabled, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.DialerRetries)
-		return redis.NewClusterClient(&o)
+		return redis.NewClusterClient(&o), func() {}
 	case rc.failover != nil:
 		o := *rc.failover
 		redisTimeouts(&o.ContextTimeoutEnabled, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.DialerRetries)
-		return redis.NewFailoverClient(&o)
+		rdb := redis.NewFailoverClient(&o)
+		return rdb, watchMaster(rdb, &o, logger)
 	}
-	return redis.NewClient(redisOptions(rc.single))
+	return redis.NewClient(redisOptions(rc.single)), func() {}
 }
 
 // describe is the client's topology for the log: mode and addresses, no

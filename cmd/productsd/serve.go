@@ -21,10 +21,11 @@ import (
 
 // deps are the connections a command opens, closed in reverse order.
 type deps struct {
-	pool  *pgxpool.Pool
-	rdb   redis.UniversalClient            // nil when the mode needs no Redis
-	cache *tiercache.Cache[products.Entry] // nil in mode none
-	svc   *products.Service
+	pool      *pgxpool.Pool
+	rdb       redis.UniversalClient            // nil when the mode needs no Redis
+	stopRedis func()                           // stops the client's helpers (sentinel watch)
+	cache     *tiercache.Cache[products.Entry] // nil in mode none
+	svc       *products.Service
 }
 
 // open builds the pool, the Redis client and the cache. None of them
@@ -42,7 +43,7 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 	d := &deps{pool: pool}
 	mode, cached := cfg.cacheMode()
 	if cfg.redis != nil {
-		d.rdb = cfg.redis.newClient()
+		d.rdb, d.stopRedis = cfg.redis.newClient(logger)
 	}
 	if cached {
 		d.cache, err = tiercache.New[products.Entry](d.rdb, products.EntryCodec{}, tiercache.Options{
@@ -74,6 +75,7 @@ func (d *deps) close() {
 	}
 	if d.rdb != nil {
 		_ = d.rdb.Close()
+		d.stopRedis()
 	}
 	d.pool.Close()
 }
