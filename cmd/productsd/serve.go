@@ -138,6 +138,12 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	stopMigrations := migrateFirst(ctx, d.svc, logger)
 	defer stopMigrations()
+	if d.rdb != nil {
+		pctx, stopPreflight := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); redisPreflight(pctx, d.rdb, cfg.namespace, logger) }()
+		defer func() { stopPreflight(); <-done }()
+	}
 
 	fmt.Fprintf(stdout, "productsd listening on %s (mode %s, replica %s)\n", displayURL(ln.Addr()), cfg.mode, cfg.replicaID)
 	logger.Info("productsd: listening", "addr", ln.Addr().String(), "mode", cfg.mode, "l1_ttl", cfg.l1TTL.String(), "redis", redisTopology(cfg))
