@@ -2,52 +2,27 @@ package deploy
 
 import (
 	"bufio"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/tiercache/productcache/internal/testenv"
 )
 
 // root is the repository root: this module sits in deploy/.
 const root = ".."
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// productsd builds cmd/productsd once (in the service's module) and
+// productsd builds cmd/productsd (in the service's module) once and
 // returns the binary's path.
 func productsd(t *testing.T) string {
 	t.Helper()
-	binOnce.Do(func() {
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		binPath = filepath.Join(os.TempDir(), fmt.Sprintf("productsd-deploy-test-%d", os.Getpid()))
-		cmd := exec.Command(goBin, "build", "-o", binPath, "./cmd/productsd")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build ./cmd/productsd: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
+	return testenv.Build(t, root, "./cmd/productsd")
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		_ = os.Remove(binPath)
-	}
+	testenv.RemoveBuilds()
 	os.Exit(code)
 }
 

@@ -6,10 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,35 +23,10 @@ type process struct {
 	done   chan error
 }
 
-// binDir holds the productsd binary the tests share; TestMain removes it.
-var (
-	binDir   string
-	binOnce  sync.Once
-	binPath  string
-	binBuild error
-)
-
 // buildBinary builds productsd once for the whole package.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	binOnce.Do(func() {
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		if binDir, err = os.MkdirTemp("", "productsd-test-"); err != nil {
-			binBuild = err
-			return
-		}
-		binPath = filepath.Join(binDir, "productsd")
-		if out, err := exec.Command(goBin, "build", "-o", binPath, ".").CombinedOutput(); err != nil {
-			binBuild = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binBuild != nil {
-		t.Fatal(binBuild)
-	}
-	return binPath
+	return testenv.Build(t, ".", ".")
 }
 
 // startProcess starts bin with env added to the environment and waits for

@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/tiercache/productcache/internal/testenv"
 	"go.uber.org/goleak"
 )
 
@@ -14,9 +15,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		// The shared productsd binary of the process tests.
 		goleak.Cleanup(func(code int) {
-			if binDir != "" {
-				_ = os.RemoveAll(binDir)
-			}
+			testenv.RemoveBuilds()
 			os.Exit(code)
 		}),
 		// go-redis re-dials a dead server from a goroutine that sleeps a
