@@ -93,6 +93,9 @@ func (p *process) stop(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), `"msg":"productsd: stopped"`) {
 		t.Errorf("%s: no clean stop in its log:\n%s", p.name, p.stderr.String())
 	}
+	if strings.Contains(p.stderr.String(), "NOPERM") {
+		t.Errorf("%s: Redis refused a command (NOPERM) in its log:\n%s", p.name, p.stderr.String())
+	}
 }
 
 // version GETs product id through p: its version, 0 for 404.

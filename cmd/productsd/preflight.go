@@ -15,9 +15,9 @@ import (
 // subscribe to the invalidation channel. A denial is logged as one error
 // naming the missing permission; tiercache alone would only show the
 // channel down in /readyz. It retries while Redis is unreachable, until
-// ctx ends.
+// ctx ends, and logs the first such failure (a TLS or DNS error says why).
 func redisPreflight(ctx context.Context, rdb redis.UniversalClient, ns string, logger *slog.Logger) {
-	for {
+	for first := true; ; first = false {
 		err := preflightOnce(ctx, rdb, ns)
 		switch {
 		case err == nil:
@@ -26,6 +26,8 @@ func redisPreflight(ctx context.Context, rdb redis.UniversalClient, ns string, l
 		case isDenied(err):
 			logger.Error("productsd: redis denies a command the cache needs (see the ACL rule in README.md)", "err", err)
 			return
+		case first && ctx.Err() == nil:
+			logger.Warn("productsd: redis not reachable yet; serving from PostgreSQL meanwhile", "err", err)
 		}
 		t := time.NewTimer(2 * time.Second)
 		select {

@@ -14,13 +14,18 @@ import (
 )
 
 // TestRedisCluster: three productsd processes in REDIS_MODE cluster on a
-// three-master Redis Cluster of the test's own: reads, writes, list pages
-// and invalidation across replicas, over sharded pub/sub.
+// three-master Redis Cluster of the test's own, as an ACL user with
+// aclRule: reads, writes, list pages and invalidation across replicas,
+// over sharded pub/sub.
 func TestRedisCluster(t *testing.T) {
 	testenv.SkipShort(t)
 	t.Parallel()
 	addrs := testenv.RedisCluster(t)
-	env := map[string]string{"REDIS_MODE": "cluster", "REDIS_URL": testenv.ClusterURL(addrs), "CACHE_NAMESPACE": "cluster"}
+	for _, a := range addrs { // ACL users are per node
+		setUser(t, a, "productsd", "s3cret", "cluster", aclRule)
+	}
+	url := strings.Replace(testenv.ClusterURL(addrs), "redis://", "redis://productsd:s3cret@", 1)
+	env := map[string]string{"REDIS_MODE": "cluster", "REDIS_URL": url, "CACHE_NAMESPACE": "cluster"}
 	ps := startReplicas(t, env, "cluster-a", "cluster-b", "cluster-c")
 	exerciseReplicas(t, ps)
 	// The values really are spread over the masters.
@@ -41,7 +46,8 @@ func TestRedisCluster(t *testing.T) {
 }
 
 // TestRedisSentinelFailover: two productsd processes in REDIS_MODE
-// sentinel read continuously while the sentinel fails the master over.
+// sentinel, as an ACL user with aclRule on the data nodes, read
+// continuously while the sentinel fails the master over.
 // No read fails, both replicas re-attach to the new master by themselves
 // (Redis and the invalidation channel up again), and a write after the
 // failover is seen through the other replica at once: nothing stale.
@@ -49,7 +55,10 @@ func TestRedisSentinelFailover(t *testing.T) {
 	testenv.SkipShort(t)
 	t.Parallel()
 	s := testenv.RedisSentinel(t)
-	env := map[string]string{"REDIS_MODE": "sentinel", "REDIS_URL": s.URL(), "CACHE_NAMESPACE": "sentinel"}
+	for _, a := range []string{s.Master.Addr(), s.Replica.Addr()} { // the data nodes' user
+		setUser(t, a, "productsd", "s3cret", "sentinel", aclRule)
+	}
+	env := map[string]string{"REDIS_MODE": "sentinel", "REDIS_URL": s.URL() + "&username=productsd&password=s3cret", "CACHE_NAMESPACE": "sentinel"}
 	ps := startReplicas(t, env, "sentinel-a", "sentinel-b")
 	a, b := ps[0], ps[1]
 	id := post(t, a.url, `{"name":"failover","price_cents":1}`)
