@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -76,9 +77,10 @@ func (s *requestStream) finish() []outcome {
 	return s.snapshot()
 }
 
-// TestDrainOnSIGTERM: after SIGTERM /readyz answers 503 at once, while
-// every other request sent during SHUTDOWN_DELAY is still answered 200 (no
-// refused connection, no 503); then the process shuts down and exits 0.
+// TestDrainOnSIGTERM: after SIGTERM /readyz answers 503 at once (and
+// `productsd healthcheck` fails), while every other request sent during
+// SHUTDOWN_DELAY is still answered 200 (no refused connection, no 503);
+// then the process shuts down and exits 0.
 func TestDrainOnSIGTERM(t *testing.T) {
 	testenv.SkipShort(t)
 	t.Parallel()
@@ -90,6 +92,12 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	p := startProcess(t, bin, "drain", env)
 	waitFor(t, 10*time.Second, "/readyz 200", func() bool { return get(t, p.url+"/readyz").StatusCode == http.StatusOK })
 	id := post(t, p.url, `{"name":"drain","price_cents":1}`)
+	healthcheck := func() error {
+		return exec.Command(bin, "healthcheck", "-addr", strings.TrimPrefix(p.url, "http://")).Run()
+	}
+	if err := healthcheck(); err != nil {
+		t.Fatalf("productsd healthcheck on a ready replica: %v", err)
+	}
 
 	rs := startStream(p.url + "/products/" + id)
 	time.Sleep(100 * time.Millisecond) // some traffic before the signal
@@ -100,6 +108,9 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	waitFor(t, delay/3, "/readyz 503 after SIGTERM", func() bool {
 		return get(t, p.url+"/readyz").StatusCode == http.StatusServiceUnavailable
 	})
+	if err := healthcheck(); err == nil {
+		t.Error("productsd healthcheck passes on a draining replica")
+	}
 	var exitErr error
 	select {
 	case exitErr = <-p.done:
