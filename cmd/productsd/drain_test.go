@@ -86,7 +86,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	bin := buildBinary(t)
 	_, dbURL := testenv.Schema(t)
-	const delay = 1500 * time.Millisecond
+	const delay = 2 * time.Second
 	env := map[string]string{"DATABASE_URL": dbURL, "CACHE_NAMESPACE": testenv.Namespace(t), "REDIS_URL": testenv.RedisURL(),
 		"SHUTDOWN_DELAY": delay.String(), "SHUTDOWN_TIMEOUT": "5s"}
 	p := startProcess(t, bin, "drain", env)
@@ -105,7 +105,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, delay/3, "/readyz 503 after SIGTERM", func() bool {
+	waitFor(t, delay/2, "/readyz 503 after SIGTERM", func() bool {
 		return get(t, p.url+"/readyz").StatusCode == http.StatusServiceUnavailable
 	})
 	if err := healthcheck(); err == nil {
@@ -129,8 +129,9 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	var during, late int
 	for _, o := range out {
 		// The server stops accepting SHUTDOWN_DELAY after it got the signal;
-		// a request begun just before may race the close.
-		if o.at.After(sigAt.Add(delay - 100*time.Millisecond)) {
+		// a request begun just before (on a loaded machine, a while before)
+		// may race the close.
+		if o.at.After(sigAt.Add(delay - 300*time.Millisecond)) {
 			continue
 		}
 		if o.err != nil || o.code != http.StatusOK {
