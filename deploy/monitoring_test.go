@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/tiercache/productcache/internal/testenv"
 	"sigs.k8s.io/yaml"
@@ -86,11 +88,19 @@ func expressions(t *testing.T) map[string]string {
 	return out
 }
 
-// TestRulesAgree: the compose profile's rule file and the PrometheusRule
-// hold the same groups.
+// TestRulesAgree: the compose profile's rule file is one Prometheus
+// accepts (rulefmt: expressions, durations, label templates), and the
+// PrometheusRule holds the same groups.
 func TestRulesAgree(t *testing.T) {
-	a, b := ruleGroups(t, "alerts.yaml"), ruleGroups(t, "prometheusrule.yaml")
-	if !reflect.DeepEqual(a, b) {
+	b, err := os.ReadFile(filepath.Join(root, "k8s", "monitoring", "alerts.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, errs := rulefmt.Parse(b, false, model.UTF8Validation, parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler)); len(errs) > 0 {
+		t.Fatalf("alerts.yaml: %v", errs)
+	}
+	a, b2 := ruleGroups(t, "alerts.yaml"), ruleGroups(t, "prometheusrule.yaml")
+	if !reflect.DeepEqual(a, b2) {
 		t.Fatal("k8s/monitoring/alerts.yaml and prometheusrule.yaml differ")
 	}
 }
