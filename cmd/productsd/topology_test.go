@@ -150,6 +150,22 @@ func TestRedisTLS(t *testing.T) {
 	}
 }
 
+// TestRedisClusterTLS: two productsd processes in REDIS_MODE cluster on a
+// TLS-only Redis Cluster, through rediss:// and REDIS_CA_FILE.
+func TestRedisClusterTLS(t *testing.T) {
+	testenv.SkipShort(t)
+	t.Parallel()
+	files := testenv.NewTLSFiles(t)
+	addrs := testenv.RedisClusterTLS(t, files)
+	url := strings.Replace(testenv.ClusterURL(addrs), "redis://", "rediss://", 1)
+	env := map[string]string{"REDIS_MODE": "cluster", "REDIS_URL": url, "REDIS_CA_FILE": files.CA, "CACHE_NAMESPACE": "cluster-tls"}
+	ps := startReplicas(t, env, "cluster-tls-a", "cluster-tls-b")
+	exerciseReplicas(t, ps)
+	for _, p := range ps {
+		p.stop(t)
+	}
+}
+
 // TestRedisTLSWrongCA: a CA file that did not sign the server's
 // certificate leaves Redis down in /readyz, with the reason in the log.
 func TestRedisTLSWrongCA(t *testing.T) {

@@ -19,21 +19,40 @@ import (
 // cluster ok.
 func RedisCluster(t testing.TB) []string {
 	t.Helper()
+	return redisCluster(t, nil)
+}
+
+// RedisClusterTLS is RedisCluster speaking TLS only (clients and the
+// cluster bus), with the certificates of files.
+func RedisClusterTLS(t testing.TB, files TLSFiles) []string {
+	t.Helper()
+	return redisCluster(t, &files)
+}
+
+func redisCluster(t testing.TB, files *TLSFiles) []string {
+	t.Helper()
 	var addrs []string
+	var cli []string // redis-cli's TLS flags
 	for range 3 {
-		dir := tempDir(t)
-		s := NewRedisServer(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "2000", "--dir", dir)
+		args := []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "2000", "--dir", tempDir(t)}
+		var s *RedisServer
+		if files != nil {
+			s = NewTLSRedisServer(t, *files, append(args, "--tls-cluster", "yes")...)
+			cli = []string{"--tls", "--cacert", files.CA}
+		} else {
+			s = NewRedisServer(t, args...)
+		}
 		s.Start()
 		addrs = append(addrs, s.Addr())
 	}
-	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-yes")
-	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+	args := append(append(append([]string{}, cli...), "--cluster", "create"), addrs...)
+	if out, err := exec.Command("redis-cli", append(args, "--cluster-yes")...).CombinedOutput(); err != nil {
 		t.Fatalf("testenv: redis-cli --cluster create: %v\n%s", err, out)
 	}
 	Eventually(t, 10*time.Second, "cluster_state:ok on every node", func() bool {
 		for _, a := range addrs {
-			if !strings.Contains(redisCLI(t, a, "cluster", "info"), "cluster_state:ok") {
+			if !strings.Contains(redisCLI(t, a, append(cli, "cluster", "info")...), "cluster_state:ok") {
 				return false
 			}
 		}
