@@ -31,6 +31,9 @@ type masterWatch struct {
 // watchMaster hooks rdb's dials and listens for +switch-master on every
 // sentinel of o. stop ends the listeners.
 func watchMaster(rdb *redis.Client, o *redis.FailoverOptions, logger *slog.Logger) (stop func()) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &masterWatch{master: o.MasterName, log: logger, conns: make(map[*trackedConn]struct{}), cancel: cancel}
 	rdb.AddHook(w)
