@@ -20,11 +20,14 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     go build -trimpath -ldflags="-s -w" -o /out/productsd ./cmd/productsd && \
     go build -trimpath -ldflags="-s -w" -o /out/loadtest ./cmd/loadtest
 
-# distroless/static has no shell and no package manager; the nonroot variant
-# runs as uid 65532. There is no HEALTHCHECK: the image has nothing to run one
-# with. Orchestrators probe GET /healthz and GET /readyz instead.
+# distroless/static has no shell, no curl and no package manager; the nonroot
+# variant runs as uid 65532. The health check is productsd itself (GET
+# /readyz on its own port); Kubernetes ignores it and probes /healthz and
+# /readyz over HTTP instead.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/productsd /out/loadtest /usr/local/bin/
 USER 65532:65532
 EXPOSE 8080
+HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/productsd", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/productsd"]

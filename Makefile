@@ -5,7 +5,7 @@ TARGETS   ?=
 BENCHTIME ?= 1s
 FUZZTIME  ?= 30s
 
-.PHONY: run test test-short bench lint loadtest demo compare build soak fuzz chaos
+.PHONY: run test test-deploy test-short bench lint loadtest demo compare build soak fuzz chaos
 
 build:
 	$(GO) build ./...
@@ -14,14 +14,22 @@ build:
 run:
 	$(GO) run ./cmd/productsd -addr $(ADDR)
 
-## test: vet, then every test (real PostgreSQL and Redis) under the race detector
+## test: vet, then every test (real PostgreSQL and Redis) under the race detector,
+## then the deployment checks of the nested deploy/ module
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) test-deploy
+
+## test-deploy: the manifests, compose file, nginx config, alerts and dashboard,
+## checked with krusty, kubectl kustomize, compose-go and a real productsd (deploy/)
+test-deploy:
+	cd deploy && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 10m ./...
 
 ## test-short: the tests that need no servers
 test-short:
 	$(GO) test -race -count=1 -short ./...
+	cd deploy && $(GO) test -race -count=1 -short ./...
 
 ## bench: the tiercache benchmarks, side by side with their baselines
 bench:
@@ -31,6 +39,7 @@ bench:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 
 ## demo: start 3 productsd replicas on free ports (a fresh database on the local
 ## PostgreSQL, the local Redis), seed, run the default scenario (12s, read-heavy

@@ -11,10 +11,16 @@ type Readiness struct {
 	Database     string `json:"database"`     // "up" or "down"
 	Redis        string `json:"redis"`        // "up", "down" or "disabled"
 	Invalidation string `json:"invalidation"` // "up", "down" or "disabled"
+	Draining     bool   `json:"draining,omitempty"`
 }
 
+// SetDraining marks the replica as shutting down: from now on [Service.Ready]
+// reports it not ready, so load balancers stop sending to it, while it
+// keeps serving what still arrives.
+func (s *Service) SetDraining() { s.draining.Store(true) }
+
 // Ready reports whether the replica can serve: it needs the database (and
-// its schema). Redis and the invalidation channel are reported but do not
+// its schema) and must not be draining. Redis and the invalidation channel are reported but do not
 // make the replica unready: without them it still serves, from PostgreSQL.
 func (s *Service) Ready(ctx context.Context) Readiness {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -22,6 +28,9 @@ func (s *Service) Ready(ctx context.Context) Readiness {
 	r := Readiness{Status: "ready", Database: "up", Redis: "disabled", Invalidation: "disabled"}
 	if !s.schema.Load() || s.store.Ping(ctx) != nil {
 		r.Status, r.Database = "not ready", "down"
+	}
+	if s.draining.Load() {
+		r.Status, r.Draining = "not ready", true
 	}
 	if s.cache != nil {
 		st := s.cache.State()

@@ -25,6 +25,8 @@ type Service struct {
 	log    *slog.Logger
 	outbox *outbox     // nil unless the cache uses Redis
 	schema atomic.Bool // the migrations have been applied
+	// draining is set on SIGTERM: /readyz answers 503 from then on.
+	draining atomic.Bool
 }
 
 // NewService returns a Service over store. cache may be nil, meaning every

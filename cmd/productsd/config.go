@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 	"github.com/tiercache/productcache/tiercache"
 )
 
@@ -43,7 +42,7 @@ type config struct {
 	outboxGrace    time.Duration // OUTBOX_GRACE: age at which a pending outbox row is re-sent
 
 	pool  *pgxpool.Config // parsed DATABASE_URL
-	redis *redis.Options  // parsed REDIS_URL; nil when the mode needs no Redis
+	redis *redisConfig    // REDIS_URL parsed for REDIS_MODE; nil when the mode needs no Redis
 }
 
 // setting is one variable of DESIGN §5 and its flag.
@@ -163,8 +162,9 @@ func resolve(v map[string]string) (config, error) {
 		check(fmt.Errorf("DATABASE_URL: %s", redactPassword(err.Error(), c.databaseURL)))
 	}
 	if c.mode == "tiered" || c.mode == "redis" {
-		if c.redis, err = redis.ParseURL(c.redisURL); err != nil {
-			check(fmt.Errorf("REDIS_URL: %s", redactPassword(err.Error(), c.redisURL)))
+		c.redis, err = parseRedis(c.redisMode, c.redisURL, c.redisCAFile)
+		if err != nil {
+			check(errors.New(redactPassword(err.Error(), c.redisURL)))
 		}
 	}
 	if c.replicaID == "" {

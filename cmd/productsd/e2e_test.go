@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,19 +23,10 @@ type process struct {
 	done   chan error
 }
 
-// buildBinary builds productsd into a temporary directory.
+// buildBinary builds productsd once for the whole package.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "productsd")
-	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testenv.Build(t, ".", ".")
 }
 
 // startProcess starts bin with env added to the environment and waits for
@@ -104,6 +93,9 @@ func (p *process) stop(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), `"msg":"productsd: stopped"`) {
 		t.Errorf("%s: no clean stop in its log:\n%s", p.name, p.stderr.String())
 	}
+	if strings.Contains(p.stderr.String(), "NOPERM") {
+		t.Errorf("%s: Redis refused a command (NOPERM) in its log:\n%s", p.name, p.stderr.String())
+	}
 }
 
 // version GETs product id through p: its version, 0 for 404.
@@ -130,11 +122,22 @@ func (p *process) version(t *testing.T, id string) int {
 func TestEndToEnd(t *testing.T) {
 	testenv.SkipShort(t)
 	t.Parallel()
+	env := map[string]string{"CACHE_NAMESPACE": testenv.Namespace(t), "REDIS_URL": testenv.RedisURL(), "LOG_LEVEL": "info"}
+	ps := startReplicas(t, env, "e2e-a", "e2e-b", "e2e-c")
+	exerciseReplicas(t, ps)
+	for _, p := range ps {
+		p.stop(t)
+	}
+}
+
+// startReplicas starts one productsd process per name on a fresh schema,
+// with env, and waits until each is ready with its invalidation channel up.
+func startReplicas(t *testing.T, env map[string]string, names ...string) []*process {
+	t.Helper()
 	bin := buildBinary(t)
-	_, dbURL := testenv.Schema(t)
-	env := map[string]string{"DATABASE_URL": dbURL, "CACHE_NAMESPACE": testenv.Namespace(t), "REDIS_URL": testenv.RedisURL(), "LOG_LEVEL": "info"}
+	_, env["DATABASE_URL"] = testenv.Schema(t)
 	var ps []*process
-	for _, name := range []string{"e2e-a", "e2e-b", "e2e-c"} {
+	for _, name := range names {
 		ps = append(ps, startProcess(t, bin, name, env))
 	}
 	for _, p := range ps {
@@ -143,6 +146,13 @@ func TestEndToEnd(t *testing.T) {
 			return r.StatusCode == http.StatusOK && strings.Contains(r.body, `"invalidation":"up"`)
 		})
 	}
+	return ps
+}
+
+// exerciseReplicas checks reads, writes, list pages and invalidation across
+// ps over real HTTP: a write through one is seen through the others.
+func exerciseReplicas(t *testing.T, ps []*process) {
+	t.Helper()
 	a := ps[0]
 	id := post(t, a.url, `{"name":"e2e","price_cents":100}`)
 	for _, p := range ps {
@@ -164,13 +174,13 @@ func TestEndToEnd(t *testing.T) {
 	for _, p := range ps {
 		get(t, p.url+"/products?limit=200")
 	}
-	id2 := post(t, ps[1].url, `{"name":"e2e second","price_cents":1}`)
+	id2 := post(t, ps[1%len(ps)].url, `{"name":"e2e second","price_cents":1}`)
 	for _, p := range ps {
 		waitFor(t, time.Second, p.name+" to list the new product", func() bool {
 			return strings.Contains(get(t, p.url+"/products?limit=200").body, id2)
 		})
 	}
-	req, _ = http.NewRequest(http.MethodDelete, ps[2].url+"/products/"+id2, nil)
+	req, _ = http.NewRequest(http.MethodDelete, ps[2%len(ps)].url+"/products/"+id2, nil)
 	if resp, err = client.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("DELETE: %v %v", resp, err)
 	}
@@ -181,9 +191,6 @@ func TestEndToEnd(t *testing.T) {
 		})
 	}
 	if m := get(t, a.url+"/metrics").body; !strings.Contains(m, `productsd_db_queries_total{op="update"} 1`) {
-		t.Errorf("/metrics of a lacks the update count")
-	}
-	for _, p := range ps {
-		p.stop(t)
+		t.Errorf("/metrics of %s lacks the update count", a.name)
 	}
 }

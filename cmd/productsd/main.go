@@ -6,6 +6,9 @@
 //	productsd [serve] [flags]     run the server (the default)
 //	productsd migrate [flags]     apply the schema migrations and exit
 //	productsd seed -n N [flags]   load N demo products with COPY and exit
+//	productsd healthcheck [-path P]  GET P (default /readyz) on ADDR; exit 0 on 200
+//	productsd env                 print every setting with its default
+//	productsd -version            print the module version and VCS revision
 //
 // Every setting is an environment variable (DESIGN §5) and a flag; a flag
 // wins over the variable. Run productsd -h for the list.
@@ -42,6 +45,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		switch strings.TrimLeft(a, "-") {
+		case "h", "help":
+			usage(stdout)
+			return nil
+		case "version":
+			printVersion(stdout)
+			return nil
+		}
+	}
 	switch cmd {
 	case "serve":
 		cfg, err := parseConfig(cmd, args, getenv, stderr, nil)
@@ -67,6 +83,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("seed: -n %d: want at least 1", n)
 		}
 		return seed(ctx, cfg, n, stdout, stderr)
+	case "healthcheck":
+		path := "/readyz"
+		cfg, err := parseConfig(cmd, args, getenv, stderr, func(fs *flagSet) {
+			fs.StringVar(&path, "path", path, "path to GET")
+		})
+		if err != nil {
+			return err
+		}
+		return healthcheck(ctx, cfg, path)
+	case "env":
+		printSettings(stdout)
+		return nil
+	case "help":
+		usage(stdout)
+		return nil
+	case "version":
+		printVersion(stdout)
+		return nil
 	}
-	return fmt.Errorf("unknown command %q: want serve, migrate or seed", cmd)
+	return fmt.Errorf("unknown command %q: want serve, migrate, seed, healthcheck, env or version (productsd -h lists them)", cmd)
 }

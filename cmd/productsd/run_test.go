@@ -62,6 +62,13 @@ func TestBadConfig(t *testing.T) {
 		{"addr", map[string]string{"ADDR": "8080"}, nil, `ADDR: invalid listen address "8080"`},
 		{"database URL", map[string]string{"DATABASE_URL": "postgres://127.0.0.1:notaport/x"}, nil, `DATABASE_URL: `},
 		{"redis URL", map[string]string{"REDIS_URL": "http://127.0.0.1:6379"}, nil, `REDIS_URL: `},
+		{"cluster URL", map[string]string{"REDIS_MODE": "cluster", "REDIS_URL": "redis://127.0.0.1:7000?addr=127.0.0.1:7001&bogus=1"}, nil, `REDIS_URL: not a valid URL for REDIS_MODE cluster`},
+		{"sentinel URL", map[string]string{"REDIS_MODE": "sentinel", "REDIS_URL": "redis://127.0.0.1:26379"}, nil, `REDIS_URL: not a valid URL for REDIS_MODE sentinel: sentinel mode needs the master's name`},
+		{"redis mode", map[string]string{"REDIS_MODE": "ring"}, nil, `REDIS_MODE: invalid mode "ring"`},
+		{"CA file missing", map[string]string{"REDIS_URL": "rediss://127.0.0.1:6380", "REDIS_CA_FILE": "/nonexistent/ca.pem"}, nil, `REDIS_CA_FILE: open /nonexistent/ca.pem`},
+		{"CA file not PEM", map[string]string{"REDIS_URL": "rediss://127.0.0.1:6380", "REDIS_CA_FILE": "run_test.go"}, nil, `REDIS_CA_FILE: run_test.go: no PEM certificate in it`},
+		{"CA without TLS", map[string]string{"REDIS_CA_FILE": "run_test.go"}, nil, `REDIS_CA_FILE: set, but REDIS_URL is not rediss://`},
+		{"shutdown delay", map[string]string{"SHUTDOWN_DELAY": "-1s"}, nil, `SHUTDOWN_DELAY: -1s, want zero or a positive duration`},
 		{"namespace", nil, []string{"-cache-namespace", ""}, `CACHE_NAMESPACE: must not be empty`},
 		{"extra args", nil, []string{"serve", "now"}, `unexpected arguments`},
 		{"command", nil, []string{"frobnicate"}, `unknown command "frobnicate"`},
@@ -82,6 +89,30 @@ func TestBadConfig(t *testing.T) {
 				t.Fatalf("printed %q before failing", stdout.String())
 			}
 		})
+	}
+}
+
+// TestHelpAndVersion: -h lists every command and setting and succeeds;
+// -version names the module.
+func TestHelpAndVersion(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"serve", "-h"}, {"help"}} {
+		var stdout, stderr syncBuffer
+		if err := run(context.Background(), append([]string{"productsd"}, args...), envFunc(nil), &stdout, &stderr); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		for _, want := range []string{"migrate", "seed", "healthcheck", "env", "-version", "REDIS_MODE", "SHUTDOWN_DELAY", "-shutdown-delay"} {
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("%v: usage lacks %q", args, want)
+			}
+		}
+	}
+	var stdout syncBuffer
+	if err := run(context.Background(), []string{"productsd", "-version"}, envFunc(nil), &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(stdout.String(), "productsd github.com/tiercache/productcache ") || !strings.Contains(stdout.String(), " revision ") {
+		t.Fatalf("-version printed %q", stdout.String())
 	}
 }
 
@@ -309,11 +340,5 @@ func post(t *testing.T, base, body string) string {
 // waitFor polls cond until it holds or d passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, d, what, cond)
 }

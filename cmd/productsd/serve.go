@@ -21,10 +21,11 @@ import (
 
 // deps are the connections a command opens, closed in reverse order.
 type deps struct {
-	pool  *pgxpool.Pool
-	rdb   *redis.Client                    // nil when the mode needs no Redis
-	cache *tiercache.Cache[products.Entry] // nil in mode none
-	svc   *products.Service
+	pool      *pgxpool.Pool
+	rdb       redis.UniversalClient            // nil when the mode needs no Redis
+	stopRedis func()                           // stops the client's helpers (sentinel watch)
+	cache     *tiercache.Cache[products.Entry] // nil in mode none
+	svc       *products.Service
 }
 
 // open builds the pool, the Redis client and the cache. None of them
@@ -42,14 +43,10 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 	d := &deps{pool: pool}
 	mode, cached := cfg.cacheMode()
 	if cfg.redis != nil {
-		d.rdb = redis.NewClient(redisOptions(cfg.redis))
+		d.rdb, d.stopRedis = cfg.redis.newClient(logger)
 	}
 	if cached {
-		var rdb redis.UniversalClient
-		if d.rdb != nil {
-			rdb = d.rdb
-		}
-		d.cache, err = tiercache.New[products.Entry](rdb, products.EntryCodec{}, tiercache.Options{
+		d.cache, err = tiercache.New[products.Entry](d.rdb, products.EntryCodec{}, tiercache.Options{
 			Namespace:      cfg.namespace,
 			ReplicaID:      cfg.replicaID,
 			Mode:           mode,
@@ -66,35 +63,8 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 			return nil, fmt.Errorf("CACHE_MODE %s: %w", cfg.mode, err)
 		}
 	}
-	var health redis.UniversalClient
-	if d.rdb != nil {
-		health = d.rdb
-	}
-	d.svc = products.NewService(products.NewStore(pool), d.cache, health, logger)
+	d.svc = products.NewService(products.NewStore(pool), d.cache, d.rdb, logger)
 	return d, nil
-}
-
-// redisOptions copies o with the timeouts a cache needs: every call is
-// bounded by its context, and nothing waits long on a dead server.
-func redisOptions(o *redis.Options) *redis.Options {
-	c := *o
-	c.ContextTimeoutEnabled = true
-	if c.DialTimeout == 0 {
-		c.DialTimeout = time.Second
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = 500 * time.Millisecond
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = 500 * time.Millisecond
-	}
-	if c.PoolTimeout == 0 {
-		c.PoolTimeout = time.Second
-	}
-	if c.DialerRetries == 0 {
-		c.DialerRetries = 1 // the cache has its own breaker; fail fast
-	}
-	return &c
 }
 
 // close releases in order: the cache (its subscriber and retry loop), then
@@ -105,6 +75,7 @@ func (d *deps) close() {
 	}
 	if d.rdb != nil {
 		_ = d.rdb.Close()
+		d.stopRedis()
 	}
 	d.pool.Close()
 }
@@ -123,9 +94,24 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.Warn(fmt.Sprintf(format, v...), "component", "go-redis")
 }
 
-// serve runs the HTTP server until ctx ends, then shuts down gracefully:
-// stop accepting, drain in-flight requests, close the cache, Redis and the
-// pool, all within cfg.shutdown.
+// firstCheckTimeout bounds the database check (and migration) a replica
+// makes before it serves: past it, the replica serves 503s and keeps
+// trying in the background.
+const firstCheckTimeout = 10 * time.Second
+
+// serve runs the HTTP server until ctx ends, then drains and shuts down.
+//
+// Start: the listener is bound at once (a bad ADDR fails fast, and
+// connections wait in its backlog instead of being refused), but nothing
+// is served until the first database check and migration attempt has
+// finished, so a fresh replica does not answer 503 while its pool dials.
+// A database that is down at start is retried in the background while the
+// server answers /healthz and 503s: no crash loop.
+//
+// Stop: /readyz answers 503 at once and keep-alives end, the server keeps
+// serving for cfg.shutdownDelay while load balancers take the replica out,
+// then it stops accepting and drains in-flight requests within
+// cfg.shutdown, and closes the cache, Redis and the pool.
 func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	logger := newLogger(stderr, cfg.logLevel).With("replica", cfg.replicaID)
 	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{logger}) })
@@ -150,30 +136,35 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("ADDR: %w", err)
 	}
-	fmt.Fprintf(stdout, "productsd listening on %s (mode %s, replica %s)\n", displayURL(ln.Addr()), cfg.mode, cfg.replicaID)
-	logger.Info("productsd: listening", "addr", ln.Addr().String(), "mode", cfg.mode, "l1_ttl", cfg.l1TTL.String())
+	stopMigrations, schemaReady := migrateFirst(ctx, d.svc, logger)
+	defer stopMigrations()
+	if d.rdb != nil {
+		pctx, stopPreflight := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); redisPreflight(pctx, d.rdb, cfg.namespace, logger) }()
+		defer func() { stopPreflight(); <-done }()
+	}
 
-	// Migrations are retried in the background while the server already
-	// answers /healthz and 503s, so a database that is late does not cause
-	// a crash loop. Once the schema is ready the outbox marker and sweeper
-	// run (DESIGN §3 rule 14) until the server has drained its requests;
-	// they stop before the cache, Redis and the pool close.
+	fmt.Fprintf(stdout, "productsd listening on %s (mode %s, replica %s)\n", displayURL(ln.Addr()), cfg.mode, cfg.replicaID)
+	logger.Info("productsd: listening", "addr", ln.Addr().String(), "mode", cfg.mode, "l1_ttl", cfg.l1TTL.String(), "redis", redisTopology(cfg))
+
+	// Once the schema is ready the outbox marker and sweeper run (DESIGN §3
+	// rule 14) until the server has drained its requests; they stop before
+	// the cache, Redis and the pool close.
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if d.svc.MigrateUntilDone(bgCtx) != nil {
+	var bg sync.WaitGroup
+	bg.Go(func() {
+		select {
+		case <-schemaReady:
+		case <-bgCtx.Done():
 			return
 		}
-		logger.Info("productsd: schema ready")
 		d.svc.RunOutbox(bgCtx, products.OutboxOptions{SweepInterval: cfg.outboxSweep, Grace: cfg.outboxGrace})
-	}()
+	})
 	defer func() {
 		stopBackground()
-		wg.Wait()
+		bg.Wait()
 	}()
-
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -181,7 +172,55 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	logger.Info("productsd: shutting down", "timeout", cfg.shutdown.String())
+	return drain(ctx, cfg, srv, d.svc, errc, logger)
+}
+
+// migrateFirst makes the first migration attempt (bounded by
+// firstCheckTimeout and ctx) before it returns; if that fails, it keeps
+// retrying in the background. ready is closed once the schema is migrated.
+// The returned function stops the retries and waits for them.
+func migrateFirst(ctx context.Context, svc *products.Service, logger *slog.Logger) (stop func(), ready <-chan struct{}) {
+	migCtx, cancel := context.WithCancel(ctx)
+	first := make(chan struct{})
+	done := make(chan struct{})
+	migrated := make(chan struct{})
+	go func() {
+		defer close(done)
+		fctx, fcancel := context.WithTimeout(migCtx, firstCheckTimeout)
+		err := svc.Migrate(fctx)
+		fcancel()
+		close(first)
+		if err != nil {
+			logger.Error("productsd: first migrations failed, retrying in the background", "err", err)
+			err = svc.MigrateUntilDone(migCtx)
+		}
+		if err == nil {
+			logger.Info("productsd: schema ready")
+			close(migrated)
+		}
+	}()
+	<-first
+	return func() {
+		cancel()
+		<-done
+	}, migrated
+}
+
+// drain runs the stop sequence of serve once ctx has ended.
+func drain(ctx context.Context, cfg config, srv *http.Server, svc *products.Service, errc <-chan error, logger *slog.Logger) error {
+	svc.SetDraining()
+	srv.SetKeepAlivesEnabled(false) // clients re-dial, and reach another replica
+	logger.Info("productsd: draining", "delay", cfg.shutdownDelay.String(), "timeout", cfg.shutdown.String())
+	if cfg.shutdownDelay > 0 {
+		t := time.NewTimer(cfg.shutdownDelay)
+		select {
+		case err := <-errc:
+			t.Stop()
+			return fmt.Errorf("serve: %w", err)
+		case <-t.C:
+		}
+	}
+	logger.Info("productsd: shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdown)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -193,6 +232,14 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	logger.Info("productsd: stopped")
 	return nil
+}
+
+// redisTopology is the Redis topology for the log, without credentials.
+func redisTopology(cfg config) string {
+	if cfg.redis == nil {
+		return "none"
+	}
+	return cfg.redis.describe()
 }
 
 // displayURL is the URL to print for a listener: an unspecified host
