@@ -121,16 +121,27 @@ func redisOptions(o *redis.Options) *redis.Options {
 // redisTimeouts fills the timeouts a cache needs, for every mode's
 // options: every call is bounded by its context, and nothing waits long on
 // a dead server. A value set in REDIS_URL (dial_timeout=...) is kept.
+//
+// The socket timeouts are only a backstop: tiercache puts its own deadline
+// on every call (100ms for a read, 5s for an invalidation's delete and
+// publish), and with ContextTimeoutEnabled the earlier of the two wins. So
+// they must not be shorter than the invalidation's, or a Redis that stalls
+// for a second would cut the delete short and leave the write's
+// invalidation queued while other replicas serve the old value.
+// socketTimeout is the client's read and write timeout: above tiercache's
+// WriteTimeout (5s).
+const socketTimeout = 6 * time.Second
+
 func redisTimeouts(ctxTimeout *bool, dial, read, write, pool *time.Duration, dialRetries *int) {
 	*ctxTimeout = true
 	if *dial == 0 {
 		*dial = time.Second
 	}
 	if *read == 0 {
-		*read = 500 * time.Millisecond
+		*read = socketTimeout
 	}
 	if *write == 0 {
-		*write = 500 * time.Millisecond
+		*write = socketTimeout
 	}
 	if *pool == 0 {
 		*pool = time.Second

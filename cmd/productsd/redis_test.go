@@ -60,8 +60,8 @@ func TestRedisConfigEveryMode(t *testing.T) {
 			if cred != "app:pw" {
 				t.Errorf("credentials %q, want app:pw", cred)
 			}
-			if read != 500*time.Millisecond {
-				t.Errorf("read timeout %v, want the cache's 500ms", read)
+			if read != socketTimeout {
+				t.Errorf("read timeout %v, want %v, above tiercache's WriteTimeout", read, socketTimeout)
 			}
 			if want := map[string]time.Duration{"single": time.Second, "cluster": 3 * time.Second}[tt.mode]; dial != want {
 				t.Errorf("dial timeout %v, want %v", dial, want)

@@ -39,12 +39,12 @@ type collector struct {
 }
 
 // value is one sample taken from Stats: a counter or gauge, with the value
-// of its tier label if its descriptor has one.
+// of its label if its descriptor has one.
 type value struct {
-	desc *prometheus.Desc
-	typ  prometheus.ValueType
-	tier string
-	get  func(*tiercache.Stats) float64
+	desc  *prometheus.Desc
+	typ   prometheus.ValueType
+	label string
+	get   func(*tiercache.Stats) float64
 }
 
 // NewCollector returns a collector of src's statistics, to be registered on
@@ -64,14 +64,14 @@ func NewCollector(src StatsSource, opt Options) prometheus.Collector {
 		desc := byName[d.name]
 		if desc == nil {
 			var labels []string
-			if d.tier != "" {
-				labels = []string{"tier"}
+			if d.label != "" {
+				labels = []string{d.label}
 			}
 			desc = prometheus.NewDesc(prometheus.BuildFQName(opt.Namespace, "", d.name), d.help, labels, opt.ConstLabels)
 			byName[d.name] = desc
 			c.descs = append(c.descs, desc)
 		}
-		c.values = append(c.values, value{desc: desc, typ: d.typ, tier: d.tier, get: d.get})
+		c.values = append(c.values, value{desc: desc, typ: d.typ, label: d.value, get: d.get})
 	}
 	newDesc := func(name, help string) *prometheus.Desc {
 		desc := prometheus.NewDesc(prometheus.BuildFQName(opt.Namespace, "", name), help, nil, opt.ConstLabels)
@@ -99,8 +99,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.src.Stats()
 	for _, v := range c.values {
 		var labels []string
-		if v.tier != "" {
-			labels = []string{v.tier}
+		if v.label != "" {
+			labels = []string{v.label}
 		}
 		ch <- prometheus.MustNewConstMetric(v.desc, v.typ, v.get(&s), labels...)
 	}

@@ -29,7 +29,8 @@ type fakeSource struct {
 func (f *fakeSource) Stats() tiercache.Stats { return f.stats }
 func (f *fakeSource) State() tiercache.State { return f.state }
 
-// sample names one exported sample: a metric name and its tier label, if any.
+// sample names one exported sample: a metric name and the value of its
+// tier or reason label, if any.
 type sample struct{ name, tier string }
 
 // exported says where each field of tiercache.Stats shows up. A field added
@@ -54,6 +55,9 @@ var exported = map[string]sample{
 	"RetrySucceeded": {"tiercache_retry_succeeded_total", ""}, "RetryDropped": {"tiercache_retry_dropped_total", ""},
 	"RetryQueued": {"tiercache_retry_queue", ""}, "L1Len": {"tiercache_l1_entries", ""},
 	"L1MaxAge": {"tiercache_l1_max_age_seconds", ""}, "LagMax": {"tiercache_invalidation_lag_max_seconds", ""},
+	"L1BypassStale": {"tiercache_l1_bypasses_total", "stale"}, "L1BypassDown": {"tiercache_l1_bypasses_total", "channel_down"},
+	"FreshnessLapses": {"tiercache_freshness_lapses_total", ""}, "FreshnessAge": {"tiercache_freshness_age_seconds", ""},
+	"StalenessBound": {"tiercache_staleness_bound_seconds", ""},
 	// LagCounts and LagSum make the histogram.
 	"LagCounts": {"tiercache_invalidation_lag_seconds", ""}, "LagSum": {"tiercache_invalidation_lag_seconds", ""},
 }
@@ -364,7 +368,7 @@ func sampleValue(t *testing.T, families map[string]*dto.MetricFamily, name, tier
 	found := math.NaN()
 	n := 0
 	for _, m := range mf.GetMetric() {
-		if labels(m)["tier"] != tier {
+		if l := labels(m); l["tier"]+l["reason"] != tier {
 			continue
 		}
 		n++

@@ -7,20 +7,29 @@ import (
 )
 
 // definition is one sample taken from [tiercache.Stats]. Definitions that
-// share a name share a descriptor and differ in their tier label.
+// share a name share a descriptor and differ in the value of their one
+// label (tier or reason).
 type definition struct {
-	name, help string
-	typ        prometheus.ValueType
-	tier       string // "" for a metric without a tier label
-	get        func(*tiercache.Stats) float64
+	name, help   string
+	typ          prometheus.ValueType
+	label, value string // "" for a metric without a label
+	get          func(*tiercache.Stats) float64
 }
 
 func counter(name, help string, get func(*tiercache.Stats) uint64) definition {
-	return tierCounter(name, help, "", get)
+	return labelledCounter(name, help, "", "", get)
 }
 
 func tierCounter(name, help, tier string, get func(*tiercache.Stats) uint64) definition {
-	return definition{name: name, help: help, typ: prometheus.CounterValue, tier: tier,
+	return labelledCounter(name, help, "tier", tier, get)
+}
+
+func reasonCounter(name, help, reason string, get func(*tiercache.Stats) uint64) definition {
+	return labelledCounter(name, help, "reason", reason, get)
+}
+
+func labelledCounter(name, help, label, value string, get func(*tiercache.Stats) uint64) definition {
+	return definition{name: name, help: help, typ: prometheus.CounterValue, label: label, value: value,
 		get: func(s *tiercache.Stats) float64 { return float64(get(s)) }}
 }
 
@@ -103,6 +112,16 @@ var definitions = []definition{
 		func(s *tiercache.Stats) float64 { return s.L1MaxAge.Seconds() }),
 	gauge("invalidation_lag_max_seconds", "The worst invalidation lag observed.",
 		func(s *tiercache.Stats) float64 { return s.LagMax.Seconds() }),
+	reasonCounter("l1_bypasses_total", "Reads that bypassed L1: the replica was more than the staleness bound behind the invalidation stream (stale), or the channel was down or not yet confirmed (channel_down).", "stale",
+		func(s *tiercache.Stats) uint64 { return s.L1BypassStale }),
+	reasonCounter("l1_bypasses_total", "Reads that bypassed L1: the replica was more than the staleness bound behind the invalidation stream (stale), or the channel was down or not yet confirmed (channel_down).", "channel_down",
+		func(s *tiercache.Stats) uint64 { return s.L1BypassDown }),
+	counter("freshness_lapses_total", "Times this replica fell more than the staleness bound behind the invalidation stream.",
+		func(s *tiercache.Stats) uint64 { return s.FreshnessLapses }),
+	gauge("freshness_age_seconds", "How far behind the invalidation stream this replica provably is: now minus the send time of the newest answered subscription PING (0 without a channel).",
+		func(s *tiercache.Stats) float64 { return s.FreshnessAge.Seconds() }),
+	gauge("staleness_bound_seconds", "While freshness_age_seconds exceeds this, L1 is bypassed.",
+		func(s *tiercache.Stats) float64 { return s.StalenessBound.Seconds() }),
 }
 
 func boolValue(b bool) float64 {
