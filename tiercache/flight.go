@@ -29,10 +29,11 @@ type flight[T any] struct {
 }
 
 type flightCall[T any] struct {
-	done  chan struct{} // closed when val and err are set
-	start int64         // clock reading when the leader began
-	val   T
-	err   error
+	done   chan struct{} // closed when val and err are set
+	start  int64         // clock reading when the leader began
+	joined int           // guarded by flight.mu: callers that joined
+	val    T
+	err    error
 }
 
 // step is a fill in two stages: the first runs on the leader's goroutine
@@ -52,6 +53,7 @@ type step[T any] func() (T, error, func() (T, error))
 func (f *flight[T]) do(ctx context.Context, key string, now, notBefore int64, fn step[T]) (v T, err error, shared bool) {
 	f.mu.Lock()
 	if c, ok := f.m[key]; ok && c.start >= notBefore {
+		c.joined++
 		f.mu.Unlock()
 		v, err = c.wait(ctx)
 		return v, err, true

@@ -49,13 +49,16 @@ type heldReplica struct {
 	gate  *gate
 }
 
-func newHeldReplica(t *testing.T, rdb redis.UniversalClient, ns string) heldReplica {
+func newHeldReplica(t *testing.T, rdb redis.UniversalClient, ns string, adjust ...func(*Options)) heldReplica {
 	t.Helper()
 	r := heldReplica{clock: new(atomic.Int64), gate: newGate()}
 	r.clock.Store(int64(time.Hour))
 	opt := Options{Namespace: ns}
 	opt.hooks.now = r.clock.Load
 	opt.hooks.beforeApply = r.gate.wait
+	for _, f := range adjust {
+		f(&opt)
+	}
 	r.Cache = newCache(t, rdb, opt)
 	t.Cleanup(r.gate.open)
 	return r

@@ -1,0 +1,173 @@
+package tiercache
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// getPage reads "page" of group "list".
+func getPage(t *testing.T, c *Cache[int], src *source) (int, Info) {
+	t.Helper()
+	v, info, err := c.GetInfo(context.Background(), "page", src.loader("page"), InGroup("list"))
+	if err != nil {
+		t.Fatalf("get page: %v", err)
+	}
+	return v, info
+}
+
+// Review bug 1: a group bump that Redis did not take leaves the writer with
+// a generation of its own proposal, which Redis may later hand to another
+// writer for another state. Pages read under it go to no tier, so the next
+// writer to be given that generation cannot read a page computed before its
+// own write.
+func TestFailedGroupBumpFillsNoTier(t *testing.T) {
+	t.Parallel()
+	srv := startRedisServer(t)
+	admin := srv.client(t)
+	arb := aclUser(t, srv, admin, "a", allowAll...)
+	src := newSource()
+	src.set("page", 1)
+	sameClock := func(o *Options) { o.hooks.genClock = func() uint64 { return 1000 } }
+	optA, optB := fastOptions("bug1"), fastOptions("bug1")
+	sameClock(&optA)
+	sameClock(&optB)
+	a := newCache(t, arb, optA)
+	b := newCache(t, srv.client(t), optB)
+	waitReady(t, a, b)
+	setACL(t, admin, "a", append(allowAll, "-eval", "-evalsha")...) // no group bumps
+	src.set("page", 2)
+	ctx := context.Background()
+	if err := a.InvalidateGroup(ctx, "list"); !errors.Is(err, ErrDeferred) {
+		t.Fatalf("bump with EVAL denied: got %v, want ErrDeferred", err)
+	}
+	if v, info := getPage(t, a, src); v != 2 || info.L1Stored || info.L2Stored {
+		t.Fatalf("writer's page under its unconfirmed generation: got %d %+v, want 2 stored nowhere", v, info)
+	}
+	src.set("page", 3)
+	if err := b.InvalidateGroup(ctx, "list"); err != nil { // Redis hands b generation 1000 too
+		t.Fatal(err)
+	}
+	if v, _ := getPage(t, b, src); v != 3 {
+		t.Fatalf("the next writer: got %d, want its own write 3", v)
+	}
+	eventually(t, 5*time.Second, "a hears of b's bump", func() bool { v, _ := getPage(t, a, src); return v == 3 })
+}
+
+// Review bug 2: when the channel comes back but the group generations
+// cannot be refreshed, grouped reads do not trust the ones in memory: they
+// ask Redis, and without an answer use neither tier.
+func TestFailedRefreshDistrustsGroups(t *testing.T) {
+	t.Parallel()
+	srv := startRedisServer(t)
+	admin := srv.client(t)
+	// b may not read group generations: every refresh fails.
+	brdb := aclUser(t, srv, admin, "b", "~bug2:v:*", "~bug2:l:*", "&*", "+@all")
+	src := newSource()
+	src.set("page", 1)
+	optB := fastOptions("bug2")
+	var held atomic.Bool
+	hold := make(chan struct{})
+	up, upCh := signal()
+	optB.hooks.channelUp = up
+	optB.hooks.beforeSubscribe = func() {
+		if held.Load() {
+			<-hold
+		}
+	}
+	a := newCache(t, srv.client(t), fastOptions("bug2"))
+	b := newCache(t, brdb, optB)
+	waitSignal(t, upCh, "first subscription")
+	waitReady(t, a)
+	ctx := context.Background()
+	if err := a.InvalidateGroup(ctx, "list"); err != nil { // b learns the generation from the message
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "b knows the generation", func() bool { _, ok := b.groups.known("list"); return ok })
+	getPage(t, b, src)
+	if _, info := getPage(t, b, src); info.Source != SourceL1 {
+		t.Fatalf("warm-up: got %v, want L1", info.Source)
+	}
+	held.Store(true)
+	if err := admin.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "b notices", func() bool { return !b.Ready() })
+	waitReady(t, a)
+	src.set("page", 2)
+	if err := a.InvalidateGroup(ctx, "list"); err != nil { // lost for b
+		t.Fatal(err)
+	}
+	held.Store(false)
+	close(hold)
+	waitSignal(t, upCh, "re-subscription")
+	if v, info := getPage(t, b, src); v != 2 {
+		t.Fatalf("after a failed refresh: got %d from %v, want 2", v, info.Source)
+	}
+}
+
+// rule 10: when the channel comes back, the group generations are
+// refreshed from Redis before L1 serves again: a bump sent while the
+// replica was not listening is not missed.
+func TestChannelUpRefreshesGroups(t *testing.T) {
+	t.Parallel()
+	srv := startRedisServer(t)
+	admin := srv.client(t)
+	src := newSource()
+	src.set("page", 1)
+	optB := fastOptions("refresh")
+	var held atomic.Bool
+	hold := make(chan struct{})
+	up, upCh := signal()
+	optB.hooks.channelUp = up
+	optB.hooks.beforeSubscribe = func() {
+		if held.Load() {
+			<-hold
+		}
+	}
+	a := newCache(t, srv.client(t), fastOptions("refresh"))
+	b := newCache(t, srv.client(t), optB)
+	waitSignal(t, upCh, "first subscription")
+	waitReady(t, a)
+	getPage(t, b, src) // L1 and L2 hold the page under the current generation
+	held.Store(true)
+	ctx := context.Background()
+	if err := admin.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "b notices", func() bool { return !b.Ready() })
+	waitReady(t, a)
+	src.set("page", 2)
+	if err := a.InvalidateGroup(ctx, "list"); err != nil { // lost for b
+		t.Fatal(err)
+	}
+	held.Store(false)
+	close(hold)
+	waitSignal(t, upCh, "re-subscription")
+	eventually(t, 5*time.Second, "b caught up", func() bool { return b.caughtUp(b.clockNow()) })
+	if v, info := getPage(t, b, src); v != 2 {
+		t.Fatalf("after re-subscribing: got %d from %v, want 2", v, info.Source)
+	}
+}
+
+// List pages get a short L2 TTL of their own: every bump of the group
+// orphans them.
+func TestGroupPagesShortL2TTL(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	src := newSource()
+	src.set("page", 1)
+	c := newCache(t, rdb, Options{Namespace: namespace(t, rdb), Mode: ModeL2Only, GroupL2TTL: 10 * time.Second, Jitter: -1})
+	if _, info := getPage(t, c, src); !info.L2Stored {
+		t.Fatalf("page not stored in L2: %+v", info)
+	}
+	gen, _ := c.groups.known("list")
+	key := c.l2.valueKey("list#" + strconv.FormatUint(gen, 10) + ":page")
+	ttl, err := rdb.PTTL(context.Background(), key).Result()
+	if err != nil || ttl <= 0 || ttl > 10*time.Second {
+		t.Fatalf("TTL of %s: got %v %v, want at most 10s", key, ttl, err)
+	}
+}

@@ -1,0 +1,303 @@
+package tiercache
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// aclUser creates (or changes) an ACL user on srv with rules and returns a
+// client logged in as it. Rules are applied after a reset.
+func aclUser(t *testing.T, srv redisServer, admin *redis.Client, name string, rules ...string) *redis.Client {
+	t.Helper()
+	setACL(t, admin, name, rules...)
+	return dialRedis(t, &redis.Options{Addr: srv.addr(), Username: name, Password: "any"})
+}
+
+func setACL(t *testing.T, admin *redis.Client, name string, rules ...string) {
+	t.Helper()
+	args := []any{"ACL", "SETUSER", name, "reset", "on", "nopass"}
+	for _, r := range rules {
+		args = append(args, r)
+	}
+	if err := admin.Do(context.Background(), args...).Err(); err != nil {
+		t.Fatalf("ACL SETUSER %s %v: %v", name, rules, err)
+	}
+}
+
+var allowAll = []string{"~*", "&*", "+@all"}
+
+// rule 2: the L2 delete comes before the local L1 step. A reader on the
+// writing replica that reads the old value from L2 just before the delete
+// installs it in L1, and the local step that follows evicts it. Had L1 been
+// evicted first, the same reader would install the old value after the
+// eviction, and keep it until the L1 max age.
+func TestL2DeleteBeforeL1Evict(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	src := newSource()
+	src.set("k", 1)
+	c := newCache(t, rdb, Options{Namespace: namespace(t, rdb)})
+	waitReady(t, c)
+	mustGet(t, c, "k", src) // L1 and L2 hold 1
+	c.l1.flush()            // only L2 holds 1
+	src.set("k", 2)
+	var info Info
+	c.opt.hooks.beforeL2Delete = func() { _, info = mustGet(t, c, "k", src) }
+	if err := c.Invalidate(context.Background(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	c.opt.hooks.beforeL2Delete = nil
+	if info.Source != SourceL2 || !info.L1Stored {
+		t.Fatalf("the racing read: got %+v, want an L2 hit installed in L1 (else the test proves nothing)", info)
+	}
+	if v, info := mustGet(t, c, "k", src); v != 2 {
+		t.Fatalf("after the write: got %d from %v, want 2", v, info.Source)
+	}
+}
+
+// rule 3: an invalidation forgets the load in flight, on the writing replica
+// and on the others, so a read that begins after it starts a new load
+// instead of joining one that read the old row.
+func TestInvalidationForgetsLoadInFlight(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	applied := make(chan string, 10)
+	a := newHeldReplica(t, needRedis(t), ns) // frozen clocks: joining is never refused for age
+	b := newHeldReplica(t, needRedis(t), ns, func(o *Options) {
+		o.hooks.onMessage = func(_ string, keys []string) { applied <- strings.Join(keys, ",") }
+	})
+	waitReady(t, a.Cache, b.Cache)
+	for _, r := range []heldReplica{a, b} {
+		eventually(t, 5*time.Second, "caught up", func() bool { return r.bus.fresh(r.clock.Load()) })
+	}
+	waitApplied := func(key string) {
+		for k := range applied {
+			if k == key {
+				return
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		reader heldReplica
+		wait   func(key string)
+	}{
+		{"writer", a, func(string) {}},
+		{"other replica", b, waitApplied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := newSource()
+			key := "k-" + tc.name
+			src.set(key, 1)
+			var calls atomic.Int32
+			readDone, resume := make(chan struct{}), make(chan struct{})
+			load := func(ctx context.Context) (int, error) {
+				v := src.get(key)
+				if calls.Add(1) == 1 {
+					close(readDone)
+					<-resume
+				}
+				return v, nil
+			}
+			first := make(chan int, 1)
+			go func() { v, _ := tc.reader.Get(context.Background(), key, load); first <- v }()
+			<-readDone
+			src.set(key, 2)
+			if err := a.Invalidate(context.Background(), key); err != nil {
+				t.Fatal(err)
+			}
+			tc.wait(key)
+			second := make(chan int, 1)
+			go func() { v, _ := tc.reader.Get(context.Background(), key, load); second <- v }()
+			select {
+			case v := <-second:
+				if v != 2 {
+					t.Fatalf("read after the invalidation: got %d, want 2", v)
+				}
+			case <-time.After(10 * time.Second):
+				close(resume)
+				t.Fatalf("read after the invalidation joined the old load (got %d)", <-second)
+			}
+			close(resume)
+			<-first
+		})
+	}
+}
+
+// Review bug 4: when the L2 delete fails, the key is queued for retry
+// before the local step, so a reader on the writing replica that runs right
+// after the local step keeps off L2 (which still holds the old value).
+func TestFailedDeleteQueuesBeforeLocalStep(t *testing.T) {
+	t.Parallel()
+	srv := startRedisServer(t)
+	admin := srv.client(t)
+	wrdb := aclUser(t, srv, admin, "writer", allowAll...)
+	src := newSource()
+	src.set("k", 1)
+	c := newCache(t, wrdb, fastOptions("bug4"))
+	waitReady(t, c)
+	mustGet(t, c, "k", src) // L1 and L2 hold 1
+	setACL(t, admin, "writer", append(allowAll, "-del")...)
+	src.set("k", 2)
+	var v int
+	var info Info
+	c.opt.hooks.afterLocal = func() { v, info = mustGet(t, c, "k", src) }
+	if err := c.Invalidate(context.Background(), "k"); !errors.Is(err, ErrDeferred) {
+		t.Fatalf("invalidate with DEL denied: got %v, want ErrDeferred", err)
+	}
+	c.opt.hooks.afterLocal = nil
+	if v != 2 || info.Source == SourceL2 {
+		t.Fatalf("read right after the local step: got %d from %v, want 2 not from L2", v, info.Source)
+	}
+	if v, info := mustGet(t, c, "k", src); v != 2 {
+		t.Fatalf("read after the write: got %d from %v, want 2", v, info.Source)
+	}
+}
+
+// Review bug 5: an invalidation under way when Close is called is part of
+// Close's last retry pass, not lost after it.
+func TestCloseWaitsForInvalidation(t *testing.T) {
+	t.Parallel()
+	srv := startRedisServer(t)
+	admin := srv.client(t)
+	wrdb := aclUser(t, srv, admin, "writer", append(allowAll, "-del")...)
+	src := newSource()
+	src.set("k", 1)
+	c, err := New[int](wrdb, nil, fastOptions("bug5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeWaiting := make(chan struct{})
+	c.opt.hooks.closeWaiting = func() { close(closeWaiting) }
+	waitReady(t, c)
+	if err := admin.Set(context.Background(), c.l2.valueKey("k"), "v1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	c.opt.hooks.afterL2Delete = func() {
+		go func() { closed <- c.Close() }()
+		select {
+		case <-closeWaiting: // Close waits for this invalidation
+		case err := <-closed: // Close did not wait
+			closed <- err
+		}
+		setACL(t, admin, "writer", allowAll...) // the last retry can get through
+	}
+	if err := c.Invalidate(context.Background(), "k"); !errors.Is(err, ErrDeferred) {
+		t.Fatalf("invalidate with DEL denied: got %v, want ErrDeferred", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if n, _ := admin.Exists(context.Background(), c.l2.valueKey("k")).Result(); n != 0 {
+		t.Fatal("the invalidation queued while Close ran was never retried: L2 still holds the old value")
+	}
+}
+
+// Review bug 6: the write path does not heed the read path's circuit
+// breaker: with the writer's breaker open, the delete and the publish are
+// still tried, and the other replica hears of the write at once.
+func TestInvalidationIgnoresOpenBreaker(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	src := newSource()
+	src.set("k", 1)
+	a := newCache(t, needRedis(t), Options{Namespace: ns, BreakerCooldown: time.Hour})
+	b := newCache(t, needRedis(t), Options{Namespace: ns})
+	waitReady(t, a, b)
+	mustGet(t, b, "k", src)
+	for range a.opt.BreakerThreshold {
+		a.l2.br.record(errors.New("a Redis hiccup"))
+	}
+	if !a.l2.br.open() {
+		t.Fatal("the breaker did not open")
+	}
+	src.set("k", 2)
+	if err := a.Invalidate(context.Background(), "k"); err != nil {
+		t.Fatalf("invalidate with the breaker open: got %v, want nil", err)
+	}
+	eventually(t, 5*time.Second, "b sees the write", func() bool {
+		v, _ := mustGet(t, b, "k", src)
+		return v == 2
+	})
+	if a.l2.br.open() {
+		t.Fatal("a successful invalidation left the breaker open")
+	}
+}
+
+// rule 6: a failed publish does not use up a sequence number; if it did,
+// the retried message would show a gap and every other replica would flush
+// its whole L1.
+func TestFailedPublishKeepsSequence(t *testing.T) {
+	t.Parallel()
+	srv := startRedisServer(t)
+	admin := srv.client(t)
+	wrdb := aclUser(t, srv, admin, "writer", allowAll...)
+	got := make(chan []string, 10)
+	optB := fastOptions("seq")
+	optB.hooks.onMessage = func(_ string, keys []string) { got <- keys }
+	a := newCache(t, wrdb, fastOptions("seq"))
+	b := newCache(t, srv.client(t), optB)
+	waitReady(t, a, b)
+	ctx := context.Background()
+	if err := a.Invalidate(ctx, "first"); err != nil {
+		t.Fatal(err)
+	}
+	<-got
+	setACL(t, admin, "writer", append(allowAll, "-publish")...)
+	if err := a.Invalidate(ctx, "second"); !errors.Is(err, ErrDeferred) {
+		t.Fatalf("invalidate with PUBLISH denied: got %v, want ErrDeferred", err)
+	}
+	setACL(t, admin, "writer", allowAll...)
+	select {
+	case keys := <-got:
+		if strings.Join(keys, ",") != "second" {
+			t.Fatalf("retried message: got keys %v, want [second]", keys)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the retried message never arrived")
+	}
+	if s := b.Stats(); s.Gaps != 0 {
+		t.Fatalf("gaps: got %d, want 0", s.Gaps)
+	}
+}
+
+// rule 6: sequence numbers count per publisher incarnation. A replica
+// restarted under the same ReplicaID starts again from 1 as a new
+// publisher: its first messages are not a rewind, and a gap in its own
+// sequence is still noticed.
+func TestSequencePerIncarnation(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	got := make(chan struct{}, 10)
+	opt := Options{Namespace: ns}
+	opt.hooks.onMessage = func(string, []string) { got <- struct{}{} }
+	b := newCache(t, rdb, opt)
+	waitReady(t, b)
+	ctx := context.Background()
+	for _, m := range []string{
+		`{"v":1,"src":"a","inc":"first","seq":1}`,
+		`{"v":1,"src":"a","inc":"first","seq":2}`,
+		`{"v":1,"src":"a","inc":"first","seq":3}`,
+		`{"v":1,"src":"a","inc":"second","seq":1}`, // a restart: no gap
+		`{"v":1,"src":"a","inc":"second","seq":1}`, // a repeat: no gap
+		`{"v":1,"src":"a","inc":"second","seq":3}`, // seq 2 lost: a gap
+	} {
+		if err := rdb.Publish(ctx, ns+":inval", m).Err(); err != nil {
+			t.Fatal(err)
+		}
+		<-got
+	}
+	if s := b.Stats(); s.Gaps != 1 {
+		t.Fatalf("gaps: got %d, want 1 (only the lost seq 2 of the second incarnation)", s.Gaps)
+	}
+}
