@@ -10,6 +10,7 @@ import (
 
 	gocache "github.com/go-redis/cache/v9"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
 )
 
 // benchValue is a ready-to-serve product body, the size the service caches.
@@ -182,4 +183,35 @@ func BenchmarkInvalidationLag(b *testing.B) {
 	slices.Sort(lags)
 	b.ReportMetric(float64(lags[len(lags)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lags[len(lags)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkHandOff isolates what the fill's goroutine costs around one
+// Redis GET, the work of an L2 hit: run inline, as [flight] runs a fill's
+// first stage, or handed to a new goroutine, as singleflight.DoChan does.
+// It is the measurement behind flight.go replacing x/sync/singleflight.
+func BenchmarkHandOff(b *testing.B) {
+	rdb := needRedis(b)
+	ctx := context.Background()
+	key := benchNamespace(b) + ":handoff"
+	if err := rdb.Set(ctx, key, benchValue, time.Hour).Err(); err != nil {
+		b.Fatal(err)
+	}
+	get := func() (any, error) { return rdb.Get(ctx, key).Bytes() }
+	b.Run("inline", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := get(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("singleflight-dochan", func(b *testing.B) {
+		var g singleflight.Group
+		b.ReportAllocs()
+		for b.Loop() {
+			if r := <-g.DoChan(key, get); r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+	})
 }

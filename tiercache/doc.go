@@ -4,9 +4,13 @@
 //
 // # Read path
 //
-// [Cache.Get] looks in L1 first; a hit costs one LRU lookup and no
-// allocation, because L1 holds values ready to use. On a miss, concurrent
-// callers in one replica collapse into one fill (singleflight). The fill reads
+// [Cache.Get] looks in L1 first; a hit costs one LRU lookup, one reading of
+// the monotonic clock (see the staleness bound) and no allocation, because
+// L1 holds values ready to use. On a miss, concurrent callers in one
+// replica collapse into one fill, as with singleflight: the first caller
+// reads L2 on its own goroutine, and only a miss there hands the lease wait
+// and the load to a goroutine of their own, which every caller waits for
+// until its own context ends. The fill reads
 // Redis; on a Redis miss it takes a lease on the key (SET NX of a random
 // token) so that, across all replicas, one loader runs while the others
 // re-read Redis briefly. The loader's result goes to Redis only if the lease
@@ -33,13 +37,31 @@
 //
 // # The staleness bound
 //
-// Every L1 entry has a maximum age, Options.L1TTL (default 30s, plus at most
-// 5ms of clock granularity). Whatever fails (a lost message, a partitioned
-// subscriber that has not noticed yet, a bug), no replica serves an L1 value
-// older than that. In normal operation a write is visible on the writing
-// replica as soon as Invalidate returns and on the others within the
-// pub/sub delivery time (milliseconds on a LAN); [Cache.Stats] reports that
-// lag as a histogram.
+// Two bounds hold, whatever fails.
+//
+// The freshness lease (DESIGN §3.13): the subscriber sends PING on its
+// subscription connection every Options.FreshnessInterval (5ms) with its
+// send time. Redis answers a subscribed PING in order, after every message
+// it delivered to that connection before it, so when the answer is read
+// every invalidation published before the send time has been applied. A
+// read serves from L1 only if such an answer came for a PING sent within
+// Options.StalenessBound (25ms) before the read, measured on the process's
+// own monotonic clock, read by the reader itself (a clock kept by another
+// goroutine could be starved along with the subscriber). Otherwise the read
+// bypasses L1 (without flushing it), reads group generations from Redis,
+// and joins no load that began more than StalenessBound before it. So on
+// one Redis primary a read that begins more than StalenessBound after a
+// write was acknowledged never returns the older value, however late the
+// subscriber runs or Redis answers: a slow script, a fork or a stalled
+// subscriber costs L1 hits, not correctness. The guarantee covers writes
+// whose [Cache.Invalidate] returned nil; one that returned [ErrDeferred]
+// reached other replicas only when its retry (or the caller's outbox) gets
+// through.
+//
+// The maximum age: every L1 entry lives at most Options.L1TTL (30s), so
+// even a bug cannot keep a value longer.
+//
+// [Cache.Stats] reports the lag of each message and the freshness age.
 //
 // # Redis down
 //
@@ -47,5 +69,39 @@
 // circuit breaker, so reads fall through to the loader, still collapsed, at
 // the cost of a failed call only while the breaker is closed. L1 is bypassed
 // while the invalidation channel is down, unless Options.Standalone says this
-// is the only replica. Everything re-attaches by itself.
+// is the only replica. Everything re-attaches by itself. Invalidations are
+// not subject to the breaker: each tries Redis with Options.WriteTimeout
+// (5s), long enough to outlast a stall, and returns [ErrDeferred] only when
+// Redis does not take it.
+//
+// # Rules and their tests
+//
+// Each correctness rule of the design has tests that fail when the rule is
+// broken (each checked by breaking the rule in one line):
+//
+//	rule                                     tests
+//	1  invalidate after commit               products: TestInvalidateAfterCommit
+//	2  order: L2 delete, L1, publish         TestL2DeleteBeforeL1Evict, TestInvalidationOrder, TestL2ReadRacingWriteIsFenced
+//	3  L1 fill fencing, forget loads         TestLoadRacingWriteIsFenced, TestInvalidationForgetsLoadInFlight
+//	4  L2 stale-set protection (lease)       TestLoadRacingWriteIsFenced, TestStampede
+//	5  no L1 before subscription             TestNoL1BeforeSubscription
+//	6  missed messages: flush, gaps          TestLostMessageAfterPubSubKill, TestResubscribeFencesFillsOfTheGap,
+//	                                         TestFlushFencesAndForgetsFillInFlight, TestMalformedAndOwnMessages,
+//	                                         TestSequencePerIncarnation, TestFailedPublishKeepsSequence,
+//	                                         TestConcurrentWritesAreNoGap, TestRedisRestart
+//	7  maximum age                           TestL1MaxAge
+//	8  failed publishes retried              TestFailedPublishIsRetried, TestRetryQueueOverflow,
+//	                                         TestFailedDeleteQueuesBeforeLocalStep, TestCloseWaitsForInvalidation,
+//	                                         TestInvalidationIgnoresOpenBreaker
+//	9  negative results                      TestNegativeCaching
+//	10 groups                                TestGroupInvalidation, TestGroupsWithoutChannel, TestChannelUpRefreshesGroups,
+//	                                         TestFailedGroupBumpFillsNoTier, TestFailedRefreshDistrustsGroups,
+//	                                         TestGroupPagesShortL2TTL
+//	11 Redis down is not an outage           TestRedisRestart, TestRedisCluster
+//	12 no errors cached, panics, decoding    TestErrorsAreNotCached, TestLoaderPanicIsAnErrorForEveryCaller,
+//	                                         TestUndecodableL2ValueIsAMiss, TestCallerContextDoesNotCancelSharedLoad
+//	13 freshness lease                       TestLapseBypassesL1WithoutFlush, TestNoJoinOfLoadOlderThanBound,
+//	                                         TestRedisStallNoStaleReads, TestRandomizedConsistency
+//	14 durable invalidation (ErrDeferred)    products: TestWriterDiesWithUnsentInvalidation,
+//	                                         TestRedisRestartUnderLoad; cmd/productsd: TestWriterKilledWithUnsentInvalidation
 package tiercache
