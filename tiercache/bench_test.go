@@ -3,13 +3,18 @@ package tiercache
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	gocache "github.com/go-redis/cache/v9"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/productcache/loadtest/chaos"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -214,4 +219,49 @@ func BenchmarkHandOff(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkInvalidationThroughput measures invalidations per second of one
+// replica with 64 concurrent writers, batched (the default) and one message
+// each (the design before batching), straight to Redis and through a proxy
+// that adds 500µs each way, as a network between hosts would.
+func BenchmarkInvalidationThroughput(b *testing.B) {
+	rdb := needRedis(b)
+	for _, latency := range []time.Duration{0, 500 * time.Microsecond} {
+		addr := rdb.Options().Addr
+		if latency > 0 {
+			p, err := chaos.NewProxy(addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(p.Close)
+			p.SetLatency(latency)
+			addr = p.Addr()
+		}
+		for _, unbatched := range []bool{true, false} {
+			name := fmt.Sprintf("latency=%v/batched=%v", latency, !unbatched)
+			b.Run(name, func(b *testing.B) {
+				opt := Options{Namespace: benchNamespace(b)}
+				opt.hooks.unbatched = unbatched
+				c, err := New[[]byte](redis.NewClient(&redis.Options{Addr: addr, PoolSize: 128}), BytesCodec{}, opt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = c.Close(); _ = c.rdb.Close() })
+				ctx := context.Background()
+				var n atomic.Int64
+				b.SetParallelism(64 / runtime.GOMAXPROCS(0))
+				start := time.Now()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := c.Invalidate(ctx, "product:"+strconv.FormatInt(n.Add(1), 10)); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(n.Load())/time.Since(start).Seconds(), "inval/s")
+			})
+		}
+	}
 }

@@ -16,6 +16,8 @@ type hooks struct {
 	onMessage       func(src string, keys []string)
 	now             func() int64  // replaces the monotonic clock (nanoseconds)
 	genClock        func() uint64 // replaces the clock group generations start from
+	beforeSend      func()        // a batch of invalidations is about to be published
+	unbatched       bool          // publish each invalidation alone (the baseline of a benchmark)
 }
 
 // runHook runs h if it is set.

@@ -129,18 +129,80 @@ func (c *Cache[V]) applyLocal(keys []string, gens map[string]uint64) {
 	}
 }
 
-// publish stamps msg with the version, source, incarnation, sequence and
-// time, and sends it. Publishes of one replica are serialised: sequence
-// numbers must reach subscribers in order, or a receiver would take two
-// concurrent writes overtaking each other on different pooled connections
-// for a lost message and flush its L1. A failed publish does not use up its
-// sequence number: if it did, every receiver would see a gap and flush.
-// (One that failed by timing out may still be delivered; its number is then
-// delivered twice, which receivers take as a repeat, not a gap.)
+// publish sends msg's keys and groups to every other replica and returns
+// once a message carrying them was accepted by Redis, or failed.
+//
+// Publishes of one replica are serialised: sequence numbers must reach
+// subscribers in order, or a receiver would take two concurrent writes
+// overtaking each other on different pooled connections for a lost message
+// and flush its L1. Serialised one by one, a replica could publish only one
+// invalidation per Redis round trip, so they are batched as a database
+// commits a group: the first caller to find no batch open opens one and
+// leads it; callers arriving while another batch is being sent join the
+// open batch; the leader waits for the send before it, closes its batch and
+// sends it as one message. Every member learns the outcome of that send.
 func (c *Cache[V]) publish(ctx context.Context, msg message) error {
 	b := c.bus
-	b.pubMu.Lock()
-	defer b.pubMu.Unlock()
+	bt, lead := b.join(msg)
+	if !lead {
+		<-bt.done
+		return bt.err
+	}
+	b.sendMu.Lock()
+	b.batchMu.Lock()
+	if b.open == bt {
+		b.open = nil // later callers start the next batch
+	}
+	b.batchMu.Unlock()
+	runHook(c.opt.hooks.beforeSend)
+	bt.err = c.send(ctx, bt.msg)
+	b.sendMu.Unlock()
+	close(bt.done)
+	return bt.err
+}
+
+// batch is the invalidations of several callers, sent as one message.
+type batch struct {
+	msg  message
+	seen map[string]struct{} // keys in msg
+	done chan struct{}       // closed when err is set
+	err  error
+}
+
+// maxBatchKeys caps the keys of one message; a full batch is closed and the
+// next caller opens another.
+const maxBatchKeys = 512
+
+// join adds msg to the open batch, opening one (and leading it) if there
+// is none or it is full.
+func (b *bus) join(msg message) (bt *batch, lead bool) {
+	b.batchMu.Lock()
+	defer b.batchMu.Unlock()
+	if b.open == nil || len(b.open.msg.Keys)+len(msg.Keys) > maxBatchKeys || b.hooks.unbatched {
+		b.open = &batch{msg: message{Groups: map[string]uint64{}}, seen: map[string]struct{}{}, done: make(chan struct{})}
+		lead = true
+	}
+	bt = b.open
+	for _, k := range msg.Keys {
+		if _, ok := bt.seen[k]; !ok {
+			bt.seen[k] = struct{}{}
+			bt.msg.Keys = append(bt.msg.Keys, k)
+		}
+	}
+	for g, n := range msg.Groups {
+		bt.msg.Groups[g] = max(bt.msg.Groups[g], n)
+	}
+	bt.msg.Flush = bt.msg.Flush || msg.Flush
+	return bt, lead
+}
+
+// send stamps msg with the version, source, incarnation, sequence and time,
+// and publishes it; the caller holds sendMu. A failed send does not use up
+// its sequence number: if it did, every receiver would see a gap and flush.
+// (One that failed by timing out may still be delivered; its number is then
+// delivered twice, which receivers take as a repeat, not a gap.)
+func (c *Cache[V]) send(ctx context.Context, msg message) error {
+	b := c.bus
 	msg.V, msg.Src, msg.Inc, msg.Seq, msg.TS = messageVersion, c.opt.ReplicaID, b.inc, b.seq+1, time.Now().UnixMicro()
 	payload, err := json.Marshal(msg)
 	if err != nil {

@@ -3,6 +3,7 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -299,5 +300,60 @@ func TestSequencePerIncarnation(t *testing.T) {
 	}
 	if s := b.Stats(); s.Gaps != 1 {
 		t.Fatalf("gaps: got %d, want 1 (only the lost seq 2 of the second incarnation)", s.Gaps)
+	}
+}
+
+// Invalidations that arrive while another is being published ride in the
+// next message together: a replica is not limited to one invalidation per
+// Redis round trip. Each caller returns only once its keys were published,
+// and the receiver sees no gap.
+func TestConcurrentInvalidationsShareAMessage(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	msgs := make(chan []string, 10)
+	optB := Options{Namespace: ns}
+	optB.hooks.onMessage = func(_ string, keys []string) { msgs <- keys }
+	sending, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	optA := Options{Namespace: ns}
+	optA.hooks.beforeSend = func() {
+		if first.CompareAndSwap(false, true) {
+			close(sending)
+			<-release
+		}
+	}
+	a := newCache(t, needRedis(t), optA)
+	b := newCache(t, needRedis(t), optB)
+	waitReady(t, a, b)
+	ctx := context.Background()
+	errs := make(chan error, 51)
+	go func() { errs <- a.Invalidate(ctx, "first") }()
+	<-sending // the first message is on its way, held
+	for i := range 50 {
+		go func() { errs <- a.Invalidate(ctx, "k"+strconv.Itoa(i)) }()
+	}
+	eventually(t, 5*time.Second, "50 invalidations wait in the next batch", func() bool {
+		a.bus.batchMu.Lock()
+		defer a.bus.batchMu.Unlock()
+		return a.bus.open != nil && len(a.bus.open.msg.Keys) == 50
+	})
+	select {
+	case err := <-errs:
+		t.Fatalf("an invalidation returned before its message was sent: %v", err)
+	default:
+	}
+	close(release)
+	for range 51 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := [][]string{<-msgs, <-msgs}
+	if len(got[0]) != 1 || len(got[1]) != 50 {
+		t.Fatalf("messages: got %d and %d keys, want 1 and 50", len(got[0]), len(got[1]))
+	}
+	if s := b.Stats(); s.Gaps != 0 || s.Applied != 2 {
+		t.Fatalf("receiver: got %d gaps and %d messages, want 0 and 2", s.Gaps, s.Applied)
 	}
 }

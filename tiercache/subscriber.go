@@ -29,9 +29,11 @@ var errPingTimeout = errors.New("tiercache: subscription silent for longer than 
 // replica is provably caught up (DESIGN §3.13).
 type bus struct {
 	channel string
-	inc     string      // this incarnation's random id, see message
-	pubMu   sync.Mutex  // serialises publishes, so sequence numbers arrive in order
-	seq     uint64      // guarded by pubMu: this incarnation's last accepted message
+	inc     string     // this incarnation's random id, see message
+	sendMu  sync.Mutex // serialises sends, so sequence numbers arrive in order
+	seq     uint64     // guarded by sendMu: this incarnation's last accepted message
+	batchMu sync.Mutex
+	open    *batch      // guarded by batchMu: the batch callers join, see publish
 	up      atomic.Bool // subscription confirmed
 	freshAt atomic.Int64
 	lapsed  atomic.Bool // a reader or the pinger found freshAt too old
