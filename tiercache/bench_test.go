@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	mrand "math/rand/v2"
 	"runtime"
 	"slices"
 	"strconv"
@@ -72,29 +73,34 @@ func BenchmarkLRUGet(b *testing.B) {
 }
 
 // BenchmarkGetL1HitParallel is BenchmarkGetL1Hit from GOMAXPROCS goroutines
-// over 1,000 keys.
+// over 1,000 keys, with L1 in one LRU and in 16 shards. Run it with
+// -cpu 1,2,4,8: a per-op time that grows with the goroutines is contention.
 func BenchmarkGetL1HitParallel(b *testing.B) {
-	c := newBytesCache(b, Options{Mode: ModeL1Only})
-	ctx := context.Background()
-	keys := make([]string, 1000)
-	for i := range keys {
-		keys[i] = "product:" + strconv.Itoa(i)
-		if _, err := c.Get(ctx, keys[i], bytesLoader); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		i := 0
-		for pb.Next() {
-			i++
-			if _, err := c.Get(ctx, keys[i%len(keys)], bytesLoader); err != nil {
-				b.Error(err)
-				return
+	for _, shards := range []int{1, 16} {
+		b.Run("shards="+strconv.Itoa(shards), func(b *testing.B) {
+			c := newBytesCache(b, Options{Mode: ModeL1Only, L1Shards: shards})
+			ctx := context.Background()
+			keys := make([]string, 1000)
+			for i := range keys {
+				keys[i] = "product:" + strconv.Itoa(i)
+				if _, err := c.Get(ctx, keys[i], bytesLoader); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := mrand.IntN(len(keys)) // goroutines apart, not in lockstep on one key
+				for pb.Next() {
+					i++
+					if _, err := c.Get(ctx, keys[i%len(keys)], bytesLoader); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }
 
 // BenchmarkGetL2Hit reads one key from Redis each time (L1 off).

@@ -121,7 +121,7 @@ func New[V any](rdb redis.UniversalClient, codec Codec[V], opt Options) (*Cache[
 		c.l2 = newL2(rdb, &c.opt, &c.stats)
 	}
 	if opt.Mode != ModeL2Only {
-		c.l1, err = newL1[V](opt.L1Size)
+		c.l1, err = newL1[V](opt.L1Size, opt.L1Shards)
 		if err != nil {
 			return nil, err
 		}
@@ -162,13 +162,11 @@ func (c *Cache[V]) GetInfo(ctx context.Context, key string, load LoadFunc[V], op
 	}
 	if c.l1 != nil && !p.skipL1 && c.l1Serves(now) {
 		if e, ok := c.l1.get(key, now); ok {
-			c.stats.l1Hits.Add(1)
 			if e.neg {
 				return zero, Info{Source: SourceL1, Negative: true}, ErrNotFound
 			}
 			return e.val, Info{Source: SourceL1}, nil
 		}
-		c.stats.l1Misses.Add(1)
 	}
 	return c.miss(ctx, key, load, now, p)
 }
@@ -438,7 +436,7 @@ func (c *Cache[V]) Len() int {
 	if c.l1 == nil {
 		return 0
 	}
-	return c.l1.lru.Len()
+	return c.l1.len()
 }
 
 // clockNow reads this process's monotonic clock, in nanoseconds since the

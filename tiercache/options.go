@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 )
@@ -55,6 +57,12 @@ type Options struct {
 
 	// L1Size bounds L1 by entry count. Default 10000.
 	L1Size int
+	// L1Shards is the number of LRUs L1 is split into by key hash, each
+	// behind its own lock, so that hits on many cores do not queue on one
+	// mutex; it is rounded up to a power of two. Default: one for
+	// GOMAXPROCS of 2 or less (sharding costs a hash per hit), else four
+	// per core up to 256.
+	L1Shards int
 	// L1TTL is the maximum age of an L1 entry: the staleness bound that
 	// holds whatever fails. Default 30s.
 	L1TTL time.Duration
@@ -156,6 +164,15 @@ func (o Options) withDefaults() (Options, error) {
 	if o.L1Size == 0 {
 		o.L1Size = 10000
 	}
+	if o.L1Shards == 0 {
+		o.L1Shards = 1
+		if p := runtime.GOMAXPROCS(0); p > 2 {
+			o.L1Shards = min(256, 4*p)
+		}
+	}
+	if o.L1Shards > 0 {
+		o.L1Shards = 1 << bits.Len(uint(o.L1Shards-1))
+	}
 	def(&o.L1TTL, 30*time.Second)
 	def(&o.L2TTL, time.Hour)
 	def(&o.NegativeTTL, 30*time.Second)
@@ -195,6 +212,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("%w: unknown mode %d", errOptions, o.Mode)
 	case o.L1Size < 0:
 		return fmt.Errorf("%w: L1Size %d is negative", errOptions, o.L1Size)
+	case o.L1Shards < 0 || o.L1Shards > 4096:
+		return fmt.Errorf("%w: L1Shards %d, want 1 to 4096", errOptions, o.L1Shards)
 	case o.Jitter >= 1:
 		return fmt.Errorf("%w: Jitter %v must be below 1", errOptions, o.Jitter)
 	case o.BreakerThreshold < 0 || o.RetryQueueSize < 0:

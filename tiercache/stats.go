@@ -15,7 +15,7 @@ var LagBuckets = []time.Duration{
 
 // stats is the cache's counters, all atomic.
 type stats struct {
-	l1Hits, l1Misses, l2Hits, l2Misses, l2Errors, l2Fills        atomic.Uint64
+	l2Hits, l2Misses, l2Errors, l2Fills                          atomic.Uint64
 	loads, loadErrors, collapsed, leaseWaits, leasesTaken        atomic.Uint64
 	leaseTimeouts, fencedFills, fencedL2Fills                    atomic.Uint64
 	decodeErrors, encodeErrors, breakerOpens                     atomic.Uint64
@@ -107,7 +107,7 @@ type Stats struct {
 func (c *Cache[V]) Stats() Stats {
 	s := &c.stats
 	out := Stats{
-		L1Hits: s.l1Hits.Load(), L1Misses: s.l1Misses.Load(), L2Hits: s.l2Hits.Load(),
+		L2Hits:   s.l2Hits.Load(),
 		L2Misses: s.l2Misses.Load(), L2Errors: s.l2Errors.Load(), L2Fills: s.l2Fills.Load(),
 		Loads: s.loads.Load(), LoadErrors: s.loadErrors.Load(), Collapsed: s.collapsed.Load(),
 		LeaseWaits: s.leaseWaits.Load(), LeasesTaken: s.leasesTaken.Load(), LeaseTimeouts: s.leaseTimeouts.Load(),
@@ -122,6 +122,9 @@ func (c *Cache[V]) Stats() Stats {
 		L1BypassStale: s.bypassStale.Load(), L1BypassDown: s.bypassDown.Load(), FreshnessLapses: s.lapses.Load(),
 		StalenessBound: c.opt.StalenessBound, L1Len: c.Len(), L1MaxAge: c.opt.L1TTL,
 		LagSum: time.Duration(s.lag.sum.Load()), LagMax: time.Duration(s.lag.max.Load()),
+	}
+	if c.l1 != nil {
+		out.L1Hits, out.L1Misses = c.l1.counts()
 	}
 	if c.bus != nil {
 		out.FreshnessAge = time.Duration(c.clockNow() - c.bus.freshAt.Load())
