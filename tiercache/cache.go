@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/productcache/internal/ratelog"
 )
 
 // Sentinel errors.
@@ -84,7 +85,7 @@ type Cache[V any] struct {
 	bus    *bus // nil unless ModeTiered and not Standalone
 	stats  stats
 	retry  retryQueue
-	warn   rateLimitedLog
+	warn   *ratelog.Limiter
 
 	base time.Time // the origin of the clock, see clockNow
 
@@ -114,7 +115,7 @@ func New[V any](rdb redis.UniversalClient, codec Codec[V], opt Options) (*Cache[
 		codec = JSONCodec[V]{}
 	}
 	c := &Cache[V]{opt: opt, codec: codec, stop: make(chan struct{}), base: time.Now()}
-	c.warn.init(c.opt.Logger, time.Second)
+	c.warn = ratelog.New(c.opt.Logger, time.Second)
 	c.stats.init()
 	if opt.Mode != ModeL1Only {
 		c.rdb = rdb
@@ -328,7 +329,7 @@ func (c *Cache[V]) fromL2(key string, tok fenceToken, raw []byte, p plan) (res f
 		v, err := c.codec.Unmarshal(payload)
 		if err != nil {
 			c.stats.decodeErrors.Add(1)
-			c.warn.log("decode", "tiercache: undecodable L2 value deleted", "key", key, "err", err)
+			c.warn.Warn("decode", "tiercache: undecodable L2 value deleted", "key", key, "err", err)
 			ctx, cancel := context.WithTimeout(context.Background(), c.opt.L2Timeout)
 			c.l2.del(ctx, key)
 			cancel()

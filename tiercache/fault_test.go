@@ -3,6 +3,8 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -263,5 +265,43 @@ func TestRetryQueueOverflow(t *testing.T) {
 	}
 	if s := b.Stats(); s.Flushes < 2 {
 		t.Fatalf("other replica flushes: got %d, want the subscription's and the purge's", s.Flushes)
+	}
+}
+
+// countingHandler counts log records at warning level and above.
+type countingHandler struct{ n *atomic.Int64 }
+
+func (h countingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h countingHandler) Handle(context.Context, slog.Record) error    { h.n.Add(1); return nil }
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler           { return h }
+func (h countingHandler) WithGroup(string) slog.Handler                { return h }
+
+// An outage is logged, not narrated: with Redis gone, 200 writes and the
+// subscriber's reconnect attempts write a handful of warnings, each kind at
+// most once a second.
+func TestOutageWarningsAreRateLimited(t *testing.T) {
+	t.Parallel()
+	srv := startRedisServer(t)
+	var warnings atomic.Int64
+	opt := fastOptions("quiet")
+	opt.Logger = slog.New(countingHandler{&warnings})
+	down, downCh := signal()
+	opt.hooks.channelDown = down
+	c := newCache(t, srv.client(t), opt)
+	waitReady(t, c)
+	srv.stop()
+	waitSignal(t, downCh, "the channel notices")
+	start := time.Now()
+	for i := range 200 {
+		if err := c.Invalidate(context.Background(), "k"+strconv.Itoa(i)); !errors.Is(err, ErrDeferred) {
+			t.Fatalf("invalidate %d with Redis down: got %v, want ErrDeferred", i, err)
+		}
+	}
+	waitSignal(t, downCh, "a failed reconnect")
+	secs := int64(time.Since(start)/time.Second) + 1
+	// Kinds: the channel going down, its reconnect attempts, the deferred
+	// deletes; each at most once per started second.
+	if n := warnings.Load(); n > 1+2*secs {
+		t.Fatalf("%d warnings in about %ds of outage, want at most %d", n, secs, 1+2*secs)
 	}
 }

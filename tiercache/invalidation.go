@@ -88,7 +88,7 @@ func (c *Cache[V]) invalidate(ctx context.Context, keys, groupNames []string) er
 		c.queueRetry(keys, proposed)
 		c.applyLocal(keys, proposed)
 		runHook(c.opt.hooks.afterLocal)
-		c.warn.log("delete", "tiercache: invalidation deferred, redis did not take the delete", "keys", len(keys), "err", err)
+		c.warn.Warn("delete", "tiercache: invalidation deferred, redis did not take the delete", "keys", len(keys), "err", err)
 		return fmt.Errorf("%w: redis delete: %v", ErrDeferred, err)
 	}
 	c.applyLocal(keys, gens)
@@ -98,7 +98,7 @@ func (c *Cache[V]) invalidate(ctx context.Context, keys, groupNames []string) er
 	}
 	if err := c.publish(ctx, message{Keys: keys, Groups: gens}); err != nil {
 		c.queueRetry(keys, gens)
-		c.warn.log("publish", "tiercache: invalidation deferred, publish failed", "keys", len(keys), "err", err)
+		c.warn.Warn("publish", "tiercache: invalidation deferred, publish failed", "keys", len(keys), "err", err)
 		return fmt.Errorf("%w: publish: %v", ErrDeferred, err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/productcache/internal/ratelog"
 )
 
 var errPingTimeout = errors.New("tiercache: subscription silent for longer than PingTimeout")
@@ -51,6 +52,7 @@ type bus struct {
 	onUp   func()
 	onDown func(err error)
 	clock  func() int64
+	warn   *ratelog.Limiter
 	hooks  *hooks
 	opt    *Options
 	stats  *stats
@@ -74,7 +76,7 @@ func newBus[V any](c *Cache[V]) *bus {
 		inc:     randomToken()[:12],
 		hooks:   &c.opt.hooks, opt: &c.opt, stats: &c.stats, rdb: c.rdb,
 		src:   make(map[string]*publisher),
-		clock: c.clockNow,
+		clock: c.clockNow, warn: c.warn,
 	}
 	b.handle = func(p string) { c.handleMessage(b, p) }
 	b.onUp = c.channelUp
@@ -110,7 +112,7 @@ func (b *bus) noteLapse(now int64) {
 		return
 	}
 	b.stats.lapses.Add(1)
-	b.opt.Logger.Warn("tiercache: invalidation stream lapsed, L1 bypassed",
+	b.warn.Warn("lapse", "tiercache: invalidation stream lapsed, L1 bypassed",
 		"behind", time.Duration(now-b.freshAt.Load()).String(), "bound", b.opt.StalenessBound.String())
 }
 
@@ -242,7 +244,7 @@ func (b *bus) advance(sent int64) {
 	}
 	now := b.clock()
 	if b.lapsed.Load() && b.fresh(now) && b.lapsed.CompareAndSwap(true, false) {
-		b.opt.Logger.Info("tiercache: invalidation stream caught up, L1 serves again")
+		b.opt.Logger.Debug("tiercache: invalidation stream caught up, L1 serves again")
 	}
 	if now-b.lastPrune > int64(time.Minute) {
 		b.lastPrune = now
@@ -285,7 +287,7 @@ func (c *Cache[V]) channelUp() {
 	err := c.groups.refresh(ctx)
 	cancel()
 	if err != nil {
-		c.warn.log("refresh", "tiercache: group generations not refreshed, grouped reads ask redis", "err", err)
+		c.warn.Warn("refresh", "tiercache: group generations not refreshed, grouped reads ask redis", "err", err)
 	}
 	c.bus.up.Store(true)
 	c.l1.enable(true)
@@ -304,7 +306,7 @@ func (c *Cache[V]) channelDown(err error) {
 		c.stats.subscriptionBreaks.Add(1)
 		c.opt.Logger.Warn("tiercache: invalidation channel down, L1 bypassed", "err", err)
 	} else {
-		c.warn.log("subscribe", "tiercache: invalidation channel still down", "err", err)
+		c.warn.Warn("subscribe", "tiercache: invalidation channel still down", "err", err)
 	}
 	runHook(c.opt.hooks.channelDown)
 }
@@ -316,7 +318,7 @@ func (c *Cache[V]) handleMessage(b *bus, payload string) {
 	m, err := decodeMessage([]byte(payload))
 	if err != nil {
 		c.stats.malformed.Add(1)
-		c.warn.log("malformed", "tiercache: malformed invalidation ignored", "len", len(payload), "err", err)
+		c.warn.Warn("malformed", "tiercache: malformed invalidation ignored", "len", len(payload), "err", err)
 		return
 	}
 	c.stats.received.Add(1)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/productcache/internal/ratelog"
 	"github.com/tiercache/productcache/products"
 	"github.com/tiercache/productcache/tiercache"
 )
@@ -88,10 +89,12 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 // the first server's JSON log.
 var redisLogOnce sync.Once
 
-type redisLogger struct{ log *slog.Logger }
+// redisLogger writes go-redis's lines at most once a second per format:
+// while Redis is down it reports every failed dial.
+type redisLogger struct{ limit *ratelog.Limiter }
 
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.Warn(fmt.Sprintf(format, v...), "component", "go-redis")
+	l.limit.Warn(format, fmt.Sprintf(format, v...), "component", "go-redis")
 }
 
 // firstCheckTimeout bounds the database check (and migration) a replica
@@ -114,7 +117,7 @@ const firstCheckTimeout = 10 * time.Second
 // cfg.shutdown, and closes the cache, Redis and the pool.
 func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	logger := newLogger(stderr, cfg.logLevel).With("replica", cfg.replicaID)
-	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{logger}) })
+	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{ratelog.New(logger, time.Second)}) })
 	d, err := open(ctx, cfg, logger)
 	if err != nil {
 		return err
