@@ -28,6 +28,49 @@ func waitSignal(t *testing.T, ch chan struct{}, what string) {
 	}
 }
 
+// cutOff lets a test kill a replica's subscription (CLIENT KILL TYPE pubsub
+// on its private Redis) and keep it from re-subscribing until it lets go:
+// whatever is published meanwhile is lost for that replica.
+type cutOff struct {
+	held     atomic.Bool
+	hold     chan struct{}
+	up, down chan struct{}
+}
+
+// newCutOff wires opt's hooks for a cutOff.
+func newCutOff(opt *Options) *cutOff {
+	c := &cutOff{hold: make(chan struct{})}
+	var up, down func()
+	up, c.up = signal()
+	down, c.down = signal()
+	opt.hooks.channelUp, opt.hooks.channelDown = up, down
+	opt.hooks.beforeSubscribe = func() {
+		if c.held.Load() {
+			<-c.hold
+		}
+	}
+	return c
+}
+
+// cut kills every pub/sub connection of admin's server, holds this
+// replica's re-subscription, and returns once the replica noticed.
+func (c *cutOff) cut(t *testing.T, admin *redis.Client) {
+	t.Helper()
+	c.held.Store(true)
+	if err := admin.Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitSignal(t, c.down, "subscription break")
+}
+
+// release lets the replica re-subscribe and returns once it has.
+func (c *cutOff) release(t *testing.T) {
+	t.Helper()
+	c.held.Store(false)
+	close(c.hold)
+	waitSignal(t, c.up, "re-subscription")
+}
+
 // TestLostMessageAfterPubSubKill kills a replica's subscriber connection and
 // holds it from re-subscribing while another replica writes: the message is
 // lost for good, yet the replica never serves the old value.
@@ -37,44 +80,28 @@ func TestLostMessageAfterPubSubKill(t *testing.T) {
 	admin := srv.client(t)
 	src := newSource()
 	src.set("k", 1)
-
-	var gate atomic.Bool // closed gate: hold the resubscription
-	hold := make(chan struct{})
 	optB := fastOptions("lost")
-	up, upCh := signal()
-	down, downCh := signal()
-	optB.hooks.channelUp, optB.hooks.channelDown = up, down
-	optB.hooks.beforeSubscribe = func() {
-		if gate.Load() {
-			<-hold
-		}
-	}
+	gap := newCutOff(&optB)
 	a := newCache(t, srv.client(t), fastOptions("lost"))
 	b := newCache(t, srv.client(t), optB)
-	waitSignal(t, upCh, "first subscription")
+	waitSignal(t, gap.up, "first subscription")
 	waitReady(t, a)
 	mustGet(t, b, "k", src)
 	if _, info := mustGet(t, b, "k", src); info.Source != SourceL1 {
 		t.Fatalf("before the kill: got %v, want L1", info.Source)
 	}
 
-	gate.Store(true)
-	ctx := context.Background()
-	if err := admin.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitSignal(t, downCh, "subscription break")
+	gap.cut(t, admin)
 	waitReady(t, a) // a re-subscribed by itself
 	src.set("k", 2)
+	ctx := context.Background()
 	if err := a.Invalidate(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
 	if v, info := mustGet(t, b, "k", src); v != 2 || info.Source == SourceL1 {
 		t.Fatalf("during the gap: got %d from %v, want 2 not from L1", v, info.Source)
 	}
-	gate.Store(false)
-	close(hold)
-	waitSignal(t, upCh, "re-subscription")
+	gap.release(t)
 	if v, _ := mustGet(t, b, "k", src); v != 2 {
 		t.Fatalf("after re-subscribing: got %d, want 2", v)
 	}

@@ -100,30 +100,17 @@ func TestResubscribeFencesFillsOfTheGap(t *testing.T) {
 	admin := srv.client(t)
 	src := newSource()
 	src.set("k", 1)
-	var held atomic.Bool
-	hold := make(chan struct{})
 	optB := fastOptions("resub")
-	up, upCh := signal()
-	down, downCh := signal()
-	optB.hooks.channelUp, optB.hooks.channelDown = up, down
-	optB.hooks.beforeSubscribe = func() {
-		if held.Load() {
-			<-hold
-		}
-	}
+	gap := newCutOff(&optB)
 	a := newCache(t, srv.client(t), fastOptions("resub"))
 	b := newCache(t, srv.client(t), optB)
-	waitSignal(t, upCh, "first subscription")
+	waitSignal(t, gap.up, "first subscription")
 	waitReady(t, a)
 
-	held.Store(true)
-	ctx := context.Background()
-	if err := admin.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
-	waitSignal(t, downCh, "subscription break")
+	gap.cut(t, admin)
 	h := newHeldLoad(src, "k")
 	defer h.release()
+	ctx := context.Background()
 	first := make(chan Info, 1)
 	go func() { _, info, _ := b.GetInfo(ctx, "k", h.load); first <- info }()
 	<-h.readDone // a fill of the gap read version 1
@@ -132,9 +119,7 @@ func TestResubscribeFencesFillsOfTheGap(t *testing.T) {
 	if err := a.Invalidate(ctx, "k"); err != nil { // b never hears of it
 		t.Fatal(err)
 	}
-	held.Store(false)
-	close(hold)
-	waitSignal(t, upCh, "re-subscription")
+	gap.release(t)
 	h.release()
 	if info := <-first; info.L1Stored {
 		t.Fatalf("a fill of the gap was installed after the re-subscription: %+v", info)

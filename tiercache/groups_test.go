@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -69,18 +68,10 @@ func TestFailedRefreshDistrustsGroups(t *testing.T) {
 	src := newSource()
 	src.set("page", 1)
 	optB := fastOptions("bug2")
-	var held atomic.Bool
-	hold := make(chan struct{})
-	up, upCh := signal()
-	optB.hooks.channelUp = up
-	optB.hooks.beforeSubscribe = func() {
-		if held.Load() {
-			<-hold
-		}
-	}
+	gap := newCutOff(&optB)
 	a := newCache(t, srv.client(t), fastOptions("bug2"))
 	b := newCache(t, brdb, optB)
-	waitSignal(t, upCh, "first subscription")
+	waitSignal(t, gap.up, "first subscription")
 	waitReady(t, a)
 	ctx := context.Background()
 	if err := a.InvalidateGroup(ctx, "list"); err != nil { // b learns the generation from the message
@@ -91,19 +82,13 @@ func TestFailedRefreshDistrustsGroups(t *testing.T) {
 	if _, info := getPage(t, b, src); info.Source != SourceL1 {
 		t.Fatalf("warm-up: got %v, want L1", info.Source)
 	}
-	held.Store(true)
-	if err := admin.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 5*time.Second, "b notices", func() bool { return !b.Ready() })
+	gap.cut(t, admin)
 	waitReady(t, a)
 	src.set("page", 2)
 	if err := a.InvalidateGroup(ctx, "list"); err != nil { // lost for b
 		t.Fatal(err)
 	}
-	held.Store(false)
-	close(hold)
-	waitSignal(t, upCh, "re-subscription")
+	gap.release(t)
 	if v, info := getPage(t, b, src); v != 2 {
 		t.Fatalf("after a failed refresh: got %d from %v, want 2", v, info.Source)
 	}
@@ -119,34 +104,19 @@ func TestChannelUpRefreshesGroups(t *testing.T) {
 	src := newSource()
 	src.set("page", 1)
 	optB := fastOptions("refresh")
-	var held atomic.Bool
-	hold := make(chan struct{})
-	up, upCh := signal()
-	optB.hooks.channelUp = up
-	optB.hooks.beforeSubscribe = func() {
-		if held.Load() {
-			<-hold
-		}
-	}
+	gap := newCutOff(&optB)
 	a := newCache(t, srv.client(t), fastOptions("refresh"))
 	b := newCache(t, srv.client(t), optB)
-	waitSignal(t, upCh, "first subscription")
+	waitSignal(t, gap.up, "first subscription")
 	waitReady(t, a)
 	getPage(t, b, src) // L1 and L2 hold the page under the current generation
-	held.Store(true)
-	ctx := context.Background()
-	if err := admin.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 5*time.Second, "b notices", func() bool { return !b.Ready() })
+	gap.cut(t, admin)
 	waitReady(t, a)
 	src.set("page", 2)
-	if err := a.InvalidateGroup(ctx, "list"); err != nil { // lost for b
+	if err := a.InvalidateGroup(context.Background(), "list"); err != nil { // lost for b
 		t.Fatal(err)
 	}
-	held.Store(false)
-	close(hold)
-	waitSignal(t, upCh, "re-subscription")
+	gap.release(t)
 	eventually(t, 5*time.Second, "b caught up", func() bool { return b.caughtUp(b.clockNow()) })
 	if v, info := getPage(t, b, src); v != 2 {
 		t.Fatalf("after re-subscribing: got %d from %v, want 2", v, info.Source)
