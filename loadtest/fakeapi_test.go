@@ -19,9 +19,11 @@ import (
 type fakeAPI struct {
 	coherent bool
 	// Faults: acknowledge updates without storing them, acknowledge
-	// deletes without deleting, answer every n-th read with 503.
-	loseUpdates, undoDeletes bool
-	fail503Every             int
+	// deletes without deleting, answer every n-th read with 503, delete
+	// and then drop the connection without an answer (a replica killed
+	// between its commit and its answer).
+	loseUpdates, undoDeletes, dropDeleteAnswers bool
+	fail503Every                                int
 
 	reads   int            // guarded by mu
 	updated map[string]int // ids whose update was acknowledged; guarded by mu
@@ -130,6 +132,9 @@ func (f *fakeAPI) handler(replica int) http.Handler {
 			delete(f.products, r.PathValue("id"))
 		}
 		f.mu.Unlock()
+		if f.dropDeleteAnswers {
+			panic(http.ErrAbortHandler) // the connection closes, no answer
+		}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /products", func(w http.ResponseWriter, r *http.Request) {

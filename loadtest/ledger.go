@@ -27,7 +27,10 @@ type Ledger struct {
 type ack struct {
 	version int64
 	deleted bool
-	at      time.Duration // since the run's start, of the latest acknowledgement
+	// unanswered: a delete was sent and no answer came (no response, or a
+	// 5xx): it may have committed, so a 404 is no loss.
+	unanswered bool
+	at         time.Duration // since the run's start, of the latest acknowledgement
 }
 
 // NewLedger returns an empty ledger.
@@ -53,6 +56,19 @@ func (l *Ledger) Delete(id string, at time.Duration) {
 	l.mu.Unlock()
 }
 
+// DeleteUnanswered records that a delete of id was sent and no answer came
+// (the connection failed, or a 5xx): a replica killed between its commit
+// and its answer leaves a delete that happened without an acknowledgement,
+// so from now on id may read 404 without a write being lost.
+func (l *Ledger) DeleteUnanswered(id string) {
+	l.mu.Lock()
+	if a, ok := l.acks[id]; ok {
+		a.unanswered = true
+		l.acks[id] = a
+	}
+	l.mu.Unlock()
+}
+
 // LostWrites is the verdict on the acknowledged writes of a run: each id
 // was read through every target (and from the database, when the check
 // had one) until it showed its latest acknowledged state or the settle
@@ -69,10 +85,13 @@ type LostWrites struct {
 	// Missing (404 for a live id), Backwards (an older version) and
 	// Reappeared (a deleted id answered) count the wrong reads, one per
 	// id and place read.
-	Lost       int `json:"lost"`
-	Missing    int `json:"missing"`
-	Backwards  int `json:"backwards"`
-	Reappeared int `json:"reappeared"`
+	Lost    int `json:"lost"`
+	Missing int `json:"missing"`
+	// UnansweredDeletes counts ids read 404 after a delete of them went
+	// unanswered: not lost, the delete may have happened.
+	UnansweredDeletes int `json:"unanswered_deletes"`
+	Backwards         int `json:"backwards"`
+	Reappeared        int `json:"reappeared"`
 	// Unverified counts reads that failed (no answer, 5xx) until the end of
 	// the settle window: not shown lost, not shown kept either.
 	Unverified int `json:"unverified"`
@@ -152,6 +171,10 @@ func (l *Ledger) Verify(ctx context.Context, client *http.Client, opt VerifyOpti
 		defer mu.Unlock()
 		if late {
 			res.Late++
+		}
+		if o == readMissing && a.unanswered {
+			res.UnansweredDeletes++
+			return
 		}
 		if o == readOK {
 			res.SettleMs = max(res.SettleMs, ms(time.Since(start)))

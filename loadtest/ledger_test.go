@@ -105,6 +105,21 @@ func TestLostWritesFound(t *testing.T) {
 	}
 }
 
+// A delete whose answer never came (the replica died after its commit)
+// may have happened: the product's 404 is then no lost write.
+func TestLostWritesUnansweredDeletes(t *testing.T) {
+	f, urls := newFakeAPI(t, 3, 40, true)
+	f.dropDeleteAnswers = true
+	sum, err := Run(t.Context(), writeHeavy(urls), RunOptions{Settle: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := sum.LostWrites
+	if l.Lost != 0 || l.UnansweredDeletes == 0 {
+		t.Fatalf("got %d lost and %d unanswered deletes, want 0 and some: %+v", l.Lost, l.UnansweredDeletes, l)
+	}
+}
+
 // TestFailureCauses: refused connections, closed connections and 503s are
 // counted by cause, status and target.
 func TestFailureCauses(t *testing.T) {

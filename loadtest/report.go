@@ -189,7 +189,7 @@ svg{display:block;margin:12px 0;background:#f8fafc;border:1px solid #e2e8f0}
 (grace {{.S.Consistency.GraceMs}}ms, worst {{printf "%.1f" .S.Consistency.MaxStalenessMs}}ms, {{.S.Consistency.WithinGrace}} old within grace)</td></tr>
 {{if .Buckets}}<tr><th>old reads by time after the write's ack</th><td>{{.Buckets}}</td></tr>{{end}}{{end}}
 {{if .S.LostWrites.Enabled}}{{with .S.LostWrites}}<tr><th>lost acknowledged writes</th><td class="{{if .Lost}}fail{{else}}ok{{end}}">{{.Lost}} of {{.IDs}} ids written
-({{.Missing}} missing, {{.Backwards}} older, {{.Reappeared}} deletes undone; {{.Unverified}} unverified{{if .Database}}; database read too{{end}})</td></tr>{{end}}{{end}}
+({{.Missing}} missing, {{.Backwards}} older, {{.Reappeared}} deletes undone; {{.Unverified}} unverified; {{.UnansweredDeletes}} gone after an unanswered delete{{if .Database}}; database read too{{end}})</td></tr>{{end}}{{end}}
 </table>
 <h2>Status codes and failures</h2>
 <table><tr><th>status codes</th><td>{{counts .S.StatusCodes}}</td></tr>

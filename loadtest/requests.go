@@ -210,10 +210,14 @@ func (r *runner) doDelete(ctx context.Context, v *vu, x *sample) error {
 	v.created = v.created[:len(v.created)-1]
 	resp, err := r.request(ctx, v, x, http.MethodDelete, "/products/"+id, nil)
 	if err != nil {
+		r.ledger.DeleteUnanswered(id)
 		return err
 	}
-	if x.status(resp) {
+	switch {
+	case x.status(resp):
 		r.ledger.Delete(id, time.Since(r.start))
+	case resp.StatusCode >= 500:
+		r.ledger.DeleteUnanswered(id)
 	}
 	return nil
 }

@@ -274,8 +274,8 @@ func (s *Summary) WriteText(w io.Writer) {
 		if l.Database {
 			db = "targets and database"
 		}
-		line("lost_writes", "%d of %d ids written (%d acknowledged writes, read back from %s; %d missing, %d older, %d deletes undone; %d unverified; settled in %.0fms)",
-			l.Lost, l.IDs, l.Writes, db, l.Missing, l.Backwards, l.Reappeared, l.Unverified, l.SettleMs)
+		line("lost_writes", "%d of %d ids written (%d acknowledged writes, read back from %s; %d missing, %d older, %d deletes undone; %d unverified; %d gone after an unanswered delete; settled in %.0fms)",
+			l.Lost, l.IDs, l.Writes, db, l.Missing, l.Backwards, l.Reappeared, l.Unverified, l.UnansweredDeletes, l.SettleMs)
 		for _, e := range l.Examples {
 			line("  lost", "%s", e)
 		}
