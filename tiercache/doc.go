@@ -88,11 +88,12 @@
 //	6  missed messages: flush, gaps          TestLostMessageAfterPubSubKill, TestResubscribeFencesFillsOfTheGap,
 //	                                         TestFlushFencesAndForgetsFillInFlight, TestMalformedAndOwnMessages,
 //	                                         TestSequencePerIncarnation, TestFailedPublishKeepsSequence,
-//	                                         TestConcurrentWritesAreNoGap, TestRedisRestart
+//	                                         TestConcurrentWritesAreNoGap, TestConcurrentInvalidationsShareAMessage,
+//	                                         TestSubscriberForgetsSilentPublishers, TestRedisRestart
 //	7  maximum age                           TestL1MaxAge
 //	8  failed publishes retried              TestFailedPublishIsRetried, TestRetryQueueOverflow,
 //	                                         TestFailedDeleteQueuesBeforeLocalStep, TestCloseWaitsForInvalidation,
-//	                                         TestInvalidationIgnoresOpenBreaker
+//	                                         TestInvalidationIgnoresOpenBreaker, TestOutageWarningsAreRateLimited
 //	9  negative results                      TestNegativeCaching
 //	10 groups                                TestGroupInvalidation, TestGroupsWithoutChannel, TestChannelUpRefreshesGroups,
 //	                                         TestFailedGroupBumpFillsNoTier, TestFailedRefreshDistrustsGroups,

@@ -3,6 +3,7 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -355,5 +356,25 @@ func TestConcurrentInvalidationsShareAMessage(t *testing.T) {
 	}
 	if s := b.Stats(); s.Gaps != 0 || s.Applied != 2 {
 		t.Fatalf("receiver: got %d gaps and %d messages, want 0 and 2", s.Gaps, s.Applied)
+	}
+}
+
+// rule 6: the subscriber forgets publisher incarnations it has not heard
+// from for publisherTTL, so rollouts (each restart a new incarnation) do
+// not grow its memory for ever.
+func TestSubscriberForgetsSilentPublishers(t *testing.T) {
+	t.Parallel()
+	var now atomic.Int64
+	b := &bus{src: map[string]*publisher{}, clock: now.Load, opt: &Options{StalenessBound: time.Second, Logger: slog.New(slog.DiscardHandler)}}
+	b.observe(message{Src: "old", Inc: "1", Seq: 1}, now.Load())
+	now.Add(int64(publisherTTL) / 2)
+	b.observe(message{Src: "recent", Inc: "1", Seq: 1}, now.Load())
+	now.Add(int64(publisherTTL)/2 + 1)
+	b.pong(strconv.FormatInt(now.Load(), 10))
+	if _, ok := b.src["old\x001"]; ok {
+		t.Fatal("a publisher silent for longer than publisherTTL is still remembered")
+	}
+	if _, ok := b.src["recent\x001"]; !ok {
+		t.Fatal("a publisher heard from within publisherTTL was forgotten")
 	}
 }
