@@ -227,7 +227,7 @@ func TestRedisStallNoStaleReads(t *testing.T) {
 	src := newSource()
 	var cs []*Cache[int]
 	for range 3 {
-		cs = append(cs, newCache(t, client(), Options{Namespace: "stall", L2Timeout: 50 * time.Millisecond,
+		cs = append(cs, newCache(t, client(), Options{Namespace: "stall", StalenessBound: 25 * time.Millisecond, L2Timeout: 50 * time.Millisecond,
 			BreakerCooldown: 50 * time.Millisecond, RetryInterval: 20 * time.Millisecond}))
 	}
 	waitReady(t, cs...)

@@ -83,9 +83,20 @@ func (s *source) loader(key string) LoadFunc[int] {
 	}
 }
 
-// newCache builds a cache and closes it at the end of the test.
+// newCache builds a cache and closes it at the end of the test. Unless opt
+// says otherwise it has a StalenessBound and an L2Timeout of a second:
+// tests that assert L1 and L2 hits without being about the freshness lease
+// or timeouts must not fail because a loaded machine held the subscriber
+// for 25ms or Redis for 100ms (the lease's and the faults' own tests set
+// them, or drive a fake clock).
 func newCache(t testing.TB, rdb redis.UniversalClient, opt Options) *Cache[int] {
 	t.Helper()
+	if opt.StalenessBound == 0 {
+		opt.StalenessBound = time.Second
+	}
+	if opt.L2Timeout == 0 {
+		opt.L2Timeout = time.Second // likewise: the shared Redis of a busy machine
+	}
 	c, err := New[int](rdb, nil, opt)
 	if err != nil {
 		t.Fatalf("New: %v", err)
