@@ -36,8 +36,18 @@ type RunOptions struct {
 	// Interval is the time-series resolution; default 1s.
 	Interval time.Duration
 	// DatabaseURL, when set, is the database of the targets: the
-	// lost-write check reads every acknowledged write from it too.
+	// lost-write check reads every acknowledged write from it too, and,
+	// when it is on this machine, the CPU time of its backends counts in
+	// the summary's CPU per request.
 	DatabaseURL string
+	// RedisURL, when set, is the targets' Redis: its CPU time (INFO cpu)
+	// counts in the summary's CPU per request.
+	RedisURL string
+	// CPUDatabaseURL, when set, is the database whose backends' CPU time
+	// counts, instead of DatabaseURL: for targets that write nowhere, so
+	// that the lost-write check must not read the database, but whose CPU
+	// per request should still be complete (the static ceiling).
+	CPUDatabaseURL string
 	// Probe, when set, is the consistency probe the run uses (it must be
 	// new), so the caller can analyse it further afterwards, for example
 	// with [Probe.AnalyzeSince].
@@ -136,11 +146,21 @@ func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
 		logf("warmup: %v", time.Duration(sc.Warmup))
 		r.warmup(ctx)
 	}
-	before := snapshotDB(ctx, client, sc.Targets)
+	meterDB := opt.DatabaseURL
+	if opt.CPUDatabaseURL != "" {
+		meterDB = opt.CPUDatabaseURL
+	}
+	meter := newCPUMeter(ctx, opt.RedisURL, meterDB)
+	defer meter.close()
+	before, cpuBefore := snapshotTargets(ctx, client, sc.Targets)
+	procBefore := meter.snapshot(ctx)
 	sum := r.execute(ctx, opt)
-	after := snapshotDB(context.WithoutCancel(ctx), client, sc.Targets) // also after Ctrl-C
+	actx := context.WithoutCancel(ctx) // also after Ctrl-C
+	procAfter := meter.snapshot(actx)
+	after, cpuAfter := snapshotTargets(actx, client, sc.Targets)
 	sum.Interrupted = ctx.Err() != nil
 	sum.DB = dbDelta(before, after, sum.Requests, sum.DurationS)
+	sum.CPU = meter.delta(procBefore, procAfter, cpuBefore, cpuAfter, sum.Requests)
 	if sc.Probe.Enabled {
 		sum.Consistency = r.probe.Analyze()
 	}
