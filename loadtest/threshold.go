@@ -81,7 +81,7 @@ var lostWritesThreshold = func() Threshold {
 }()
 
 var (
-	thresholdRE = regexp.MustCompile(`^\s*([a-z_]+)\s*(\{[^}]*\})?\s*:?\s*(.*)$`)
+	thresholdRE = regexp.MustCompile(`^\s*([a-z_][a-z0-9_]*)\s*(\{[^}]*\})?\s*:?\s*(.*)$`)
 	exprRE      = regexp.MustCompile(`^\s*(?:(p\(\s*[0-9.]+\s*\)|[a-z_]+)\s*)?(<=|>=|==|!=|<|>)\s*(-?[0-9.]+(?:e-?[0-9]+)?)\s*(us|µs|ms|s|m|%)?\s*$`)
 )
 
