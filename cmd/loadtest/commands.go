@@ -107,6 +107,7 @@ func runCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 type clusterFlags struct {
 	binary, databaseURL, redisURL string
 	replicas                      int
+	netLatency                    time.Duration // added each way between the replicas and Redis and PostgreSQL
 	freshDB, verbose              bool
 	env                           envFlag // added to every replica's environment
 }
@@ -129,6 +130,7 @@ func (c *clusterFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.databaseURL, "database-url", envOr(getenv, "DATABASE_URL", defaultDatabaseURL), "PostgreSQL ($DATABASE_URL)")
 	fs.StringVar(&c.redisURL, "redis-url", envOr(getenv, "REDIS_URL", defaultRedisURL), "Redis ($REDIS_URL)")
 	fs.IntVar(&c.replicas, "replicas", 3, "productsd replicas")
+	fs.DurationVar(&c.netLatency, "net-latency", 0, "simulate a network: an in-process proxy adds this latency each way between the replicas and Redis and PostgreSQL (e.g. 500us)")
 	fs.BoolVar(&c.freshDB, "fresh-db", true, "run against a new database, dropped at the end")
 	fs.BoolVar(&c.verbose, "v", false, "show productsd output")
 	fs.Var(&c.env, "replica-env", "KEY=VALUE added to every replica's environment, e.g. GOMAXPROCS=1 or CACHE_L1_TTL=5s (repeatable)")
@@ -208,8 +210,18 @@ func demoCmd(ctx context.Context, args []string, getenv func(string) string, std
 	} else {
 		opt.Seed = seed
 	}
+	replicaDB, replicaRedis := dbURL, c.redisURL
+	if c.netLatency > 0 {
+		nw, err := cluster.NewNetwork(c.redisURL, dbURL, c.netLatency)
+		if err != nil {
+			return err
+		}
+		defer nw.Close()
+		replicaDB, replicaRedis = nw.DatabaseURL(), nw.RedisURL()
+		fmt.Fprintf(stderr, "loadtest: the replicas reach Redis and PostgreSQL through proxies adding %v each way\n", c.netLatency)
+	}
 	cl, err := cluster.StartCluster(ctx, cluster.Config{
-		Binary: c.binary, DatabaseURL: dbURL, RedisURL: c.redisURL, Mode: *mode,
+		Binary: c.binary, DatabaseURL: replicaDB, RedisURL: replicaRedis, Mode: *mode,
 		Replicas: c.replicas, Namespace: ns, Output: c.output(stderr), Env: c.env,
 	})
 	if err != nil {
@@ -286,7 +298,11 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 		Cluster:         cluster.Config{Binary: c.binary, DatabaseURL: dbURL, RedisURL: c.redisURL, Output: c.output(stderr), Env: c.env},
 		Targets:         targets,
 		Run:             f.runOptions(stderr),
+		NetLatency:      c.netLatency,
 		Logf:            func(format string, args ...any) { fmt.Fprintf(stderr, "loadtest: "+format+"\n", args...) },
+	}
+	if c.netLatency > 0 {
+		fmt.Fprintf(stderr, "loadtest: the replicas reach Redis and PostgreSQL through proxies adding %v each way\n", c.netLatency)
 	}
 	if !*inProcess {
 		exe, err := os.Executable()

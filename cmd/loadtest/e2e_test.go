@@ -184,7 +184,8 @@ func runBinary(ctx context.Context, t *testing.T, bin string, args ...string) (s
 // TestCompareEndToEnd runs `loadtest compare` over two real configurations
 // and the static ceiling, briefly, on a private redis-server, and checks
 // the table, the JSON figures (field names as CI reads them, CPU per
-// request of every component), that a failed threshold exits 99, and that
+// request of every component), that replicas work behind the simulated
+// network's proxies, that a failed threshold exits 99, and that
 // the database and the redis-server it made are gone afterwards.
 func TestCompareEndToEnd(t *testing.T) {
 	if testing.Short() {
@@ -200,11 +201,11 @@ func TestCompareEndToEnd(t *testing.T) {
 	out := filepath.Join(dir, "compare.json")
 	text, code := runBinary(ctx, t, lt, "compare", "-productsd", productsd, "-configs", "none,tiered,static",
 		"-replicas", "2", "-duration", "1s", "-warmup", "500ms", "-vus", "4", "-products", "300", "-out", "json="+out,
-		"-threshold", "http_req_failed<0.01", "-threshold", "rps_ratio{config:tiered,base:static}>=1000")
+		"-threshold", "http_req_failed<0.01", "-threshold", "rps_ratio{config:tiered,base:static}>=1000", "-net-latency", "200us")
 	if code != exitThresholds {
 		t.Fatalf("compare exited %d, want %d (one threshold cannot hold):\n%s", code, exitThresholds, text)
 	}
-	for _, want := range []string{"config", "none", "tiered", "static", "tiered/static", "CPU µs/req",
+	for _, want := range []string{"config", "none", "tiered", "static", "tiered/static", "CPU µs/req", "through proxies adding 200µs each way",
 		"ok   http_req_failed<0.01 [tiered]", "FAIL rps_ratio{config:tiered,base:static}>=1000"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("compare output lacks %q:\n%s", want, text)

@@ -64,6 +64,10 @@ type Config struct {
 	StaticCommand []string
 	// Run is passed to every [Run].
 	Run loadtest.RunOptions
+	// NetLatency, when positive, puts the replicas behind a
+	// [cluster.Network] adding this latency each way to Redis and to
+	// PostgreSQL, as a network between machines would.
+	NetLatency time.Duration
 	// Logf receives progress messages; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -105,6 +109,12 @@ func Compare(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer os.RemoveAll(tmp)
 	c := &comparer{cfg: cfg, tmp: tmp, stamp: strconv.FormatInt(time.Now().UnixNano(), 36)}
+	if cfg.NetLatency > 0 {
+		if c.net, err = cluster.NewNetwork(cfg.Cluster.RedisURL, cfg.Cluster.DatabaseURL, cfg.NetLatency); err != nil {
+			return nil, err
+		}
+		defer c.net.Close()
+	}
 	res := &Result{}
 	for _, t := range cfg.Targets {
 		if ctx.Err() != nil {
@@ -122,6 +132,7 @@ func Compare(ctx context.Context, cfg Config) (*Result, error) {
 
 type comparer struct {
 	cfg    Config
+	net    *cluster.Network // nil: replicas reach Redis and PostgreSQL directly
 	tmp    string
 	stamp  string
 	ids    []string
@@ -138,7 +149,11 @@ func (c *comparer) runOne(ctx context.Context, t Target) (*loadtest.Summary, err
 	cc := c.cfg.Cluster
 	cc.Mode, cc.Replicas = t.Mode, t.Replicas
 	cc.Namespace = fmt.Sprintf("%s-%s-%s", c.cfg.NamespacePrefix, t.Name, c.stamp)
-	cl, err := cluster.StartCluster(ctx, cc)
+	replicas := cc
+	if c.net != nil {
+		replicas.RedisURL, replicas.DatabaseURL = c.net.RedisURL(), c.net.DatabaseURL()
+	}
+	cl, err := cluster.StartCluster(ctx, replicas)
 	if err != nil {
 		return nil, err
 	}
