@@ -56,6 +56,12 @@ func (p *Proxy) SetCut(cut bool) {
 	}
 }
 
+func (p *Proxy) isCut() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cut
+}
+
 // Close stops the proxy and closes every connection.
 func (p *Proxy) Close() {
 	_ = p.ln.Close()
@@ -77,6 +83,10 @@ func (p *Proxy) accept() {
 
 func (p *Proxy) serve(c net.Conn) {
 	defer p.wg.Done()
+	if p.isCut() { // refuse at once, without waiting on the target
+		_ = c.Close()
+		return
+	}
 	s, err := net.DialTimeout("tcp", p.target, 2*time.Second)
 	if err != nil {
 		_ = c.Close()
