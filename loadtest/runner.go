@@ -245,7 +245,9 @@ func (r *runner) execute(ctx context.Context, opt RunOptions) *Summary {
 	case RampingVUs:
 		ex.rampingVUs(ctx, stop, sc.StartVUs, sc.Stages, 50*time.Millisecond)
 	case ConstantArrivalRate:
-		ex.constantArrivalRate(ctx, stop, sc.Rate, time.Duration(sc.TimeUnit), time.Duration(sc.Duration), sc.PreAllocatedVUs, sc.MaxVUs)
+		ex.arrivalRate(ctx, stop, constantSchedule(sc.Rate, time.Duration(sc.TimeUnit), time.Duration(sc.Duration)), sc.PreAllocatedVUs, sc.MaxVUs)
+	case RampingArrivalRate:
+		ex.arrivalRate(ctx, stop, rampingSchedule(sc.StartRate, sc.Stages, time.Duration(sc.TimeUnit)), sc.PreAllocatedVUs, sc.MaxVUs)
 	}
 	close(tickDone)
 	wg.Wait()

@@ -16,6 +16,7 @@ const (
 	ConstantVUs         = "constant-vus"
 	RampingVUs          = "ramping-vus"
 	ConstantArrivalRate = "constant-arrival-rate"
+	RampingArrivalRate  = "ramping-arrival-rate"
 )
 
 // Duration is a time.Duration that reads and writes as a Go duration string
@@ -44,7 +45,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Stage is one leg of a ramping-vus scenario: move linearly to Target VUs
+// Stage is one leg of a ramping scenario: move linearly to Target VUs
+// (ramping-vus) or Target iterations per time unit (ramping-arrival-rate)
 // over Duration.
 type Stage struct {
 	Duration Duration `json:"duration"`
@@ -97,11 +99,12 @@ type Scenario struct {
 	Duration Duration `json:"duration,omitempty"` // constant-vus, constant-arrival-rate; default 10s
 
 	StartVUs int     `json:"start_vus,omitempty"` // ramping-vus
-	Stages   []Stage `json:"stages,omitempty"`    // ramping-vus
+	Stages   []Stage `json:"stages,omitempty"`    // ramping-vus, ramping-arrival-rate
 
 	Rate            int      `json:"rate,omitempty"`              // constant-arrival-rate: iterations per TimeUnit
+	StartRate       int      `json:"start_rate,omitempty"`        // ramping-arrival-rate: iterations per TimeUnit at the start
 	TimeUnit        Duration `json:"time_unit,omitempty"`         // default 1s
-	PreAllocatedVUs int      `json:"pre_allocated_vus,omitempty"` // default 10
+	PreAllocatedVUs int      `json:"pre_allocated_vus,omitempty"` // arrival-rate executors; default 10
 	MaxVUs          int      `json:"max_vus,omitempty"`           // default PreAllocatedVUs
 
 	Keys  KeySpec   `json:"keys,omitempty"`
@@ -215,8 +218,17 @@ func (sc *Scenario) validate() error {
 		if sc.Rate < 1 || sc.MaxVUs < sc.PreAllocatedVUs {
 			return fmt.Errorf("loadtest: constant-arrival-rate needs rate >= 1 and max_vus >= pre_allocated_vus")
 		}
+	case RampingArrivalRate:
+		if len(sc.Stages) == 0 || sc.StartRate < 0 || sc.MaxVUs < sc.PreAllocatedVUs {
+			return fmt.Errorf("loadtest: ramping-arrival-rate needs stages, start_rate >= 0 and max_vus >= pre_allocated_vus")
+		}
+		for _, st := range sc.Stages {
+			if st.Target < 0 || st.Duration < 0 {
+				return fmt.Errorf("loadtest: stage targets and durations must be >= 0")
+			}
+		}
 	default:
-		return fmt.Errorf("loadtest: unknown executor %q (%s, %s, %s)", sc.Executor, ConstantVUs, RampingVUs, ConstantArrivalRate)
+		return fmt.Errorf("loadtest: unknown executor %q (%s, %s, %s, %s)", sc.Executor, ConstantVUs, RampingVUs, ConstantArrivalRate, RampingArrivalRate)
 	}
 	for _, w := range sc.Mix.weights() {
 		if w < 0 {
@@ -235,7 +247,7 @@ func (sc *Scenario) validate() error {
 
 // TotalDuration is how long the executor runs.
 func (sc *Scenario) TotalDuration() time.Duration {
-	if sc.Executor == RampingVUs {
+	if sc.Executor == RampingVUs || sc.Executor == RampingArrivalRate {
 		var d time.Duration
 		for _, st := range sc.Stages {
 			d += time.Duration(st.Duration)
@@ -254,7 +266,7 @@ func (sc *Scenario) MaxActiveVUs() int {
 			m = max(m, st.Target)
 		}
 		return max(m, 1)
-	case ConstantArrivalRate:
+	case ConstantArrivalRate, RampingArrivalRate:
 		return sc.MaxVUs
 	}
 	return sc.VUs
