@@ -32,6 +32,7 @@ type scenarioFlags struct {
 	seed                                                uint64
 	maxRequests                                         int64
 	thresholds, outs                                    listFlag
+	summaryExport                                       string
 	progress, quiet                                     bool
 }
 
@@ -65,6 +66,7 @@ func (f *scenarioFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.listLimit, "list-limit", 0, "page size of list requests")
 	fs.Int64Var(&f.maxRequests, "max-requests", 0, "stop after this many requests")
 	fs.Var(&f.outs, "out", "output: json=FILE or html=FILE (repeatable)")
+	fs.StringVar(&f.summaryExport, "summary-export", "", "write the end-of-test summary to FILE in k6's --summary-export JSON shape")
 	fs.BoolVar(&f.progress, "progress", false, "print progress on stderr even when it is not a terminal")
 	fs.BoolVar(&f.quiet, "quiet", false, "no end-of-test summary on stdout")
 }
@@ -283,6 +285,11 @@ func isTerminal(w io.Writer) bool {
 func (f *scenarioFlags) report(sum *loadtest.Summary, stdout io.Writer) error {
 	if !f.quiet {
 		sum.WriteText(stdout)
+	}
+	if f.summaryExport != "" {
+		if err := sum.WriteK6SummaryExport(f.summaryExport); err != nil {
+			return err
+		}
 	}
 	for _, o := range f.outs {
 		kind, path, ok := strings.Cut(o, "=")
