@@ -230,15 +230,87 @@ func (r *runner) execute(ctx context.Context, opt RunOptions) *Summary {
 	newVU := func(id int) *vu {
 		return &vu{id: id, rng: rand.New(rand.NewPCG(sc.Seed, uint64(id))), shard: coll.shard(id)}
 	}
-	ex := newExecutor(newVU, r.iterate, sc.MaxRequests)
-	ex.onDrop = func() { coll.shard(0).drop() }
-
 	stop, release := stopOnCancel(ctx)
 	defer release()
+	execs := r.executors(newVU, coll)
+	active := func() int {
+		n := int64(0)
+		for _, e := range execs {
+			n += e.ex.active.Load()
+		}
+		return int(n)
+	}
 	var wg sync.WaitGroup
 	tickDone := make(chan struct{})
-	wg.Go(func() { r.ticker(coll, ex, interval, tickDone, opt) })
+	wg.Go(func() { r.ticker(coll, active, interval, tickDone, opt) })
+	var runs sync.WaitGroup
+	for _, e := range execs {
+		runs.Go(func() {
+			if e.start > 0 {
+				t := time.NewTimer(e.start)
+				defer t.Stop()
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+			}
+			runExecutor(ctx, stop, e.ex, e.sc)
+		})
+	}
+	runs.Wait()
+	close(tickDone)
+	wg.Wait()
+	end := time.Now()
+	coll.tick(end, 0)
+	if opt.Progress != nil && opt.ProgressTTY {
+		fmt.Fprintln(opt.Progress)
+	}
+	var dropped int64
+	for _, e := range execs {
+		dropped += e.ex.dropped.Load()
+	}
+	return r.summarize(coll, end, dropped)
+}
 
+// plannedExec is one executor of a run and when it starts.
+type plannedExec struct {
+	sc    *Scenario
+	ex    *executor
+	start time.Duration
+}
+
+// executors are the run's executors: the scenario's own, or one per entry
+// of its scenarios block, each with VU ids of its own.
+func (r *runner) executors(newVU func(int) *vu, coll *collector) []plannedExec {
+	subs := []*Scenario{r.sc}
+	var starts []time.Duration
+	if len(r.sc.Scenarios) > 0 {
+		subs = subs[:0]
+		for _, name := range r.sc.ScenarioNames() {
+			sub, _ := r.sc.Sub(name) // validated by Normalize
+			subs = append(subs, sub)
+			starts = append(starts, time.Duration(r.sc.Scenarios[name].StartTime))
+		}
+	}
+	var out []plannedExec
+	offset := 0
+	for i, sub := range subs {
+		base := offset
+		ex := newExecutor(func(id int) *vu { return newVU(base + id) }, r.iterate, r.sc.MaxRequests)
+		ex.onDrop = func() { coll.shard(0).drop() }
+		p := plannedExec{sc: sub, ex: ex}
+		if starts != nil {
+			p.start = starts[i]
+		}
+		out = append(out, p)
+		offset += sub.MaxActiveVUs()
+	}
+	return out
+}
+
+// runExecutor runs sc's executor on ex until it ends or stop closes.
+func runExecutor(ctx context.Context, stop <-chan struct{}, ex *executor, sc *Scenario) {
 	switch sc.Executor {
 	case ConstantVUs:
 		ex.constantVUs(ctx, stop, sc.VUs, time.Duration(sc.Duration))
@@ -249,18 +321,10 @@ func (r *runner) execute(ctx context.Context, opt RunOptions) *Summary {
 	case RampingArrivalRate:
 		ex.arrivalRate(ctx, stop, rampingSchedule(sc.StartRate, sc.Stages, time.Duration(sc.TimeUnit)), sc.PreAllocatedVUs, sc.MaxVUs)
 	}
-	close(tickDone)
-	wg.Wait()
-	end := time.Now()
-	coll.tick(end, 0)
-	if opt.Progress != nil && opt.ProgressTTY {
-		fmt.Fprintln(opt.Progress)
-	}
-	return r.summarize(coll, end, ex)
 }
 
 // ticker closes a time-series point every interval and prints progress.
-func (r *runner) ticker(coll *collector, ex *executor, interval time.Duration, done <-chan struct{}, opt RunOptions) {
+func (r *runner) ticker(coll *collector, active func() int, interval time.Duration, done <-chan struct{}, opt RunOptions) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var reqs, errs int64
@@ -269,7 +333,7 @@ func (r *runner) ticker(coll *collector, ex *executor, interval time.Duration, d
 		case <-done:
 			return
 		case now := <-t.C:
-			p := coll.tick(now, int(ex.active.Load()))
+			p := coll.tick(now, active())
 			reqs += p.Requests
 			errs += p.Errors
 			if opt.Progress != nil {
@@ -290,16 +354,16 @@ func writeProgress(w io.Writer, tty bool, p Point, reqs, errs int64) {
 }
 
 // summarize turns the collector's totals into a summary.
-func (r *runner) summarize(coll *collector, end time.Time, ex *executor) *Summary {
+func (r *runner) summarize(coll *collector, end time.Time, dropped int64) *Summary {
 	coll.mu.Lock()
 	defer coll.mu.Unlock()
 	w := coll.total
 	n, failed := w.totalReqs()
 	all := newLatencyHist()
 	s := &Summary{
-		Scenario: r.sc.Name, Executor: r.sc.Executor, Targets: r.sc.Targets,
+		Scenario: r.sc.Name, Executor: r.sc.executorText(), Targets: r.sc.Targets,
 		Start: r.start, DurationS: end.Sub(r.start).Seconds(), VUsMax: r.sc.MaxActiveVUs(),
-		Iterations: w.iters, Dropped: ex.dropped.Load(),
+		Iterations: w.iters, Dropped: dropped,
 		Requests: n, Failed: failed, FailRate: ratio(failed, n),
 		Types:     map[string]TypeSummary{},
 		Cache:     ratiosOf(w.readTiers()),

@@ -149,6 +149,12 @@ func TestRunExecutors(t *testing.T) {
 		{"constant-arrival-rate", Scenario{Executor: ConstantArrivalRate, Rate: 200, Duration: Duration(200 * time.Millisecond),
 			PreAllocatedVUs: 2, MaxVUs: 8}},
 		{"warmup", Scenario{VUs: 2, Warmup: Duration(50 * time.Millisecond), MaxRequests: 30, Duration: Duration(20 * time.Second)}},
+		{"ramping-arrival-rate", Scenario{Executor: RampingArrivalRate, StartRate: 0, PreAllocatedVUs: 2, MaxVUs: 8,
+			Stages: []Stage{{Duration: Duration(200 * time.Millisecond), Target: 400}}}},
+		{"scenarios", Scenario{Scenarios: map[string]ExecSpec{
+			"open":   {Executor: ConstantArrivalRate, Rate: 100, Duration: Duration(200 * time.Millisecond), PreAllocatedVUs: 2, MaxVUs: 8, StartTime: Duration(100 * time.Millisecond)},
+			"closed": {Executor: ConstantVUs, VUs: 2, Duration: Duration(100 * time.Millisecond)},
+		}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,6 +175,17 @@ func TestRunExecutors(t *testing.T) {
 			case "warmup": // the warmup's requests are not counted
 				if sum.Requests != 30 {
 					t.Errorf("requests %d, want the budget of 30", sum.Requests)
+				}
+			case "ramping-arrival-rate": // 0 to 400/s over 200ms: the area is 40 arrivals
+				if n := sum.Requests + sum.Dropped; n < 39 || n > 41 {
+					t.Errorf("requests %d + dropped %d, want 40", sum.Requests, sum.Dropped)
+				}
+			case "scenarios": // 20 arrivals of "open" beside "closed"'s VUs, which add some
+				if sum.Requests+sum.Dropped <= 20 || sum.Executor != "closed: constant-vus, open: constant-arrival-rate" || sum.VUsMax != 10 {
+					t.Errorf("requests %d + dropped %d (want over 20), executor %q, VUs %d (want 10)", sum.Requests, sum.Dropped, sum.Executor, sum.VUsMax)
+				}
+				if d := sum.DurationS; d < 0.3 {
+					t.Errorf("ran %.2fs, want at least the 300ms the later scenario ends at", d)
 				}
 			}
 		})
