@@ -51,7 +51,31 @@ func WriteHTML(w io.Writer, s *Summary) error {
 			{"VUs", "#475569", col(func(p Point) float64 { return float64(p.VUs) })},
 		}),
 	}
+	data.Charts = append(data.Charts, probeCharts(s.Consistency)...)
 	return reportTmpl.Execute(w, data)
+}
+
+// probeCharts draws, per second, the reads that returned an older
+// version (stale: beyond the grace window) and the largest gap from the
+// acknowledgement that made a read's version old: the invalidation lag
+// readers saw. None without the probe.
+func probeCharts(c ProbeResult) []template.HTML {
+	if !c.Enabled || len(c.Series) == 0 {
+		return nil
+	}
+	xs, stale, grace, gap := make([]float64, len(c.Series)), make([]float64, len(c.Series)), make([]float64, len(c.Series)), make([]float64, len(c.Series))
+	for i, p := range c.Series {
+		xs[i], stale[i], grace[i], gap[i] = p.T, float64(p.StaleReads), float64(p.WithinGrace), p.MaxGapMs
+	}
+	return []template.HTML{
+		svgChart("Reads of an older version per second", xs, 0, []chartLine{
+			{"stale (beyond the grace window)", "#dc2626", stale},
+			{"within the grace window", "#ca8a04", grace},
+		}),
+		svgLogChart("Invalidation lag seen by readers (ms, largest per second, log scale)", xs, []chartLine{
+			{"acknowledgement to last old read", "#9333ea", gap},
+		}),
+	}
 }
 
 // chartSeries leaves out the last point when it covers less than half an
