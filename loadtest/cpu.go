@@ -30,6 +30,8 @@ type CPU struct {
 	// request.
 	TotalUSPerReq float64 `json:"total_us_per_request"`
 	Complete      bool    `json:"complete"`
+	// ByTarget is each target's CPU seconds over the measured part.
+	ByTarget map[string]float64 `json:"by_target_seconds,omitempty"`
 }
 
 // CPUPart is one component's share of [CPU].
@@ -221,6 +223,14 @@ func parseProcStat(stat string) (float64, error) {
 func (m *cpuMeter) delta(before, after cpuSnapshot, replicasBefore, replicasAfter map[string]float64, reqs int64) CPU {
 	var c CPU
 	c.Replicas = replicaCPU(replicasBefore, replicasAfter, reqs)
+	for t, a := range replicasAfter {
+		if b, ok := replicasBefore[t]; ok {
+			if c.ByTarget == nil {
+				c.ByTarget = map[string]float64{}
+			}
+			c.ByTarget[t] = a - b
+		}
+	}
 	switch {
 	case m.rdb == nil:
 		c.Redis.Note = "no Redis URL given"

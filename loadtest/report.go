@@ -264,6 +264,11 @@ svg{display:block;margin:12px 0;background:#f8fafc;border:1px solid #e2e8f0;widt
 <tr><th>failures by status</th><td>{{counts .S.Failures.ByStatus}}</td></tr>
 <tr><th>failures by transport error</th><td>{{counts .S.Failures.ByCause}}</td></tr>
 <tr><th>failures by target</th><td>{{counts .S.Failures.ByTarget}}</td></tr></table>
+<h2>Per replica</h2>
+<table><tr><th>target</th><th>failed requests</th><th>database queries</th><th>CPU seconds</th></tr>
+{{range $t := .S.Targets}}<tr><td>{{$t}}</td><td>{{index $.S.Failures.ByTarget $t}}</td><td>{{if $.S.DB.Available}}{{index $.S.DB.ByTarget $t}}{{else}}n/a{{end}}</td><td>{{with $.S.CPU.ByTarget}}{{printf "%.2f" (index . $t)}}{{else}}n/a{{end}}</td></tr>
+{{end}}</table>
+{{if .S.CPU.Replicas.Measured}}<p>CPU per request: {{.S.CPU.Text}}</p>{{end}}
 {{with .S.LostWrites.Examples}}<h2>Lost writes</h2><table><tr><th>id</th><th>where</th><th>acknowledged</th><th>seen</th></tr>
 {{range .}}<tr><td>{{.ID}}</td><td>{{.Where}}</td><td>{{if .Deleted}}delete{{else}}version {{.Acked}}{{end}} at {{printf "%.0f" .AckMs}}ms</td><td>{{.Seen}}</td></tr>{{end}}</table>{{end}}
 <h2>Latency</h2>

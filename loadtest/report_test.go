@@ -28,3 +28,23 @@ func TestLogChart(t *testing.T) {
 		t.Errorf("chart has a fixed width:\n%s", svg)
 	}
 }
+
+// TestHTMLPerReplica: the report has a row per target with its failures,
+// database queries and CPU seconds.
+func TestHTMLPerReplica(t *testing.T) {
+	t.Parallel()
+	s := &Summary{Targets: []string{"http://a", "http://b"},
+		Failures: Failures{ByTarget: map[string]int64{"http://b": 3}},
+		DB:       DBQueries{Available: true, ByTarget: map[string]int64{"http://a": 7, "http://b": 9}},
+		CPU:      CPU{ByTarget: map[string]float64{"http://a": 1.25, "http://b": 2.5}, Replicas: CPUPart{Measured: true, USPerReq: 12}},
+	}
+	var b strings.Builder
+	if err := WriteHTML(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<td>http://a</td><td>0</td><td>7</td><td>1.25</td>", "<td>http://b</td><td>3</td><td>9</td><td>2.50</td>", "replicas 12.0µs"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
