@@ -51,6 +51,19 @@ func WriteHTML(w io.Writer, s *Summary) error {
 			{"VUs", "#475569", col(func(p Point) float64 { return float64(p.VUs) })},
 		}),
 	}
+	if len(series) > 0 && series[0].DBQueries >= 0 {
+		prev := 0.0
+		data.Charts = append(data.Charts, svgChart("Database queries per second", xs, 0, []chartLine{
+			{"queries/s", "#ea580c", col(func(p Point) float64 {
+				dt := p.T - prev
+				prev = p.T
+				if p.DBQueries < 0 || dt <= 0 {
+					return 0
+				}
+				return float64(p.DBQueries) / dt
+			})},
+		}))
+	}
 	data.Charts = append(data.Charts, probeCharts(s.Consistency)...)
 	return reportTmpl.Execute(w, data)
 }

@@ -43,6 +43,10 @@ type RunOptions struct {
 	// RedisURL, when set, is the targets' Redis: its CPU time (INFO cpu)
 	// counts in the summary's CPU per request.
 	RedisURL string
+	// SampleDB reads the targets' database query counters at every
+	// interval, for the time series (the HTML report's chart); off, the
+	// targets are read only before and after the run.
+	SampleDB bool
 	// CPUDatabaseURL, when set, is the database whose backends' CPU time
 	// counts, instead of DatabaseURL: for targets that write nowhere, so
 	// that the lost-write check must not read the database, but whose CPU
@@ -328,12 +332,22 @@ func (r *runner) ticker(coll *collector, active func() int, interval time.Durati
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var reqs, errs int64
+	var prevDB int64 = -1
+	if opt.SampleDB {
+		prevDB = r.dbTotal()
+	}
 	for {
 		select {
 		case <-done:
 			return
 		case now := <-t.C:
-			p := coll.tick(now, active())
+			dbq := int64(-1)
+			if prevDB >= 0 {
+				if n := r.dbTotal(); n >= 0 {
+					dbq, prevDB = n-prevDB, n
+				}
+			}
+			p := coll.tickDB(now, active(), dbq)
 			reqs += p.Requests
 			errs += p.Errors
 			if opt.Progress != nil {
@@ -341,6 +355,26 @@ func (r *runner) ticker(coll *collector, active func() int, interval time.Durati
 			}
 		}
 	}
+}
+
+// dbTotal is the targets' database queries so far, -1 if one did not
+// answer.
+func (r *runner) dbTotal() int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	snap, _ := snapshotTargets(ctx, r.client, r.sc.Targets)
+	if len(snap) != len(r.sc.Targets) {
+		return -1
+	}
+	var n float64
+	for _, ops := range snap {
+		for op, v := range ops {
+			if op != "seed" {
+				n += v
+			}
+		}
+	}
+	return int64(n)
 }
 
 func writeProgress(w io.Writer, tty bool, p Point, reqs, errs int64) {

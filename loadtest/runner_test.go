@@ -191,3 +191,30 @@ func TestRunExecutors(t *testing.T) {
 		})
 	}
 }
+
+// TestRunSamplesDB: with SampleDB each interval carries the targets'
+// database queries, which add up to no more than the run's; without it
+// none does.
+func TestRunSamplesDB(t *testing.T) {
+	_, urls := newFakeAPI(t, 2, 20, true)
+	for _, sample := range []bool{true, false} {
+		sc := &Scenario{Targets: urls, VUs: 2, Duration: Duration(300 * time.Millisecond), Setup: Setup{Products: 20}}
+		sum, err := Run(t.Context(), sc, RunOptions{Interval: 50 * time.Millisecond, SampleDB: sample})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sampled, total int64
+		for _, p := range sum.Series {
+			if p.DBQueries >= 0 {
+				sampled++
+				total += p.DBQueries
+			}
+		}
+		if sample && (sampled == 0 || total == 0 || total > sum.DB.Total) {
+			t.Errorf("sampled %d intervals, %d queries; want some, at most the run's %d", sampled, total, sum.DB.Total)
+		}
+		if !sample && sampled != 0 {
+			t.Errorf("sampled %d intervals without SampleDB", sampled)
+		}
+	}
+}

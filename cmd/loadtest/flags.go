@@ -265,6 +265,9 @@ func parseMix(s string) (loadtest.Mix, error) {
 func (f *scenarioFlags) runOptions(stderr io.Writer) loadtest.RunOptions {
 	tty := isTerminal(stderr)
 	opt := loadtest.RunOptions{Logf: func(format string, args ...any) { fmt.Fprintf(stderr, "loadtest: "+format+"\n", args...) }}
+	for _, o := range f.outs {
+		opt.SampleDB = opt.SampleDB || strings.HasPrefix(o, "html=") // the report charts queries over time
+	}
 	if tty || f.progress {
 		opt.Progress, opt.ProgressTTY = stderr, tty
 	}
