@@ -245,6 +245,14 @@ var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct":    func(v float64) string { return fmt.Sprintf("%.2f%%", 100*v) },
 	"ms":     FormatMs,
 	"counts": CountsText,
+	// host shows a target without its scheme: the report names no URL
+	// (it must never look like it loads one).
+	"host": func(u string) string {
+		if _, rest, ok := strings.Cut(u, "://"); ok {
+			return rest
+		}
+		return u
+	},
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>loadtest report: {{.S.Scenario}}</title>
@@ -279,7 +287,7 @@ svg{display:block;margin:12px 0;background:#f8fafc;border:1px solid #e2e8f0;widt
 <tr><th>failures by target</th><td>{{counts .S.Failures.ByTarget}}</td></tr></table>
 <h2>Per replica</h2>
 <table><tr><th>target</th><th>failed requests</th><th>database queries</th><th>CPU seconds</th></tr>
-{{range $t := .S.Targets}}<tr><td>{{$t}}</td><td>{{index $.S.Failures.ByTarget $t}}</td><td>{{if $.S.DB.Available}}{{index $.S.DB.ByTarget $t}}{{else}}n/a{{end}}</td><td>{{with $.S.CPU.ByTarget}}{{printf "%.2f" (index . $t)}}{{else}}n/a{{end}}</td></tr>
+{{range $t := .S.Targets}}<tr><td>{{host $t}}</td><td>{{index $.S.Failures.ByTarget $t}}</td><td>{{if $.S.DB.Available}}{{index $.S.DB.ByTarget $t}}{{else}}n/a{{end}}</td><td>{{with $.S.CPU.ByTarget}}{{printf "%.2f" (index . $t)}}{{else}}n/a{{end}}</td></tr>
 {{end}}</table>
 {{if .S.CPU.Replicas.Measured}}<p>CPU per request: {{.S.CPU.Text}}</p>{{end}}
 {{with .S.LostWrites.Examples}}<h2>Lost writes</h2><table><tr><th>id</th><th>where</th><th>acknowledged</th><th>seen</th></tr>

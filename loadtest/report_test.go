@@ -42,7 +42,7 @@ func TestHTMLPerReplica(t *testing.T) {
 	if err := WriteHTML(&b, s); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<td>http://a</td><td>0</td><td>7</td><td>1.25</td>", "<td>http://b</td><td>3</td><td>9</td><td>2.50</td>", "replicas 12.0µs"} {
+	for _, want := range []string{"<td>a</td><td>0</td><td>7</td><td>1.25</td>", "<td>b</td><td>3</td><td>9</td><td>2.50</td>", "replicas 12.0µs"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}
