@@ -64,9 +64,11 @@ loadtest:
 	fi
 
 ## compare: one scenario, same connections, against CACHE_MODE none, redis,
-## local and tiered (3 replicas each) and a static handler writing the same
-## bytes (the ceiling); prints throughput, p50/p99, hit ratio per tier,
-## database queries and stale reads as a table
+## local and tiered and a static handler writing the same bytes (the
+## ceiling), 3 processes each, on a private redis-server; prints throughput,
+## p50/p99, hit ratio per tier, database queries, stale reads and CPU per
+## request (replicas, Redis, PostgreSQL) as a table. Extra flags:
+## make compare LOADTEST_FLAGS='-net-latency 500us -out json=compare.json'
 compare:
 	$(GO) build -o bin/productsd ./cmd/productsd
 	$(GO) build -o bin/loadtest ./cmd/loadtest

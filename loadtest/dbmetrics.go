@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -10,24 +11,35 @@ import (
 	"time"
 )
 
-// dbCounterName is the productsd counter of database queries, labelled op.
-const dbCounterName = "productsd_db_queries_total"
+// dbCounterName is the productsd counter of database queries, labelled op;
+// cpuCounterName the process collector's CPU time.
+const (
+	dbCounterName  = "productsd_db_queries_total"
+	cpuCounterName = "process_cpu_seconds_total"
+)
 
 // dbSnapshot is each target's productsd_db_queries_total by op; a target
 // missing from the map did not answer /metrics.
 type dbSnapshot map[string]map[string]float64
 
-func snapshotDB(ctx context.Context, client *http.Client, targets []string) dbSnapshot {
-	snap := dbSnapshot{}
+// snapshotTargets reads every target's /metrics once: its database
+// queries, and its CPU seconds when it exports them.
+func snapshotTargets(ctx context.Context, client *http.Client, targets []string) (dbSnapshot, map[string]float64) {
+	snap, cpu := dbSnapshot{}, map[string]float64{}
 	for _, t := range targets {
-		if m, ok := fetchDBQueries(ctx, client, t); ok {
-			snap[t] = m
+		b, ok := fetchMetrics(ctx, client, t)
+		if !ok {
+			continue
+		}
+		snap[t], _ = parseCounter(bytes.NewReader(b), dbCounterName, "op") // a counter not yet exported has counted nothing
+		if c, ok := parseCounter(bytes.NewReader(b), cpuCounterName, ""); ok {
+			cpu[t] = c[""]
 		}
 	}
-	return snap
+	return snap, cpu
 }
 
-func fetchDBQueries(ctx context.Context, client *http.Client, target string) (map[string]float64, bool) {
+func fetchMetrics(ctx context.Context, client *http.Client, target string) ([]byte, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target+"/metrics", nil)
@@ -42,8 +54,8 @@ func fetchDBQueries(ctx context.Context, client *http.Client, target string) (ma
 	if resp.StatusCode != http.StatusOK {
 		return nil, false
 	}
-	m, _ := parseCounter(resp.Body, dbCounterName, "op")
-	return m, true // a counter not yet exported has counted nothing
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	return b, err == nil
 }
 
 // parseCounter reads the Prometheus text format and returns the samples of

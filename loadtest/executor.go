@@ -151,6 +151,10 @@ func (e *executor) rampingVUs(ctx context.Context, stop <-chan struct{}, start i
 	}
 }
 
+// schedule gives the offset of arrival i from the start of an
+// arrival-rate executor, and false when there is none (the run is over).
+type schedule func(i int64) (time.Duration, bool)
+
 // arrivalTimes is the schedule of the constant-arrival-rate executor: one
 // iteration every unit/rate, starting at offset 0, for d.
 func arrivalTimes(rate int, unit, d time.Duration) (interval time.Duration, n int64) {
@@ -161,14 +165,50 @@ func arrivalTimes(rate int, unit, d time.Duration) (interval time.Duration, n in
 	return interval, int64((d + interval - 1) / interval)
 }
 
-// constantArrivalRate starts iterations on a fixed timeline, independent of
-// how long they take: the open model. An arrival takes an idle VU, or
+func constantSchedule(rate int, unit, d time.Duration) schedule {
+	interval, n := arrivalTimes(rate, unit, d)
+	return func(i int64) (time.Duration, bool) { return time.Duration(i) * interval, i < n }
+}
+
+// rampingSchedule is the schedule of the ramping-arrival-rate executor:
+// the rate (iterations per unit) moves linearly from start through each
+// stage's target, as k6's does, and arrival i comes when the iterations
+// due since the start reach i. Within a stage of length D going from rate
+// a to b, the count after t is (a*t + (b-a)*t²/(2D)) / unit, which is
+// solved for t.
+func rampingSchedule(start int, stages []Stage, unit time.Duration) schedule {
+	u := unit.Seconds()
+	return func(i int64) (time.Duration, bool) {
+		c := float64(i) // iterations still to count
+		var offset float64
+		a := float64(start)
+		for _, st := range stages {
+			d, b := time.Duration(st.Duration).Seconds(), float64(st.Target)
+			inStage := (a + b) / 2 * d / u
+			if c <= inStage && d > 0 {
+				var t float64
+				if k := (b - a) / (2 * d); math.Abs(k) < 1e-12 {
+					t = c * u / a
+				} else {
+					t = (-a + math.Sqrt(a*a+4*k*c*u)) / (2 * k)
+				}
+				return time.Duration((offset + t) * float64(time.Second)), true
+			}
+			c -= inStage
+			offset += d
+			a = b
+		}
+		return 0, false
+	}
+}
+
+// arrivalRate starts iterations on the timeline next gives (constant or
+// ramping), independent of how long they take: the open model. An arrival takes an idle VU, or
 // allocates a new one up to maxVUs, or is dropped. Iterations run late when
 // the generator falls behind; their latency still counts from the schedule.
 // A VU is idle from its allocation until it is handed an arrival, and again
 // once its iteration returns; active counts allocated VUs.
-func (e *executor) constantArrivalRate(ctx context.Context, stop <-chan struct{}, rate int, unit, d time.Duration, pre, maxVUs int) {
-	interval, n := arrivalTimes(rate, unit, d)
+func (e *executor) arrivalRate(ctx context.Context, stop <-chan struct{}, next schedule, pre, maxVUs int) {
 	idle := make(chan *vu, maxVUs)
 	allocated := 0
 	alloc := func() *vu {
@@ -185,8 +225,12 @@ func (e *executor) constantArrivalRate(ctx context.Context, stop <-chan struct{}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 schedule:
-	for i := int64(0); i < n && e.take(); i++ {
-		at := t0.Add(time.Duration(i) * interval)
+	for i := int64(0); e.take(); i++ {
+		off, ok := next(i)
+		if !ok {
+			break
+		}
+		at := t0.Add(off)
 		if wait := time.Until(at); wait > 0 {
 			timer.Reset(wait)
 			select {

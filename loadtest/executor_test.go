@@ -107,7 +107,7 @@ func TestConstantArrivalRateSchedule(t *testing.T) {
 		times = append(times, at)
 		mu.Unlock()
 	}, 0)
-	e.constantArrivalRate(t.Context(), make(chan struct{}), 400, time.Second, 100*time.Millisecond, 4, 50)
+	e.arrivalRate(t.Context(), make(chan struct{}), constantSchedule(400, time.Second, 100*time.Millisecond), 4, 50)
 	if len(times) != 40 {
 		t.Fatalf("ran %d iterations, want 40 (400/s for 100ms)", len(times))
 	}
@@ -136,7 +136,7 @@ func TestConstantArrivalRateDropsWhenVUsRunOut(t *testing.T) {
 	e.onDrop = func() { drops <- struct{}{} }
 	done := make(chan struct{})
 	go func() {
-		e.constantArrivalRate(t.Context(), make(chan struct{}), 1000, time.Second, 20*time.Millisecond, 1, 2)
+		e.arrivalRate(t.Context(), make(chan struct{}), constantSchedule(1000, time.Second, 20*time.Millisecond), 1, 2)
 		close(done)
 	}()
 	for range 18 { // 20 arrivals, 2 VUs busy for all of them
@@ -146,5 +146,45 @@ func TestConstantArrivalRateDropsWhenVUsRunOut(t *testing.T) {
 	<-done
 	if ran.Load() != 2 || e.dropped.Load() != 18 {
 		t.Errorf("ran %d, dropped %d; want 2 and 18", ran.Load(), e.dropped.Load())
+	}
+}
+
+// TestRampingSchedule: the ramping-arrival-rate timeline, computed (no
+// clock): a ramp from 0 to 100/s over 2s then 100/s for 1s is 100 + 100
+// arrivals, spaced wider at the start of the ramp than at its end, and
+// evenly (10ms) on the plateau.
+func TestRampingSchedule(t *testing.T) {
+	next := rampingSchedule(0, []Stage{{Duration: Duration(2 * time.Second), Target: 100}, {Duration: Duration(time.Second), Target: 100}}, time.Second)
+	var offs []time.Duration
+	for i := int64(0); ; i++ {
+		off, ok := next(i)
+		if !ok {
+			break
+		}
+		offs = append(offs, off)
+	}
+	if len(offs) < 199 || len(offs) > 201 {
+		t.Fatalf("got %d arrivals, want 200", len(offs))
+	}
+	for i := 1; i < len(offs); i++ {
+		if offs[i] < offs[i-1] {
+			t.Fatalf("arrival %d at %v before arrival %d at %v", i, offs[i], i-1, offs[i-1])
+		}
+	}
+	if early, late := offs[2]-offs[1], offs[99]-offs[98]; early <= late {
+		t.Errorf("gap early in the ramp %v, late %v: want the rate to grow", early, late)
+	}
+	// On the plateau the count after 2s is 100: arrival 150 comes at 2.5s.
+	if got := offs[150]; got < 2499*time.Millisecond || got > 2501*time.Millisecond {
+		t.Errorf("arrival 150 at %v, want 2.5s", got)
+	}
+	// Halfway up the ramp (1s), 25 arrivals are due (the area under it).
+	if got := offs[25]; got < 999*time.Millisecond || got > 1001*time.Millisecond {
+		t.Errorf("arrival 25 at %v, want 1s", got)
+	}
+	// A constant stage is the constant schedule.
+	flat := rampingSchedule(400, []Stage{{Duration: Duration(100 * time.Millisecond), Target: 400}}, time.Second)
+	if off, ok := flat(10); !ok || off != 25*time.Millisecond {
+		t.Errorf("flat arrival 10 at %v, want 25ms", off)
 	}
 }

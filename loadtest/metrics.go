@@ -242,7 +242,10 @@ func (s *shard) drop() {
 // tick closes the current interval: it swaps every shard's window for an
 // empty one (holding the shard lock only for the swap), merges them into one
 // point of the series and into the totals.
-func (c *collector) tick(now time.Time, vus int) Point {
+func (c *collector) tick(now time.Time, vus int) Point { return c.tickDB(now, vus, -1) }
+
+// tickDB is tick with the interval's database queries.
+func (c *collector) tickDB(now time.Time, vus int, dbQueries int64) Point {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i := range c.shards {
@@ -256,6 +259,7 @@ func (c *collector) tick(now time.Time, vus int) Point {
 		c.free = old
 	}
 	p := pointOf(c.sec, now.Sub(c.start), now.Sub(c.last), vus)
+	p.DBQueries = dbQueries
 	c.total.merge(c.sec)
 	c.sec.reset()
 	c.last = now
@@ -279,6 +283,9 @@ type Point struct {
 	Origin   float64 `json:"origin_ratio"`
 	L1Hits   int64   `json:"l1_hits"`
 	L2Hits   int64   `json:"l2_hits"`
+	// DBQueries are the targets' database queries in the interval, -1
+	// when not sampled (see RunOptions.SampleDB).
+	DBQueries int64 `json:"db_queries"`
 }
 
 func pointOf(w *window, at, dt time.Duration, vus int) Point {

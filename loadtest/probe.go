@@ -107,8 +107,37 @@ type ProbeResult struct {
 	// which reads were still stale, le_ms being the bucket's upper bound
 	// (0 for the last, unbounded one).
 	Buckets []StalenessBucket `json:"staleness_buckets"`
+	// Series has, per second of the run, the reads that returned an
+	// older version and the largest gap from the acknowledgement that
+	// made it old: how long invalidation took, as readers saw it.
+	Series []ProbePoint `json:"series,omitempty"`
 	// ConsistentRatio is 1 - stale_reads/reads_after_write.
 	ConsistentRatio float64 `json:"consistent_ratio"`
+}
+
+// ProbePoint is one second of [ProbeResult.Series]: T is its end, in
+// seconds since the start.
+type ProbePoint struct {
+	T           float64 `json:"t"`
+	StaleReads  int64   `json:"stale_reads"`
+	WithinGrace int64   `json:"within_grace"`
+	MaxGapMs    float64 `json:"max_gap_ms"`
+}
+
+// addToSeries counts an old-version read that began at (since the start)
+// with its gap.
+func addToSeries(series *[]ProbePoint, at, gap, grace time.Duration) {
+	i := max(int(at/time.Second), 0)
+	for len(*series) <= i {
+		*series = append(*series, ProbePoint{T: float64(len(*series) + 1)})
+	}
+	p := &(*series)[i]
+	if gap > grace {
+		p.StaleReads++
+	} else {
+		p.WithinGrace++
+	}
+	p.MaxGapMs = max(p.MaxGapMs, ms(gap))
 }
 
 // StalenessBucket is one bar of the staleness histogram.
@@ -196,6 +225,7 @@ func analyzeID(l *probeLog, grace, since time.Duration, res *ProbeResult, hist *
 		res.MaxStalenessMs = max(res.MaxStalenessMs, ms(gap))
 		_ = hist.RecordValue(max(int64(gap/time.Microsecond), 1))
 		addToBuckets(res.Buckets, ms(gap))
+		addToSeries(&res.Series, r.at, gap, grace)
 		if gap > grace {
 			res.StaleReads++
 		} else {

@@ -125,3 +125,22 @@ func TestProbeAnalyzeSince(t *testing.T) {
 		t.Fatalf("AnalyzeSince(1s): %+v, want 1 stale read of 2 after the write, 1400ms old", r)
 	}
 }
+
+// TestProbeSeries: old-version reads are counted in the second they began,
+// stale or within the grace window, with the largest gap of that second.
+func TestProbeSeries(t *testing.T) {
+	p := NewProbe(50 * time.Millisecond)
+	p.Track("a")
+	p.Write("a", 2, 100*time.Millisecond)
+	p.Read("a", 1, 120*time.Millisecond)  // second 0, within grace (20ms)
+	p.Read("a", 1, 1500*time.Millisecond) // second 1, stale (1400ms)
+	p.Read("a", 2, 1600*time.Millisecond) // current: not counted
+	res := p.Analyze()
+	if len(res.Series) != 2 {
+		t.Fatalf("got %d points, want 2: %+v", len(res.Series), res.Series)
+	}
+	if s0, s1 := res.Series[0], res.Series[1]; s0.WithinGrace != 1 || s0.StaleReads != 0 || s0.MaxGapMs != 20 ||
+		s1.StaleReads != 1 || s1.MaxGapMs != 1400 || s1.T != 2 {
+		t.Fatalf("got %+v", res.Series)
+	}
+}

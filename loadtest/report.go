@@ -37,7 +37,7 @@ func WriteHTML(w io.Writer, s *Summary) error {
 			{"requests/s", "#2563eb", col(func(p Point) float64 { return p.RPS })},
 			{"errors/interval", "#dc2626", col(func(p Point) float64 { return float64(p.Errors) })},
 		}),
-		svgChart("Latency (ms)", xs, 0, []chartLine{
+		svgLogChart("Latency (ms, log scale)", xs, []chartLine{
 			{"p50", "#16a34a", col(func(p Point) float64 { return p.P50 })},
 			{"p95", "#ca8a04", col(func(p Point) float64 { return p.P95 })},
 			{"p99", "#dc2626", col(func(p Point) float64 { return p.P99 })},
@@ -51,7 +51,44 @@ func WriteHTML(w io.Writer, s *Summary) error {
 			{"VUs", "#475569", col(func(p Point) float64 { return float64(p.VUs) })},
 		}),
 	}
+	if len(series) > 0 && series[0].DBQueries >= 0 {
+		prev := 0.0
+		data.Charts = append(data.Charts, svgChart("Database queries per second", xs, 0, []chartLine{
+			{"queries/s", "#ea580c", col(func(p Point) float64 {
+				dt := p.T - prev
+				prev = p.T
+				if p.DBQueries < 0 || dt <= 0 {
+					return 0
+				}
+				return float64(p.DBQueries) / dt
+			})},
+		}))
+	}
+	data.Charts = append(data.Charts, probeCharts(s.Consistency)...)
 	return reportTmpl.Execute(w, data)
+}
+
+// probeCharts draws, per second, the reads that returned an older
+// version (stale: beyond the grace window) and the largest gap from the
+// acknowledgement that made a read's version old: the invalidation lag
+// readers saw. None without the probe.
+func probeCharts(c ProbeResult) []template.HTML {
+	if !c.Enabled || len(c.Series) == 0 {
+		return nil
+	}
+	xs, stale, grace, gap := make([]float64, len(c.Series)), make([]float64, len(c.Series)), make([]float64, len(c.Series)), make([]float64, len(c.Series))
+	for i, p := range c.Series {
+		xs[i], stale[i], grace[i], gap[i] = p.T, float64(p.StaleReads), float64(p.WithinGrace), p.MaxGapMs
+	}
+	return []template.HTML{
+		svgChart("Reads of an older version per second", xs, 0, []chartLine{
+			{"stale (beyond the grace window)", "#dc2626", stale},
+			{"within the grace window", "#ca8a04", grace},
+		}),
+		svgLogChart("Invalidation lag seen by readers (ms, largest per second, log scale)", xs, []chartLine{
+			{"acknowledgement to last old read", "#9333ea", gap},
+		}),
+	}
 }
 
 // chartSeries leaves out the last point when it covers less than half an
@@ -87,18 +124,16 @@ type chartLine struct {
 	ys          []float64
 }
 
+// The charts' coordinate space; the page scales them to its width.
 const (
-	chartW, chartH         = 760.0, 240.0
+	chartW, chartH         = 1200.0, 260.0
 	padL, padR, padT, padB = 64.0, 16.0, 28.0, 44.0
 )
 
-// svgChart draws lines over a shared x axis (seconds). yMax 0 scales to the
-// data. Only numbers and fixed labels go into the markup.
+// svgChart draws lines over a shared x axis (seconds) on a linear y axis.
+// yMax 0 scales to the data. Only numbers and fixed labels go into the
+// markup.
 func svgChart(title string, xs []float64, yMax float64, lines []chartLine) template.HTML {
-	xMax := 1.0
-	if len(xs) > 0 {
-		xMax = math.Max(xs[len(xs)-1], 1)
-	}
 	if yMax == 0 {
 		for _, l := range lines {
 			for _, y := range l.ys {
@@ -107,13 +142,59 @@ func svgChart(title string, xs []float64, yMax float64, lines []chartLine) templ
 		}
 		yMax = niceCeil(yMax * 1.05)
 	}
-	px := func(x float64) float64 { return padL + x/xMax*(chartW-padL-padR) }
-	py := func(y float64) float64 { return chartH - padB - y/yMax*(chartH-padT-padB) }
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f" role="img" aria-label="%s">`, chartW, chartH, chartW, chartH, template.HTMLEscapeString(title))
-	fmt.Fprintf(&b, `<text x="%.0f" y="16" class="t">%s</text>`, padL, template.HTMLEscapeString(title))
+	var grid []float64
 	for i := 0; i <= 4; i++ {
-		y := yMax * float64(i) / 4
+		grid = append(grid, yMax*float64(i)/4)
+	}
+	return drawChart(title, xs, lines, grid, func(y float64) float64 { return math.Min(y, yMax) / yMax })
+}
+
+// svgLogChart is svgChart on a logarithmic y axis, one grid line per
+// power of ten, so that a median of a tenth of a millisecond and a tail
+// of a hundred both show their shape. Values at or below zero sit on the
+// bottom line.
+func svgLogChart(title string, xs []float64, lines []chartLine) template.HTML {
+	lo, hi := math.Inf(1), 0.0
+	for _, l := range lines {
+		for _, y := range l.ys {
+			if y > 0 {
+				lo, hi = math.Min(lo, y), math.Max(hi, y)
+			}
+		}
+	}
+	if hi == 0 {
+		lo, hi = 0.1, 1
+	}
+	dLo, dHi := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
+	if dHi <= dLo {
+		dHi = dLo + 1
+	}
+	var grid []float64
+	for d := dLo; d <= dHi; d++ {
+		grid = append(grid, math.Pow(10, d))
+	}
+	frac := func(y float64) float64 {
+		if y <= 0 {
+			return 0
+		}
+		return math.Max(0, math.Min(1, (math.Log10(y)-dLo)/(dHi-dLo)))
+	}
+	return drawChart(title, xs, lines, grid, frac)
+}
+
+// drawChart draws lines whose y values frac maps to 0..1 of the height,
+// with labelled grid lines at grid.
+func drawChart(title string, xs []float64, lines []chartLine, grid []float64, frac func(float64) float64) template.HTML {
+	xMax := 1.0
+	if len(xs) > 0 {
+		xMax = math.Max(xs[len(xs)-1], 1)
+	}
+	px := func(x float64) float64 { return padL + x/xMax*(chartW-padL-padR) }
+	py := func(y float64) float64 { return chartH - padB - frac(y)*(chartH-padT-padB) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg viewBox="0 0 %.0f %.0f" role="img" aria-label="%s">`, chartW, chartH, template.HTMLEscapeString(title))
+	fmt.Fprintf(&b, `<text x="%.0f" y="16" class="t">%s</text>`, padL, template.HTMLEscapeString(title))
+	for _, y := range grid {
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" class="g"/><text x="%.1f" y="%.1f" class="yl">%s</text>`,
 			padL, chartW-padR, py(y), py(y), padL-6, py(y)+4, fmtNum(y))
 	}
@@ -125,7 +206,7 @@ func svgChart(title string, xs []float64, yMax float64, lines []chartLine) templ
 	for i, l := range lines {
 		var pts strings.Builder
 		for j, y := range l.ys {
-			fmt.Fprintf(&pts, "%.1f,%.1f ", px(xs[j]), py(math.Min(y, yMax)))
+			fmt.Fprintf(&pts, "%.1f,%.1f ", px(xs[j]), py(y))
 		}
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`, l.color, pts.String())
 		lx := padL + float64(i)*130
@@ -164,14 +245,22 @@ var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct":    func(v float64) string { return fmt.Sprintf("%.2f%%", 100*v) },
 	"ms":     FormatMs,
 	"counts": CountsText,
+	// host shows a target without its scheme: the report names no URL
+	// (it must never look like it loads one).
+	"host": func(u string) string {
+		if _, rest, ok := strings.Cut(u, "://"); ok {
+			return rest
+		}
+		return u
+	},
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>loadtest report: {{.S.Scenario}}</title>
 <style>
-body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#0f172a;max-width:820px}
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#0f172a}
 table{border-collapse:collapse;margin:8px 0 20px}td,th{padding:3px 10px;border-bottom:1px solid #e2e8f0;text-align:right}
 th:first-child,td:first-child{text-align:left}.ok{color:#16a34a}.fail{color:#dc2626;font-weight:bold}
-svg{display:block;margin:12px 0;background:#f8fafc;border:1px solid #e2e8f0}
+svg{display:block;margin:12px 0;background:#f8fafc;border:1px solid #e2e8f0;width:100%;height:auto}
 .g{stroke:#e2e8f0}.t{font-weight:bold;font-size:13px}.yl{text-anchor:end;font-size:11px;fill:#475569}
 .xl{text-anchor:middle;font-size:11px;fill:#475569}.lg{font-size:11px}
 </style></head><body>
@@ -196,6 +285,11 @@ svg{display:block;margin:12px 0;background:#f8fafc;border:1px solid #e2e8f0}
 <tr><th>failures by status</th><td>{{counts .S.Failures.ByStatus}}</td></tr>
 <tr><th>failures by transport error</th><td>{{counts .S.Failures.ByCause}}</td></tr>
 <tr><th>failures by target</th><td>{{counts .S.Failures.ByTarget}}</td></tr></table>
+<h2>Per replica</h2>
+<table><tr><th>target</th><th>failed requests</th><th>database queries</th><th>CPU seconds</th></tr>
+{{range $t := .S.Targets}}<tr><td>{{host $t}}</td><td>{{index $.S.Failures.ByTarget $t}}</td><td>{{if $.S.DB.Available}}{{index $.S.DB.ByTarget $t}}{{else}}n/a{{end}}</td><td>{{with $.S.CPU.ByTarget}}{{printf "%.2f" (index . $t)}}{{else}}n/a{{end}}</td></tr>
+{{end}}</table>
+{{if .S.CPU.Replicas.Measured}}<p>CPU per request: {{.S.CPU.Text}}</p>{{end}}
 {{with .S.LostWrites.Examples}}<h2>Lost writes</h2><table><tr><th>id</th><th>where</th><th>acknowledged</th><th>seen</th></tr>
 {{range .}}<tr><td>{{.ID}}</td><td>{{.Where}}</td><td>{{if .Deleted}}delete{{else}}version {{.Acked}}{{end}} at {{printf "%.0f" .AckMs}}ms</td><td>{{.Seen}}</td></tr>{{end}}</table>{{end}}
 <h2>Latency</h2>

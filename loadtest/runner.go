@@ -36,8 +36,22 @@ type RunOptions struct {
 	// Interval is the time-series resolution; default 1s.
 	Interval time.Duration
 	// DatabaseURL, when set, is the database of the targets: the
-	// lost-write check reads every acknowledged write from it too.
+	// lost-write check reads every acknowledged write from it too, and,
+	// when it is on this machine, the CPU time of its backends counts in
+	// the summary's CPU per request.
 	DatabaseURL string
+	// RedisURL, when set, is the targets' Redis: its CPU time (INFO cpu)
+	// counts in the summary's CPU per request.
+	RedisURL string
+	// SampleDB reads the targets' database query counters at every
+	// interval, for the time series (the HTML report's chart); off, the
+	// targets are read only before and after the run.
+	SampleDB bool
+	// CPUDatabaseURL, when set, is the database whose backends' CPU time
+	// counts, instead of DatabaseURL: for targets that write nowhere, so
+	// that the lost-write check must not read the database, but whose CPU
+	// per request should still be complete (the static ceiling).
+	CPUDatabaseURL string
 	// Probe, when set, is the consistency probe the run uses (it must be
 	// new), so the caller can analyse it further afterwards, for example
 	// with [Probe.AnalyzeSince].
@@ -136,11 +150,21 @@ func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
 		logf("warmup: %v", time.Duration(sc.Warmup))
 		r.warmup(ctx)
 	}
-	before := snapshotDB(ctx, client, sc.Targets)
+	meterDB := opt.DatabaseURL
+	if opt.CPUDatabaseURL != "" {
+		meterDB = opt.CPUDatabaseURL
+	}
+	meter := newCPUMeter(ctx, opt.RedisURL, meterDB)
+	defer meter.close()
+	before, cpuBefore := snapshotTargets(ctx, client, sc.Targets)
+	procBefore := meter.snapshot(ctx)
 	sum := r.execute(ctx, opt)
-	after := snapshotDB(context.WithoutCancel(ctx), client, sc.Targets) // also after Ctrl-C
+	actx := context.WithoutCancel(ctx) // also after Ctrl-C
+	procAfter := meter.snapshot(actx)
+	after, cpuAfter := snapshotTargets(actx, client, sc.Targets)
 	sum.Interrupted = ctx.Err() != nil
 	sum.DB = dbDelta(before, after, sum.Requests, sum.DurationS)
+	sum.CPU = meter.delta(procBefore, procAfter, cpuBefore, cpuAfter, sum.Requests)
 	if sc.Probe.Enabled {
 		sum.Consistency = r.probe.Analyze()
 	}
@@ -210,23 +234,35 @@ func (r *runner) execute(ctx context.Context, opt RunOptions) *Summary {
 	newVU := func(id int) *vu {
 		return &vu{id: id, rng: rand.New(rand.NewPCG(sc.Seed, uint64(id))), shard: coll.shard(id)}
 	}
-	ex := newExecutor(newVU, r.iterate, sc.MaxRequests)
-	ex.onDrop = func() { coll.shard(0).drop() }
-
 	stop, release := stopOnCancel(ctx)
 	defer release()
+	execs := r.executors(newVU, coll)
+	active := func() int {
+		n := int64(0)
+		for _, e := range execs {
+			n += e.ex.active.Load()
+		}
+		return int(n)
+	}
 	var wg sync.WaitGroup
 	tickDone := make(chan struct{})
-	wg.Go(func() { r.ticker(coll, ex, interval, tickDone, opt) })
-
-	switch sc.Executor {
-	case ConstantVUs:
-		ex.constantVUs(ctx, stop, sc.VUs, time.Duration(sc.Duration))
-	case RampingVUs:
-		ex.rampingVUs(ctx, stop, sc.StartVUs, sc.Stages, 50*time.Millisecond)
-	case ConstantArrivalRate:
-		ex.constantArrivalRate(ctx, stop, sc.Rate, time.Duration(sc.TimeUnit), time.Duration(sc.Duration), sc.PreAllocatedVUs, sc.MaxVUs)
+	wg.Go(func() { r.ticker(coll, active, interval, tickDone, opt) })
+	var runs sync.WaitGroup
+	for _, e := range execs {
+		runs.Go(func() {
+			if e.start > 0 {
+				t := time.NewTimer(e.start)
+				defer t.Stop()
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+			}
+			runExecutor(ctx, stop, e.ex, e.sc)
+		})
 	}
+	runs.Wait()
 	close(tickDone)
 	wg.Wait()
 	end := time.Now()
@@ -234,20 +270,84 @@ func (r *runner) execute(ctx context.Context, opt RunOptions) *Summary {
 	if opt.Progress != nil && opt.ProgressTTY {
 		fmt.Fprintln(opt.Progress)
 	}
-	return r.summarize(coll, end, ex)
+	var dropped int64
+	for _, e := range execs {
+		dropped += e.ex.dropped.Load()
+	}
+	return r.summarize(coll, end, dropped)
+}
+
+// plannedExec is one executor of a run and when it starts.
+type plannedExec struct {
+	sc    *Scenario
+	ex    *executor
+	start time.Duration
+}
+
+// executors are the run's executors: the scenario's own, or one per entry
+// of its scenarios block, each with VU ids of its own.
+func (r *runner) executors(newVU func(int) *vu, coll *collector) []plannedExec {
+	subs := []*Scenario{r.sc}
+	var starts []time.Duration
+	if len(r.sc.Scenarios) > 0 {
+		subs = subs[:0]
+		for _, name := range r.sc.ScenarioNames() {
+			sub, _ := r.sc.Sub(name) // validated by Normalize
+			subs = append(subs, sub)
+			starts = append(starts, time.Duration(r.sc.Scenarios[name].StartTime))
+		}
+	}
+	var out []plannedExec
+	offset := 0
+	for i, sub := range subs {
+		base := offset
+		ex := newExecutor(func(id int) *vu { return newVU(base + id) }, r.iterate, r.sc.MaxRequests)
+		ex.onDrop = func() { coll.shard(0).drop() }
+		p := plannedExec{sc: sub, ex: ex}
+		if starts != nil {
+			p.start = starts[i]
+		}
+		out = append(out, p)
+		offset += sub.MaxActiveVUs()
+	}
+	return out
+}
+
+// runExecutor runs sc's executor on ex until it ends or stop closes.
+func runExecutor(ctx context.Context, stop <-chan struct{}, ex *executor, sc *Scenario) {
+	switch sc.Executor {
+	case ConstantVUs:
+		ex.constantVUs(ctx, stop, sc.VUs, time.Duration(sc.Duration))
+	case RampingVUs:
+		ex.rampingVUs(ctx, stop, sc.StartVUs, sc.Stages, 50*time.Millisecond)
+	case ConstantArrivalRate:
+		ex.arrivalRate(ctx, stop, constantSchedule(sc.Rate, time.Duration(sc.TimeUnit), time.Duration(sc.Duration)), sc.PreAllocatedVUs, sc.MaxVUs)
+	case RampingArrivalRate:
+		ex.arrivalRate(ctx, stop, rampingSchedule(sc.StartRate, sc.Stages, time.Duration(sc.TimeUnit)), sc.PreAllocatedVUs, sc.MaxVUs)
+	}
 }
 
 // ticker closes a time-series point every interval and prints progress.
-func (r *runner) ticker(coll *collector, ex *executor, interval time.Duration, done <-chan struct{}, opt RunOptions) {
+func (r *runner) ticker(coll *collector, active func() int, interval time.Duration, done <-chan struct{}, opt RunOptions) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var reqs, errs int64
+	var prevDB int64 = -1
+	if opt.SampleDB {
+		prevDB = r.dbTotal()
+	}
 	for {
 		select {
 		case <-done:
 			return
 		case now := <-t.C:
-			p := coll.tick(now, int(ex.active.Load()))
+			dbq := int64(-1)
+			if prevDB >= 0 {
+				if n := r.dbTotal(); n >= 0 {
+					dbq, prevDB = n-prevDB, n
+				}
+			}
+			p := coll.tickDB(now, active(), dbq)
 			reqs += p.Requests
 			errs += p.Errors
 			if opt.Progress != nil {
@@ -255,6 +355,26 @@ func (r *runner) ticker(coll *collector, ex *executor, interval time.Duration, d
 			}
 		}
 	}
+}
+
+// dbTotal is the targets' database queries so far, -1 if one did not
+// answer.
+func (r *runner) dbTotal() int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	snap, _ := snapshotTargets(ctx, r.client, r.sc.Targets)
+	if len(snap) != len(r.sc.Targets) {
+		return -1
+	}
+	var n float64
+	for _, ops := range snap {
+		for op, v := range ops {
+			if op != "seed" {
+				n += v
+			}
+		}
+	}
+	return int64(n)
 }
 
 func writeProgress(w io.Writer, tty bool, p Point, reqs, errs int64) {
@@ -268,16 +388,16 @@ func writeProgress(w io.Writer, tty bool, p Point, reqs, errs int64) {
 }
 
 // summarize turns the collector's totals into a summary.
-func (r *runner) summarize(coll *collector, end time.Time, ex *executor) *Summary {
+func (r *runner) summarize(coll *collector, end time.Time, dropped int64) *Summary {
 	coll.mu.Lock()
 	defer coll.mu.Unlock()
 	w := coll.total
 	n, failed := w.totalReqs()
 	all := newLatencyHist()
 	s := &Summary{
-		Scenario: r.sc.Name, Executor: r.sc.Executor, Targets: r.sc.Targets,
+		Scenario: r.sc.Name, Executor: r.sc.executorText(), Targets: r.sc.Targets,
 		Start: r.start, DurationS: end.Sub(r.start).Seconds(), VUsMax: r.sc.MaxActiveVUs(),
-		Iterations: w.iters, Dropped: ex.dropped.Load(),
+		Iterations: w.iters, Dropped: dropped,
 		Requests: n, Failed: failed, FailRate: ratio(failed, n),
 		Types:     map[string]TypeSummary{},
 		Cache:     ratiosOf(w.readTiers()),

@@ -149,6 +149,12 @@ func TestRunExecutors(t *testing.T) {
 		{"constant-arrival-rate", Scenario{Executor: ConstantArrivalRate, Rate: 200, Duration: Duration(200 * time.Millisecond),
 			PreAllocatedVUs: 2, MaxVUs: 8}},
 		{"warmup", Scenario{VUs: 2, Warmup: Duration(50 * time.Millisecond), MaxRequests: 30, Duration: Duration(20 * time.Second)}},
+		{"ramping-arrival-rate", Scenario{Executor: RampingArrivalRate, StartRate: 0, PreAllocatedVUs: 2, MaxVUs: 8,
+			Stages: []Stage{{Duration: Duration(200 * time.Millisecond), Target: 400}}}},
+		{"scenarios", Scenario{Scenarios: map[string]ExecSpec{
+			"open":   {Executor: ConstantArrivalRate, Rate: 100, Duration: Duration(200 * time.Millisecond), PreAllocatedVUs: 2, MaxVUs: 8, StartTime: Duration(100 * time.Millisecond)},
+			"closed": {Executor: ConstantVUs, VUs: 2, Duration: Duration(100 * time.Millisecond)},
+		}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,7 +176,45 @@ func TestRunExecutors(t *testing.T) {
 				if sum.Requests != 30 {
 					t.Errorf("requests %d, want the budget of 30", sum.Requests)
 				}
+			case "ramping-arrival-rate": // 0 to 400/s over 200ms: the area is 40 arrivals
+				if n := sum.Requests + sum.Dropped; n < 39 || n > 41 {
+					t.Errorf("requests %d + dropped %d, want 40", sum.Requests, sum.Dropped)
+				}
+			case "scenarios": // 20 arrivals of "open" beside "closed"'s VUs, which add some
+				if sum.Requests+sum.Dropped <= 20 || sum.Executor != "closed: constant-vus, open: constant-arrival-rate" || sum.VUsMax != 10 {
+					t.Errorf("requests %d + dropped %d (want over 20), executor %q, VUs %d (want 10)", sum.Requests, sum.Dropped, sum.Executor, sum.VUsMax)
+				}
+				if d := sum.DurationS; d < 0.25 {
+					t.Errorf("ran %.2fs, want about the 300ms the later scenario ends at", d)
+				}
 			}
 		})
+	}
+}
+
+// TestRunSamplesDB: with SampleDB each interval carries the targets'
+// database queries, which add up to no more than the run's; without it
+// none does.
+func TestRunSamplesDB(t *testing.T) {
+	_, urls := newFakeAPI(t, 2, 20, true)
+	for _, sample := range []bool{true, false} {
+		sc := &Scenario{Targets: urls, VUs: 2, Duration: Duration(300 * time.Millisecond), Setup: Setup{Products: 20}}
+		sum, err := Run(t.Context(), sc, RunOptions{Interval: 50 * time.Millisecond, SampleDB: sample})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sampled, total int64
+		for _, p := range sum.Series {
+			if p.DBQueries >= 0 {
+				sampled++
+				total += p.DBQueries
+			}
+		}
+		if sample && (sampled == 0 || total == 0 || total > sum.DB.Total) {
+			t.Errorf("sampled %d intervals, %d queries; want some, at most the run's %d", sampled, total, sum.DB.Total)
+		}
+		if !sample && sampled != 0 {
+			t.Errorf("sampled %d intervals without SampleDB", sampled)
+		}
 	}
 }

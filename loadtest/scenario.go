@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ const (
 	ConstantVUs         = "constant-vus"
 	RampingVUs          = "ramping-vus"
 	ConstantArrivalRate = "constant-arrival-rate"
+	RampingArrivalRate  = "ramping-arrival-rate"
 )
 
 // Duration is a time.Duration that reads and writes as a Go duration string
@@ -44,7 +46,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Stage is one leg of a ramping-vus scenario: move linearly to Target VUs
+// Stage is one leg of a ramping scenario: move linearly to Target VUs
+// (ramping-vus) or Target iterations per time unit (ramping-arrival-rate)
 // over Duration.
 type Stage struct {
 	Duration Duration `json:"duration"`
@@ -97,12 +100,21 @@ type Scenario struct {
 	Duration Duration `json:"duration,omitempty"` // constant-vus, constant-arrival-rate; default 10s
 
 	StartVUs int     `json:"start_vus,omitempty"` // ramping-vus
-	Stages   []Stage `json:"stages,omitempty"`    // ramping-vus
+	Stages   []Stage `json:"stages,omitempty"`    // ramping-vus, ramping-arrival-rate
 
 	Rate            int      `json:"rate,omitempty"`              // constant-arrival-rate: iterations per TimeUnit
+	StartRate       int      `json:"start_rate,omitempty"`        // ramping-arrival-rate: iterations per TimeUnit at the start
 	TimeUnit        Duration `json:"time_unit,omitempty"`         // default 1s
-	PreAllocatedVUs int      `json:"pre_allocated_vus,omitempty"` // default 10
+	PreAllocatedVUs int      `json:"pre_allocated_vus,omitempty"` // arrival-rate executors; default 10
 	MaxVUs          int      `json:"max_vus,omitempty"`           // default PreAllocatedVUs
+
+	// Scenarios, when set, are several executors run side by side in one
+	// run, as in k6's scenarios block: each by name, with its own executor
+	// settings and an optional start_time; the executor fields above are
+	// then not used. Everything else (targets, keys, mix, probe,
+	// thresholds) is shared, and the summary covers them all; max_requests
+	// applies to each scenario.
+	Scenarios map[string]ExecSpec `json:"scenarios,omitempty"`
 
 	Keys  KeySpec   `json:"keys,omitempty"`
 	Mix   Mix       `json:"mix,omitempty"`
@@ -124,6 +136,64 @@ type Scenario struct {
 	Seed      uint64   `json:"seed,omitempty"`       // RNG seed; default 1
 	// MaxRequests stops the run after this many iterations (0: no limit).
 	MaxRequests int64 `json:"max_requests,omitempty"`
+}
+
+// ExecSpec is one named scenario of [Scenario.Scenarios]: an executor and
+// its settings, with the same names and defaults as in Scenario, and the
+// delay after the run's start at which it begins.
+type ExecSpec struct {
+	Executor        string   `json:"executor"`
+	StartTime       Duration `json:"start_time,omitempty"`
+	VUs             int      `json:"vus,omitempty"`
+	Duration        Duration `json:"duration,omitempty"`
+	StartVUs        int      `json:"start_vus,omitempty"`
+	Stages          []Stage  `json:"stages,omitempty"`
+	Rate            int      `json:"rate,omitempty"`
+	StartRate       int      `json:"start_rate,omitempty"`
+	TimeUnit        Duration `json:"time_unit,omitempty"`
+	PreAllocatedVUs int      `json:"pre_allocated_vus,omitempty"`
+	MaxVUs          int      `json:"max_vus,omitempty"`
+}
+
+// Sub is the scenario with the executor settings of its scenario name,
+// normalized, and no scenarios of its own.
+func (sc *Scenario) Sub(name string) (*Scenario, error) {
+	e, ok := sc.Scenarios[name]
+	if !ok {
+		return nil, fmt.Errorf("loadtest: no scenario %q", name)
+	}
+	sub := *sc
+	sub.Scenarios = nil
+	sub.Name = name
+	sub.Executor, sub.VUs, sub.Duration, sub.StartVUs, sub.Stages = e.Executor, e.VUs, e.Duration, e.StartVUs, e.Stages
+	sub.Rate, sub.StartRate, sub.TimeUnit, sub.PreAllocatedVUs, sub.MaxVUs = e.Rate, e.StartRate, e.TimeUnit, e.PreAllocatedVUs, e.MaxVUs
+	sub.Targets = append([]string(nil), sc.Targets...)
+	if err := sub.Normalize(); err != nil {
+		return nil, fmt.Errorf("loadtest: scenario %q: %w", name, err)
+	}
+	return &sub, nil
+}
+
+// executorText names the executor, or each scenario's.
+func (sc *Scenario) executorText() string {
+	if len(sc.Scenarios) == 0 {
+		return sc.Executor
+	}
+	var parts []string
+	for _, name := range sc.ScenarioNames() {
+		parts = append(parts, name+": "+sc.Scenarios[name].Executor)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ScenarioNames are the names of the scenarios block, in order.
+func (sc *Scenario) ScenarioNames() []string {
+	names := make([]string, 0, len(sc.Scenarios))
+	for n := range sc.Scenarios {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // LoadScenario reads a scenario from a YAML or JSON file.
@@ -215,8 +285,17 @@ func (sc *Scenario) validate() error {
 		if sc.Rate < 1 || sc.MaxVUs < sc.PreAllocatedVUs {
 			return fmt.Errorf("loadtest: constant-arrival-rate needs rate >= 1 and max_vus >= pre_allocated_vus")
 		}
+	case RampingArrivalRate:
+		if len(sc.Stages) == 0 || sc.StartRate < 0 || sc.MaxVUs < sc.PreAllocatedVUs {
+			return fmt.Errorf("loadtest: ramping-arrival-rate needs stages, start_rate >= 0 and max_vus >= pre_allocated_vus")
+		}
+		for _, st := range sc.Stages {
+			if st.Target < 0 || st.Duration < 0 {
+				return fmt.Errorf("loadtest: stage targets and durations must be >= 0")
+			}
+		}
 	default:
-		return fmt.Errorf("loadtest: unknown executor %q (%s, %s, %s)", sc.Executor, ConstantVUs, RampingVUs, ConstantArrivalRate)
+		return fmt.Errorf("loadtest: unknown executor %q (%s, %s, %s, %s)", sc.Executor, ConstantVUs, RampingVUs, ConstantArrivalRate, RampingArrivalRate)
 	}
 	for _, w := range sc.Mix.weights() {
 		if w < 0 {
@@ -229,13 +308,31 @@ func (sc *Scenario) validate() error {
 	if _, err := NewKeyChooser(sc.Keys, max(sc.Setup.Products, 1)); err != nil {
 		return err
 	}
+	for _, name := range sc.ScenarioNames() {
+		if sc.Scenarios[name].StartTime < 0 {
+			return fmt.Errorf("loadtest: scenario %q: start_time must be >= 0", name)
+		}
+		if _, err := sc.Sub(name); err != nil {
+			return err
+		}
+	}
 	_, err := ParseThresholds(sc.Thresholds)
 	return err
 }
 
-// TotalDuration is how long the executor runs.
+// TotalDuration is how long the executor runs (with scenarios, until the
+// last one ends).
 func (sc *Scenario) TotalDuration() time.Duration {
-	if sc.Executor == RampingVUs {
+	if len(sc.Scenarios) > 0 {
+		var end time.Duration
+		for _, name := range sc.ScenarioNames() {
+			if sub, err := sc.Sub(name); err == nil {
+				end = max(end, time.Duration(sc.Scenarios[name].StartTime)+sub.TotalDuration())
+			}
+		}
+		return end
+	}
+	if sc.Executor == RampingVUs || sc.Executor == RampingArrivalRate {
 		var d time.Duration
 		for _, st := range sc.Stages {
 			d += time.Duration(st.Duration)
@@ -245,8 +342,18 @@ func (sc *Scenario) TotalDuration() time.Duration {
 	return time.Duration(sc.Duration)
 }
 
-// MaxActiveVUs is the most VUs the executor will run at once.
+// MaxActiveVUs is the most VUs the executor will run at once (with
+// scenarios, their sum).
 func (sc *Scenario) MaxActiveVUs() int {
+	if len(sc.Scenarios) > 0 {
+		n := 0
+		for _, name := range sc.ScenarioNames() {
+			if sub, err := sc.Sub(name); err == nil {
+				n += sub.MaxActiveVUs()
+			}
+		}
+		return max(n, 1)
+	}
 	switch sc.Executor {
 	case RampingVUs:
 		m := sc.StartVUs
@@ -254,7 +361,7 @@ func (sc *Scenario) MaxActiveVUs() int {
 			m = max(m, st.Target)
 		}
 		return max(m, 1)
-	case ConstantArrivalRate:
+	case ConstantArrivalRate, RampingArrivalRate:
 		return sc.MaxVUs
 	}
 	return sc.VUs

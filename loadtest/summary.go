@@ -48,6 +48,7 @@ type Summary struct {
 	TierLatency map[string]Percentiles `json:"tier_latency"`
 
 	DB          DBQueries   `json:"db_queries"`
+	CPU         CPU         `json:"cpu"`
 	Consistency ProbeResult `json:"consistency"`
 	LostWrites  LostWrites  `json:"lost_writes"`
 
@@ -123,6 +124,8 @@ func (s *Summary) metric(t Threshold) float64 {
 			return s.DB.PerReq
 		}
 		return s.countOrRate(t.Agg, s.DB.Total)
+	case "cpu_per_request":
+		return s.CPU.component(t.Tags["component"])
 	case "iterations":
 		return s.countOrRate(t.Agg, s.Iterations)
 	case "dropped_iterations":
@@ -256,6 +259,9 @@ func (s *Summary) WriteText(w io.Writer) {
 		}
 	} else {
 		line("cache (reads)", "no Cache-Status on %d reads", s.Cache.Unknown)
+	}
+	if c := s.CPU; c.Replicas.Measured || c.Redis.Measured || c.Postgres.Measured {
+		line("cpu_per_request", "%s", c.Text())
 	}
 	if s.DB.Available {
 		line("db_queries", "%d  %.1f/s  %.4f/req", s.DB.Total, s.DB.PerS, s.DB.PerReq)

@@ -27,6 +27,7 @@ import (
 //	iterations          count rate
 //	dropped_iterations  count
 //	lost_writes         count (always checked: lost_writes==0 is built in)
+//	cpu_per_request     avg (µs of CPU per request)           component (replicas, redis, postgres, total)
 //
 // Durations take a unit (us, ms, s, m; ms when absent); ratios may be
 // written as percentages ("90%").
@@ -65,6 +66,7 @@ var metricDefs = map[string]metricDef{
 	"iterations":         {aggs: []string{"count", "rate"}},
 	"dropped_iterations": {aggs: []string{"count"}},
 	"lost_writes":        {aggs: []string{"count"}},
+	"cpu_per_request":    {aggs: []string{"avg"}, tags: []string{"component"}},
 }
 
 // lostWritesThreshold is built in: every run checks it, whatever the
@@ -79,7 +81,7 @@ var lostWritesThreshold = func() Threshold {
 }()
 
 var (
-	thresholdRE = regexp.MustCompile(`^\s*([a-z_]+)\s*(\{[^}]*\})?\s*:?\s*(.*)$`)
+	thresholdRE = regexp.MustCompile(`^\s*([a-z_][a-z0-9_]*)\s*(\{[^}]*\})?\s*:?\s*(.*)$`)
 	exprRE      = regexp.MustCompile(`^\s*(?:(p\(\s*[0-9.]+\s*\)|[a-z_]+)\s*)?(<=|>=|==|!=|<|>)\s*(-?[0-9.]+(?:e-?[0-9]+)?)\s*(us|µs|ms|s|m|%)?\s*$`)
 )
 
@@ -89,8 +91,35 @@ func ParseThreshold(s string) (Threshold, error) {
 	if m == nil {
 		return Threshold{}, fmt.Errorf("loadtest: threshold %q: want metric{tags}: expr", s)
 	}
-	return parseCondition(s, m[1]+m[2], m[3])
+	return parseCondition(s, m[1]+m[2], m[3], false)
 }
+
+// ParseCompareThreshold parses a threshold of a comparison: any metric
+// of [ParseThreshold], which may name the configuration it holds for
+// (http_req_duration{config:tiered}: p(99)<5ms; without a config tag it
+// holds for every configuration), or a ratio of one configuration's figure
+// to another's:
+//
+//	rps_ratio{config:tiered,base:redis} >= 2     requests per second
+//	cpu_ratio{config:tiered,base:redis} <= 0.6   total CPU per request
+//	p50_ratio{config:tiered,base:redis} <= 0.33  median latency
+func ParseCompareThreshold(s string) (Threshold, error) {
+	m := thresholdRE.FindStringSubmatch(s)
+	if m == nil {
+		return Threshold{}, fmt.Errorf("loadtest: threshold %q: want metric{tags}: expr", s)
+	}
+	return parseCondition(s, m[1]+m[2], m[3], true)
+}
+
+// compareMetricDefs are the metrics only a comparison has.
+var compareMetricDefs = map[string]metricDef{
+	"rps_ratio": {aggs: []string{"value"}, tags: []string{"config", "base"}},
+	"cpu_ratio": {aggs: []string{"value"}, tags: []string{"config", "base"}},
+	"p50_ratio": {aggs: []string{"value"}, tags: []string{"config", "base"}},
+}
+
+// Value is the figure of s that t compares (NaN for one not measured).
+func (s *Summary) Value(t Threshold) float64 { return s.metric(t) }
 
 // ParseThresholds parses the scenario form: metric (with tags) to conditions.
 func ParseThresholds(m map[string][]string) ([]Threshold, error) {
@@ -112,18 +141,24 @@ func ParseThresholds(m map[string][]string) ([]Threshold, error) {
 	return out, nil
 }
 
-func parseCondition(src, metric, expr string) (Threshold, error) {
+func parseCondition(src, metric, expr string, compare bool) (Threshold, error) {
 	t := Threshold{Source: strings.TrimSpace(src)}
 	name, tags, err := parseMetricTags(metric)
 	if err != nil {
 		return t, fmt.Errorf("loadtest: threshold %q: %w", src, err)
 	}
 	def, ok := metricDefs[name]
+	if !ok && compare {
+		def, ok = compareMetricDefs[name]
+		if ok && (tags["config"] == "" || tags["base"] == "") {
+			return t, fmt.Errorf("loadtest: threshold %q: %s needs the tags config and base", src, name)
+		}
+	}
 	if !ok {
 		return t, fmt.Errorf("loadtest: threshold %q: unknown metric %q", src, name)
 	}
 	for k := range tags {
-		if !contains(def.tags, k) {
+		if !contains(def.tags, k) && !(compare && k == "config") {
 			return t, fmt.Errorf("loadtest: threshold %q: metric %s has no tag %q", src, name, k)
 		}
 	}
@@ -252,6 +287,9 @@ func (s *Summary) Evaluate(ts []Threshold) bool {
 	for _, t := range ts {
 		actual := s.metric(t)
 		ok := t.Pass(actual)
+		if math.IsNaN(actual) {
+			actual = 0 // not measured: failed, and JSON has no NaN
+		}
 		s.Thresholds = append(s.Thresholds, ThresholdResult{Threshold: t.Source, Actual: actual, OK: ok})
 		s.ThresholdsOK = s.ThresholdsOK && ok
 	}

@@ -17,13 +17,24 @@ type Entry struct {
 
 	// The header values of ETag and Content-Length, built once per fill
 	// so that serving the entry allocates nothing for them. Shared by every
-	// response: read, never modified.
+	// response: read, never modified. lengthHeader is nil for a body that
+	// net/http buffers whole: it then writes the length itself, without
+	// the header map entry, the parse and the copy a handler's costs.
 	etagHeader   []string
 	lengthHeader []string
 }
 
+// bufferedBody is the largest body net/http buffers before it picks
+// between Content-Length and chunked encoding (its
+// bufferBeforeChunkingSize): a handler that writes at most this much and
+// returns gets a Content-Length without setting one.
+const bufferedBody = 2048
+
 func newEntry(body []byte, version int64) Entry {
-	e := Entry{Body: body, Version: version, lengthHeader: []string{strconv.Itoa(len(body))}}
+	e := Entry{Body: body, Version: version}
+	if len(body) > bufferedBody {
+		e.lengthHeader = []string{strconv.Itoa(len(body))}
+	}
 	if version > 0 {
 		e.ETag = etag(version)
 		e.etagHeader = []string{e.ETag}

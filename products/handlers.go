@@ -31,6 +31,9 @@ var (
 	l1HitStatus     = []string{statusL1Hit}
 )
 
+// errMalformedID answers a /products/{id} whose id is not a UUID.
+var errMalformedID = errors.New("malformed product id, want a UUID")
+
 // parseID parses the {id} of /products/{id}: a UUID in its canonical 36
 // character form (any case). Cache keys are built from the parsed value
 // only. The id is read from the path the router matched rather than from
@@ -38,25 +41,64 @@ var (
 // allocations per request.
 func parseID(r *http.Request) (uuid.UUID, error) {
 	s, ok := strings.CutPrefix(r.URL.Path, "/products/")
-	if !ok || len(s) != 36 {
-		return uuid.Nil, errors.New("malformed product id, want a UUID")
+	if !ok {
+		return uuid.Nil, errMalformedID
 	}
-	id, err := uuid.Parse(s)
-	if err != nil {
-		return uuid.Nil, errors.New("malformed product id, want a UUID")
+	var key [36]byte
+	return parseCanonicalUUID(s, key[:])
+}
+
+// parseCanonicalUUID parses xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex
+// digits of either case), the one form uuid.Parse accepts at 36
+// characters, writing its canonical lower-case form into key[:36] on the
+// way: the cache key needs it, and the hot path would otherwise encode the
+// parsed value again.
+func parseCanonicalUUID(s string, key []byte) (uuid.UUID, error) {
+	var id uuid.UUID
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return uuid.Nil, errMalformedID
+	}
+	key = key[:36]
+	key[8], key[13], key[18], key[23] = '-', '-', '-', '-'
+	for j, i := range uuidDigitPairs {
+		hi, lo := hexValue[s[i]], hexValue[s[i+1]]
+		if hi|lo == 0xff {
+			return uuid.Nil, errMalformedID
+		}
+		id[j] = hi<<4 | lo
+		key[i], key[i+1] = lowerHex[hi], lowerHex[lo]
 	}
 	return id, nil
 }
 
+// uuidDigitPairs are where the 16 bytes of a canonical UUID start.
+var uuidDigitPairs = [16]int{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
+
+const lowerHex = "0123456789abcdef"
+
+// hexValue maps a hex digit to its value and every other byte to 0xff.
+var hexValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range lowerHex {
+		t[c] = byte(i)
+		if c >= 'a' {
+			t[c-'a'+'A'] = byte(i)
+		}
+	}
+	return t
+}()
+
 // handleGetProduct serves GET /products/{id}.
 func handleGetProduct(logger *slog.Logger, svc *Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := parseID(r)
-		if err != nil {
+		text, _ := strings.CutPrefix(r.URL.Path, "/products/")
+		e, status, err := svc.productByText(r.Context(), text)
+		if errors.Is(err, errMalformedID) {
 			writeProblem(w, http.StatusBadRequest, err.Error(), nil)
 			return
 		}
-		e, status, err := svc.Product(r.Context(), id)
 		setCacheStatus(w, status)
 		if err != nil {
 			writeError(w, r, logger, err)
@@ -214,15 +256,26 @@ func writeEntry(w http.ResponseWriter, r *http.Request, e Entry, code int) {
 	h := w.Header()
 	if e.ETag != "" {
 		h["Etag"] = e.etagHeader
-		if code == http.StatusOK && noneMatch(r.Header.Get("If-None-Match"), e.ETag) {
+		if code == http.StatusOK && noneMatch(firstValue(r.Header, "If-None-Match"), e.ETag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
 	}
 	h["Content-Type"] = jsonContentType
-	h["Content-Length"] = e.lengthHeader
+	if e.lengthHeader != nil {
+		h["Content-Length"] = e.lengthHeader
+	}
 	w.WriteHeader(code)
 	_, _ = w.Write(e.Body)
+}
+
+// firstValue is h.Get(key) for a key already in canonical form, without
+// canonicalizing it again on every request.
+func firstValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // writeError maps a service error to its problem. A 500 says nothing of

@@ -107,12 +107,14 @@ func (s *Service) ready() error {
 	return nil
 }
 
+// productKeyPrefix starts the cache key of every product.
+const productKeyPrefix = "product:"
+
 // ProductKey is the cache key of product id: "product:<id>".
 func ProductKey(id uuid.UUID) string {
-	const prefix = "product:"
-	var b [len(prefix) + 36]byte
-	copy(b[:], prefix)
-	encodeUUID(b[len(prefix):], id)
+	var b [len(productKeyPrefix) + 36]byte
+	copy(b[:], productKeyPrefix)
+	encodeUUID(b[len(productKeyPrefix):], id)
 	return string(b[:])
 }
 
@@ -146,17 +148,59 @@ func (s *Service) Product(ctx context.Context, id uuid.UUID) (Entry, string, err
 	if err := s.ready(); err != nil {
 		return Entry{}, "", err
 	}
-	load := func(ctx context.Context) (Entry, error) {
-		p, err := s.store.Get(ctx, id)
-		if errors.Is(err, ErrNotFound) {
-			return Entry{}, tiercache.ErrNotFound
-		}
-		if err != nil {
-			return Entry{}, err
-		}
-		return productEntry(p)
+	if s.cache == nil {
+		return s.read(ctx, "", func(ctx context.Context) (Entry, error) { return s.loadProduct(ctx, id) })
 	}
-	return s.read(ctx, ProductKey(id), load)
+	rd := newProductRead(s)
+	encodeUUID(rd.key[len(productKeyPrefix):], id)
+	rd.id = id
+	return s.readProduct(ctx, rd)
+}
+
+// productByText is [Service.Product] of the id as the path spells it
+// (see [parseCanonicalUUID]); errMalformedID if it is not a UUID.
+func (s *Service) productByText(ctx context.Context, text string) (Entry, string, error) {
+	rd := newProductRead(s)
+	id, err := parseCanonicalUUID(text, rd.key[len(productKeyPrefix):])
+	if err != nil {
+		rd.recycle()
+		return Entry{}, "", err
+	}
+	if err := s.ready(); err != nil {
+		rd.recycle()
+		return Entry{}, "", err
+	}
+	rd.id = id
+	if s.cache == nil {
+		defer rd.recycle() // the load runs here and now
+		return s.read(ctx, "", rd.load)
+	}
+	return s.readProduct(ctx, rd)
+}
+
+// readProduct reads the product rd names through the cache, and recycles
+// rd when it may.
+func (s *Service) readProduct(ctx context.Context, rd *productRead) (Entry, string, error) {
+	e, info, err := s.lookup(ctx, rd.cacheKey(), rd.load)
+	if info.Source == tiercache.SourceL1 {
+		rd.recycle()
+		if err == nil {
+			return e, statusL1Hit, nil
+		}
+	}
+	return e, s.status(info), err
+}
+
+// loadProduct reads product id from the store for the cache.
+func (s *Service) loadProduct(ctx context.Context, id uuid.UUID) (Entry, error) {
+	p, err := s.store.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Entry{}, tiercache.ErrNotFound
+	}
+	if err != nil {
+		return Entry{}, err
+	}
+	return productEntry(p)
 }
 
 // List returns a page of at most limit products after the id after
@@ -183,18 +227,28 @@ func (s *Service) read(ctx context.Context, key string, load tiercache.LoadFunc[
 		}
 		return e, "", err
 	}
+	e, info, err := s.lookup(ctx, key, load, opts...)
+	return e, s.status(info), err
+}
+
+// lookup reads key through the cache, mapping its errors to the service's.
+func (s *Service) lookup(ctx context.Context, key string, load tiercache.LoadFunc[Entry], opts ...tiercache.GetOption) (Entry, tiercache.Info, error) {
 	e, info, err := s.cache.GetInfo(ctx, key, load, opts...)
-	status := ""
-	if info.Source != 0 {
-		status = cacheStatus(s.cache.Mode(), info)
+	switch {
+	case errors.Is(err, tiercache.ErrNotFound):
+		return Entry{}, info, ErrNotFound
+	case errors.Is(err, tiercache.ErrClosed):
+		return Entry{}, tiercache.Info{}, ErrUnavailable
 	}
-	if errors.Is(err, tiercache.ErrNotFound) {
-		return Entry{}, status, ErrNotFound
+	return e, info, err
+}
+
+// status is the Cache-Status header of an answer found as info says.
+func (s *Service) status(info tiercache.Info) string {
+	if info.Source == 0 {
+		return ""
 	}
-	if errors.Is(err, tiercache.ErrClosed) {
-		return Entry{}, "", ErrUnavailable
-	}
-	return e, status, err
+	return cacheStatus(s.cache.Mode(), info)
 }
 
 // Create stores a new product and returns its entry. A negative cache entry

@@ -15,7 +15,7 @@ import (
 	gocache "github.com/go-redis/cache/v9"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/redis/go-redis/v9"
-	"github.com/tiercache/productcache/loadtest/chaos"
+	"github.com/tiercache/productcache/internal/tcpproxy"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -236,7 +236,7 @@ func BenchmarkInvalidationThroughput(b *testing.B) {
 	for _, latency := range []time.Duration{0, 500 * time.Microsecond} {
 		addr := rdb.Options().Addr
 		if latency > 0 {
-			p, err := chaos.NewProxy(addr)
+			p, err := tcpproxy.New(addr)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/tiercache/productcache/loadtest"
 	"github.com/tiercache/productcache/loadtest/chaos"
 	"github.com/tiercache/productcache/loadtest/cluster"
@@ -60,7 +63,8 @@ func runCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	f.register(fs)
 	seedBin := fs.String("seed-binary", "", "productsd binary: make missing products with 'productsd seed' instead of POST")
 	dbURL := fs.String("database-url", envOr(getenv, "DATABASE_URL", defaultDatabaseURL),
-		"database for -seed-binary ($DATABASE_URL); when given as a flag, the lost-write check reads every acknowledged write from it too")
+		"database for -seed-binary ($DATABASE_URL); when given as a flag, the lost-write check reads every acknowledged write from it too, and the CPU of its backends counts (when it is on this machine)")
+	redisURL := fs.String("redis-url", "", "the targets' Redis: its CPU time (INFO cpu) counts in the CPU per request")
 	file, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -85,6 +89,7 @@ func runCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 			opt.DatabaseURL = *dbURL // named on purpose: the lost-write check reads it too
 		}
 	})
+	opt.RedisURL = *redisURL
 	if err := f.validateOuts(); err != nil {
 		return err
 	}
@@ -102,6 +107,7 @@ func runCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 type clusterFlags struct {
 	binary, databaseURL, redisURL string
 	replicas                      int
+	netLatency                    time.Duration // added each way between the replicas and Redis and PostgreSQL
 	freshDB, verbose              bool
 	env                           envFlag // added to every replica's environment
 }
@@ -124,6 +130,7 @@ func (c *clusterFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.databaseURL, "database-url", envOr(getenv, "DATABASE_URL", defaultDatabaseURL), "PostgreSQL ($DATABASE_URL)")
 	fs.StringVar(&c.redisURL, "redis-url", envOr(getenv, "REDIS_URL", defaultRedisURL), "Redis ($REDIS_URL)")
 	fs.IntVar(&c.replicas, "replicas", 3, "productsd replicas")
+	fs.DurationVar(&c.netLatency, "net-latency", 0, "simulate a network: an in-process proxy adds this latency each way between the replicas and Redis and PostgreSQL (e.g. 500us)")
 	fs.BoolVar(&c.freshDB, "fresh-db", true, "run against a new database, dropped at the end")
 	fs.BoolVar(&c.verbose, "v", false, "show productsd output")
 	fs.Var(&c.env, "replica-env", "KEY=VALUE added to every replica's environment, e.g. GOMAXPROCS=1 or CACHE_L1_TTL=5s (repeatable)")
@@ -194,7 +201,7 @@ func demoCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	opt := f.runOptions(stderr)
-	opt.DatabaseURL = dbURL
+	opt.DatabaseURL, opt.RedisURL = dbURL, c.redisURL
 	seed := func(ctx context.Context, n int) error { return cluster.Seed(ctx, c.binary, dbURL, n, nil, seedEnv...) }
 	if c.freshDB {
 		if err := seed(ctx, sc.Setup.Products); err != nil {
@@ -203,8 +210,18 @@ func demoCmd(ctx context.Context, args []string, getenv func(string) string, std
 	} else {
 		opt.Seed = seed
 	}
+	replicaDB, replicaRedis := dbURL, c.redisURL
+	if c.netLatency > 0 {
+		nw, err := cluster.NewNetwork(c.redisURL, dbURL, c.netLatency)
+		if err != nil {
+			return err
+		}
+		defer nw.Close()
+		replicaDB, replicaRedis = nw.DatabaseURL(), nw.RedisURL()
+		fmt.Fprintf(stderr, "loadtest: the replicas reach Redis and PostgreSQL through proxies adding %v each way\n", c.netLatency)
+	}
 	cl, err := cluster.StartCluster(ctx, cluster.Config{
-		Binary: c.binary, DatabaseURL: dbURL, RedisURL: c.redisURL, Mode: *mode,
+		Binary: c.binary, DatabaseURL: replicaDB, RedisURL: replicaRedis, Mode: *mode,
 		Replicas: c.replicas, Namespace: ns, Output: c.output(stderr), Env: c.env,
 	})
 	if err != nil {
@@ -228,11 +245,17 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 	f.register(fs)
 	c.register(fs, getenv)
 	configs := fs.String("configs", "none,redis,local,tiered,static", "configurations, in order (none, redis, local, tiered, static)")
-	inProcess := fs.Bool("static-in-process", false, "serve the static ceiling from this process instead of a child process")
+	inProcess := fs.Bool("static-in-process", false, "serve the static ceiling from this process instead of child processes (its CPU is then not measured)")
+	privateRedis := fs.Bool("private-redis", true, "run the replicas against a redis-server of their own, so that its CPU time is theirs alone (-private-redis=false: -redis-url)")
 	file, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
+	thresholds, err := compareThresholds(f.thresholds)
+	if err != nil {
+		return err
+	}
+	f.thresholds = nil // a comparison's thresholds are its own, not the scenario's
 	base := loadtest.DefaultScenario()
 	base.Duration = loadtest.Duration(8 * time.Second)
 	base.Warmup = loadtest.Duration(3 * time.Second)
@@ -242,6 +265,9 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	targets, err := compareTargets(*configs, c.replicas)
 	if err != nil {
+		return err
+	}
+	if err := f.validateOuts(); err != nil {
 		return err
 	}
 	sc.Targets = []string{"http://placeholder"}
@@ -254,41 +280,83 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	defer drop()
 	prefix := fmt.Sprintf("loadtest-compare-%d", time.Now().UnixNano())
-	defer c.cleanRedis(prefix, stderr)
-	fmt.Fprintf(stderr, "loadtest: cache namespaces %s-<config>-*\n", prefix)
+	if *privateRedis {
+		rs, err := cluster.StartRedis(ctx, c.output(stderr))
+		if err != nil {
+			return fmt.Errorf("%w (or run with -private-redis=false)", err)
+		}
+		defer rs.Stop()
+		c.redisURL = rs.URL()
+		fmt.Fprintf(stderr, "loadtest: a private redis-server on %s\n", rs.Addr())
+	} else {
+		defer c.cleanRedis(prefix, stderr)
+		fmt.Fprintf(stderr, "loadtest: cache namespaces %s-<config>-*\n", prefix)
+	}
 	cfg := compare.Config{
 		NamespacePrefix: prefix,
 		Scenario:        *sc,
 		Cluster:         cluster.Config{Binary: c.binary, DatabaseURL: dbURL, RedisURL: c.redisURL, Output: c.output(stderr), Env: c.env},
 		Targets:         targets,
 		Run:             f.runOptions(stderr),
+		NetLatency:      c.netLatency,
 		Logf:            func(format string, args ...any) { fmt.Fprintf(stderr, "loadtest: "+format+"\n", args...) },
+	}
+	if c.netLatency > 0 {
+		fmt.Fprintf(stderr, "loadtest: the replicas reach Redis and PostgreSQL through proxies adding %v each way\n", c.netLatency)
 	}
 	if !*inProcess {
 		exe, err := os.Executable()
 		if err != nil {
 			return err
 		}
-		cfg.StaticCommand = []string{exe, "static"}
+		cfg.StaticCommand = []string{exe, "static", "-metrics"}
 	}
 	res, err := compare.Compare(ctx, cfg)
 	if res != nil && len(res.Rows) > 0 {
+		res.Evaluate(thresholds)
 		res.WriteTable(stdout)
 	}
 	if err != nil {
 		return err
 	}
-	return writeCompareOuts(res, f.outs)
+	if err := writeCompareOuts(res, f.outs); err != nil {
+		return err
+	}
+	if !res.ThresholdsOK() {
+		return fmt.Errorf("%w: %d of %d", loadtest.ErrThresholds, countFailed(res.Thresholds), len(res.Thresholds))
+	}
+	return nil
+}
+
+// compareThresholds parses the -threshold flags of compare.
+func compareThresholds(list []string) ([]loadtest.Threshold, error) {
+	var out []loadtest.Threshold
+	for _, s := range list {
+		t, err := loadtest.ParseCompareThreshold(s)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func countFailed(rs []loadtest.ThresholdResult) int {
+	n := 0
+	for _, r := range rs {
+		if !r.OK {
+			n++
+		}
+	}
+	return n
 }
 
 func compareTargets(list string, replicas int) ([]compare.Target, error) {
 	var out []compare.Target
 	for _, name := range splitList(list) {
 		switch name {
-		case "none", "redis", "local", "tiered":
+		case "none", "redis", "local", "tiered", "static":
 			out = append(out, compare.Target{Name: name, Mode: name, Replicas: replicas})
-		case "static":
-			out = append(out, compare.Target{Name: name, Mode: name, Replicas: 1})
 		default:
 			return nil, usagef("unknown configuration %q (none, redis, local, tiered, static)", name)
 		}
@@ -296,18 +364,15 @@ func compareTargets(list string, replicas int) ([]compare.Target, error) {
 	return out, nil
 }
 
-// writeCompareOuts writes json=FILE (every row's summary) and html=FILE
-// (the tiered row's report, or the last row's).
+// writeCompareOuts writes json=FILE (the figures of every configuration,
+// see [compare.Report]) and html=FILE (the tiered row's report, or the
+// last row's).
 func writeCompareOuts(res *compare.Result, outs []string) error {
 	for _, o := range outs {
 		kind, path, _ := strings.Cut(o, "=")
 		switch kind {
 		case "json":
-			b, err := json.MarshalIndent(res, "", "  ")
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			if err := res.WriteJSONFile(path); err != nil {
 				return err
 			}
 		case "html":
@@ -336,6 +401,7 @@ func staticCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	etag := fs.String("etag", "", "ETag to send with the product")
 	cacheStatus := fs.String("cache-status", "", "Cache-Status to send with the product (productsd-l1; hit: the same bytes as an L1 hit)")
 	from := fs.String("from", "", "copy the bytes from this product URL instead (http://host/products/ID)")
+	metrics := fs.Bool("metrics", false, "serve this process's CPU and memory (Prometheus process collector) on /metrics")
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -345,6 +411,11 @@ func staticCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *cacheStatus != "" {
 		srv.CacheStatus = *cacheStatus
+	}
+	if *metrics {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		srv.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	}
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {

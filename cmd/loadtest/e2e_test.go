@@ -6,19 +6,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/redis/go-redis/v9"
 	"github.com/tiercache/productcache/loadtest/cluster"
-	"github.com/tiercache/productcache/loadtest/compare"
 )
 
 // TestEndToEnd builds productsd and loadtest, starts three tiered productsd
@@ -181,8 +182,11 @@ func runBinary(ctx context.Context, t *testing.T, bin string, args ...string) (s
 }
 
 // TestCompareEndToEnd runs `loadtest compare` over two real configurations
-// and the static ceiling, briefly, and checks the table and the JSON rows,
-// and that the database and the Redis keys it made are gone afterwards.
+// and the static ceiling, briefly, on a private redis-server, and checks
+// the table, the JSON figures (field names as CI reads them, CPU per
+// request of every component), that replicas work behind the simulated
+// network's proxies, that a failed threshold exits 99, and that
+// the database and the redis-server it made are gone afterwards.
 func TestCompareEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs PostgreSQL and Redis; skipped with -short")
@@ -196,39 +200,43 @@ func TestCompareEndToEnd(t *testing.T) {
 
 	out := filepath.Join(dir, "compare.json")
 	text, code := runBinary(ctx, t, lt, "compare", "-productsd", productsd, "-configs", "none,tiered,static",
-		"-replicas", "2", "-duration", "1s", "-warmup", "500ms", "-vus", "4", "-products", "300", "-out", "json="+out)
-	if code != 0 {
-		t.Fatalf("compare exited %d:\n%s", code, text)
+		"-replicas", "2", "-duration", "1s", "-warmup", "500ms", "-vus", "4", "-products", "300", "-out", "json="+out,
+		"-threshold", "http_req_failed<0.01", "-threshold", "rps_ratio{config:tiered,base:static}>=1000", "-net-latency", "200us")
+	if code != exitThresholds {
+		t.Fatalf("compare exited %d, want %d (one threshold cannot hold):\n%s", code, exitThresholds, text)
 	}
-	for _, want := range []string{"config", "none", "tiered", "static", "tiered/static"} {
+	for _, want := range []string{"config", "none", "tiered", "static", "tiered/static", "CPU µs/req", "through proxies adding 200µs each way",
+		"ok   http_req_failed<0.01 [tiered]", "FAIL rps_ratio{config:tiered,base:static}>=1000"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("compare output lacks %q:\n%s", want, text)
 		}
 	}
-	var res compare.Result
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
+	configs := compareJSON(t, b)
+	for i, name := range []string{"none", "tiered", "static"} {
+		c := configs[i]
+		if c["config"] != name || c["replicas"] != 2.0 || c["rps"].(float64) <= 0 || c["failed"] != 0.0 {
+			t.Errorf("config %d: got %v, want %s with 2 replicas, some requests and no failures", i, c, name)
+		}
+		for part, v := range c["cpu_us_per_request"].(map[string]any) {
+			if f, ok := v.(float64); !ok || f < 0 || (part != "redis" && part != "postgres" && f == 0) {
+				t.Errorf("%s: cpu_us_per_request.%s = %v, want a measured figure", name, part, v)
+			}
+		}
 	}
-	if len(res.Rows) != 3 {
-		t.Fatalf("got %d rows, want 3", len(res.Rows))
+	if none, tiered := configs[0], configs[1]; none["db_queries_per_request"].(float64) < 0.9 ||
+		none["hit_ratio"].(map[string]any)["origin"] != 0.0 || tiered["hit_ratio"].(map[string]any)["l1"].(float64) <= 0 ||
+		none["cpu_us_per_request"].(map[string]any)["postgres"].(float64) <= 0 {
+		t.Errorf("none: %v; tiered: %v; want ~1 query per request and PostgreSQL CPU for none, L1 hits for tiered", none, tiered)
 	}
-	none, tiered, static := res.Rows[0].Summary, res.Rows[1].Summary, res.Rows[2].Summary
-	if none.Requests == 0 || tiered.Requests == 0 || static.Requests == 0 {
-		t.Errorf("requests none=%d tiered=%d static=%d, want all > 0", none.Requests, tiered.Requests, static.Requests)
-	}
-	if none.Cache.Classified != 0 || tiered.Cache.L1 <= 0 || none.DB.PerReq < 0.9 {
-		t.Errorf("none: %+v db %+v; tiered: %+v; want no Cache-Status and ~1 query per request for none, L1 hits for tiered",
-			none.Cache, none.DB, tiered.Cache)
-	}
-	// What compare made is gone: its database and its Redis keys.
+	// What compare made is gone: its database and its redis-server.
 	db := regexp.MustCompile(`fresh database \(postgres://[^/]*/(loadtest_[0-9a-f]+)`).FindStringSubmatch(text)
-	ns := regexp.MustCompile(`cache namespaces (loadtest-compare-\d+)-`).FindStringSubmatch(text)
-	if db == nil || ns == nil {
-		t.Fatalf("compare did not name its database and namespaces:\n%s", text)
+	rs := regexp.MustCompile(`private redis-server on (\S+)`).FindStringSubmatch(text)
+	if db == nil || rs == nil {
+		t.Fatalf("compare did not name its database and redis-server:\n%s", text)
 	}
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
@@ -239,14 +247,37 @@ func TestCompareEndToEnd(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db[1]).Scan(&exists); err != nil || exists {
 		t.Errorf("database %s still exists (%v)", db[1], err)
 	}
-	opt, err := redis.ParseURL(envOr(os.Getenv, "REDIS_URL", defaultRedisURL))
-	if err != nil {
+	if c, err := net.DialTimeout("tcp", rs[1], time.Second); err == nil {
+		c.Close()
+		t.Errorf("the private redis-server on %s still answers", rs[1])
+	}
+}
+
+// compareJSON checks that b has exactly the fields of compare's JSON
+// (DESIGN: what CI tracks) and returns its configs.
+func compareJSON(t *testing.T, b []byte) []map[string]any {
+	t.Helper()
+	var doc struct {
+		Configs []map[string]any `json:"configs"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	keys, _, err := rdb.Scan(ctx, 0, ns[1]+"*", 1000).Result()
-	if err != nil || len(keys) > 0 {
-		t.Errorf("%d Redis keys of %s left behind (%v)", len(keys), ns[1], err)
+	want := []string{"config", "cpu_us_per_request", "db_queries_per_request", "failed", "hit_ratio", "p50_ms", "p99_ms", "replicas", "rps", "stale_reads"}
+	nested := map[string][]string{"cpu_us_per_request": {"postgres", "redis", "replicas", "total"}, "hit_ratio": {"l1", "l2", "origin"}}
+	if len(doc.Configs) != 3 {
+		t.Fatalf("got %d configs, want 3:\n%s", len(doc.Configs), b)
 	}
+	for _, c := range doc.Configs {
+		if got := slices.Sorted(maps.Keys(c)); !slices.Equal(got, want) {
+			t.Fatalf("fields %v, want %v", got, want)
+		}
+		for k, fields := range nested {
+			m, _ := c[k].(map[string]any)
+			if got := slices.Sorted(maps.Keys(m)); !slices.Equal(got, fields) {
+				t.Fatalf("%s fields %v, want %v", k, got, fields)
+			}
+		}
+	}
+	return doc.Configs
 }

@@ -24,6 +24,7 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 type scenarioFlags struct {
 	name, targets, executor, stages, keys, mix, balance string
 	vus, startVUs, rate, preVUs, maxVUs, products       int
+	startRate                                           int
 	probeSample, listLimit                              int
 	duration, timeUnit, grace, timeout, warmup          time.Duration
 	zipfS, hotKeys, hotTraffic                          float64
@@ -31,6 +32,7 @@ type scenarioFlags struct {
 	seed                                                uint64
 	maxRequests                                         int64
 	thresholds, outs                                    listFlag
+	summaryExport                                       string
 	progress, quiet                                     bool
 }
 
@@ -38,10 +40,11 @@ func (f *scenarioFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.name, "name", "", "scenario name")
 	fs.StringVar(&f.targets, "targets", "", "comma-separated base URLs, one per replica")
 	fs.StringVar(&f.balance, "balance", "", "how a request picks its target: round-robin or random")
-	fs.StringVar(&f.executor, "executor", "", "constant-vus, ramping-vus or constant-arrival-rate")
+	fs.StringVar(&f.executor, "executor", "", "constant-vus, ramping-vus, constant-arrival-rate or ramping-arrival-rate")
 	fs.IntVar(&f.vus, "vus", 0, "VUs (constant-vus)")
 	fs.DurationVar(&f.duration, "duration", 0, "test duration (constant-vus, constant-arrival-rate)")
-	fs.StringVar(&f.stages, "stages", "", "ramping-vus stages, e.g. 5s:20,10s:20,5s:0")
+	fs.StringVar(&f.stages, "stages", "", "ramping stages, duration:target, e.g. 5s:20,10s:20,5s:0 (VUs; iterations per -time-unit with -executor ramping-arrival-rate)")
+	fs.IntVar(&f.startRate, "start-rate", 0, "iterations per -time-unit at the start (ramping-arrival-rate)")
 	fs.IntVar(&f.startVUs, "start-vus", 0, "VUs at the start (ramping-vus)")
 	fs.IntVar(&f.rate, "rate", 0, "iterations per -time-unit (constant-arrival-rate)")
 	fs.DurationVar(&f.timeUnit, "time-unit", 0, "time unit of -rate (default 1s)")
@@ -63,6 +66,7 @@ func (f *scenarioFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.listLimit, "list-limit", 0, "page size of list requests")
 	fs.Int64Var(&f.maxRequests, "max-requests", 0, "stop after this many requests")
 	fs.Var(&f.outs, "out", "output: json=FILE or html=FILE (repeatable)")
+	fs.StringVar(&f.summaryExport, "summary-export", "", "write the end-of-test summary to FILE in k6's --summary-export JSON shape")
 	fs.BoolVar(&f.progress, "progress", false, "print progress on stderr even when it is not a terminal")
 	fs.BoolVar(&f.quiet, "quiet", false, "no end-of-test summary on stdout")
 }
@@ -128,11 +132,16 @@ func (f *scenarioFlags) apply(sc *loadtest.Scenario, name string) error {
 		if err != nil {
 			return err
 		}
-		sc.Stages, sc.Executor = st, loadtest.RampingVUs
+		sc.Stages = st
+		if sc.Executor != loadtest.RampingArrivalRate {
+			sc.Executor = loadtest.RampingVUs
+		}
 	case "start-vus":
 		sc.StartVUs = f.startVUs
 	case "rate":
 		sc.Rate = f.rate
+	case "start-rate":
+		sc.StartRate = f.startRate
 	case "time-unit":
 		sc.TimeUnit = d(f.timeUnit)
 	case "pre-allocated-vus":
@@ -256,6 +265,9 @@ func parseMix(s string) (loadtest.Mix, error) {
 func (f *scenarioFlags) runOptions(stderr io.Writer) loadtest.RunOptions {
 	tty := isTerminal(stderr)
 	opt := loadtest.RunOptions{Logf: func(format string, args ...any) { fmt.Fprintf(stderr, "loadtest: "+format+"\n", args...) }}
+	for _, o := range f.outs {
+		opt.SampleDB = opt.SampleDB || strings.HasPrefix(o, "html=") // the report charts queries over time
+	}
 	if tty || f.progress {
 		opt.Progress, opt.ProgressTTY = stderr, tty
 	}
@@ -276,6 +288,11 @@ func isTerminal(w io.Writer) bool {
 func (f *scenarioFlags) report(sum *loadtest.Summary, stdout io.Writer) error {
 	if !f.quiet {
 		sum.WriteText(stdout)
+	}
+	if f.summaryExport != "" {
+		if err := sum.WriteK6SummaryExport(f.summaryExport); err != nil {
+			return err
+		}
 	}
 	for _, o := range f.outs {
 		kind, path, ok := strings.Cut(o, "=")

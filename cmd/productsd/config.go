@@ -40,6 +40,7 @@ type config struct {
 	shutdownDelay  time.Duration // SHUTDOWN_DELAY: serve this long after SIGTERM with /readyz 503
 	outboxSweep    time.Duration // OUTBOX_SWEEP_INTERVAL: how often the outbox sweeper runs
 	outboxGrace    time.Duration // OUTBOX_GRACE: age at which a pending outbox row is re-sent
+	pprofAddr      string        // PPROF_ADDR: where net/http/pprof listens; empty: nowhere
 
 	pool  *pgxpool.Config // parsed DATABASE_URL
 	redis *redisConfig    // REDIS_URL parsed for REDIS_MODE; nil when the mode needs no Redis
@@ -71,6 +72,7 @@ func settings() []*setting {
 		{env: "SHUTDOWN_DELAY", flag: "shutdown-delay", def: "0s", usage: "after SIGTERM, keep serving this long with /readyz answering 503, then shut down"},
 		{env: "OUTBOX_SWEEP_INTERVAL", flag: "outbox-sweep-interval", def: "500ms", usage: "how often each replica re-sends invalidations its writers could not deliver"},
 		{env: "OUTBOX_GRACE", flag: "outbox-grace", def: "1s", usage: "age at which an undelivered invalidation is re-sent by the sweeper"},
+		{env: "PPROF_ADDR", flag: "pprof-addr", def: "", usage: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060), apart from the API; empty (the default) serves it nowhere"},
 	}
 }
 
@@ -144,6 +146,11 @@ func resolve(v map[string]string) (config, error) {
 	c.outboxGrace, err = positiveDuration("OUTBOX_GRACE", v["OUTBOX_GRACE"])
 	check(err)
 	c.redisMode, c.redisCAFile = v["REDIS_MODE"], v["REDIS_CA_FILE"]
+	if c.pprofAddr = v["PPROF_ADDR"]; c.pprofAddr != "" {
+		if _, _, err := net.SplitHostPort(c.pprofAddr); err != nil {
+			check(fmt.Errorf("PPROF_ADDR: invalid listen address %q, want host:port", c.pprofAddr))
+		}
+	}
 	switch c.redisMode {
 	case "single", "cluster", "sentinel":
 	default:

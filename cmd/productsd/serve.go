@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -168,6 +169,15 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		stopBackground()
 		bg.Wait()
 	}()
+
+	if cfg.pprofAddr != "" {
+		stopPprof, err := servePprof(cfg.pprofAddr, stdout, logger)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -243,6 +253,30 @@ func redisTopology(cfg config) string {
 		return "none"
 	}
 	return cfg.redis.describe()
+}
+
+// servePprof serves net/http/pprof on its own listener at addr, never on
+// the API's: profiles are for operators, and off unless PPROF_ADDR is set.
+// It prints "pprof listening on URL"; the returned func closes it.
+func servePprof(addr string, stdout io.Writer, logger *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("PPROF_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	fmt.Fprintf(stdout, "pprof listening on %s/debug/pprof/\n", displayURL(ln.Addr()))
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("productsd: pprof server stopped", "err", err)
+		}
+	}()
+	return func() { _ = srv.Close() }, nil
 }
 
 // displayURL is the URL to print for a listener: an unspecified host

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/productcache/internal/tcpproxy"
 	"github.com/tiercache/productcache/loadtest"
 	"github.com/tiercache/productcache/loadtest/cluster"
 )
@@ -84,8 +85,8 @@ var ErrBounds = errors.New("chaos: a bound was broken")
 type env struct {
 	cfg    Config
 	redis  *cluster.RedisServer
-	admin  *redis.Client // to the private Redis, not through the proxy
-	proxy  *Proxy        // between the last replica and Redis
+	admin  *redis.Client   // to the private Redis, not through the proxy
+	proxy  *tcpproxy.Proxy // between the last replica and Redis
 	cl     *cluster.Cluster
 	baseDB string // the server's URL, for pg_terminate_backend
 	app    string // the replicas' application_name
@@ -174,7 +175,7 @@ func (e *env) start(ctx context.Context) (stop func(), err error) {
 	undo = append(undo, e.redis.Stop)
 	e.admin = redis.NewClient(&redis.Options{Addr: e.redis.Addr(), ReadTimeout: 5 * time.Second, MaxRetries: -1})
 	undo = append(undo, func() { _ = e.admin.Close() })
-	if e.proxy, err = NewProxy(e.redis.Addr()); err != nil {
+	if e.proxy, err = tcpproxy.New(e.redis.Addr()); err != nil {
 		return stop, err
 	}
 	undo = append(undo, e.proxy.Close)

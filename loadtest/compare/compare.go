@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -30,13 +31,15 @@ type Target struct {
 
 // DefaultTargets are the configurations of DESIGN §6: the database
 // alone, Redis alone (the tutorial's design), L1 alone on three replicas
-// (which serves stale data), both tiers, and the static ceiling.
+// (which serves stale data), both tiers, and the static ceiling, which
+// runs as many processes as the others, behind the same kind of target
+// list.
 var DefaultTargets = []Target{
 	{Name: "none", Mode: "none", Replicas: 3},
 	{Name: "redis", Mode: "redis", Replicas: 3},
 	{Name: "local", Mode: "local", Replicas: 3},
 	{Name: "tiered", Mode: "tiered", Replicas: 3},
-	{Name: "static", Mode: "static", Replicas: 1},
+	{Name: "static", Mode: "static", Replicas: 3},
 }
 
 // Config configures [Compare].
@@ -61,6 +64,10 @@ type Config struct {
 	StaticCommand []string
 	// Run is passed to every [Run].
 	Run loadtest.RunOptions
+	// NetLatency, when positive, puts the replicas behind a
+	// [cluster.Network] adding this latency each way to Redis and to
+	// PostgreSQL, as a network between machines would.
+	NetLatency time.Duration
 	// Logf receives progress messages; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -74,6 +81,8 @@ type Row struct {
 // Result is the outcome of [Compare].
 type Result struct {
 	Rows []Row `json:"rows"`
+	// Thresholds are the results of [Result.Evaluate].
+	Thresholds []loadtest.ThresholdResult `json:"thresholds,omitempty"`
 }
 
 // Compare runs the scenario against each configuration in turn, starting
@@ -100,6 +109,12 @@ func Compare(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer os.RemoveAll(tmp)
 	c := &comparer{cfg: cfg, tmp: tmp, stamp: strconv.FormatInt(time.Now().UnixNano(), 36)}
+	if cfg.NetLatency > 0 {
+		if c.net, err = cluster.NewNetwork(cfg.Cluster.RedisURL, cfg.Cluster.DatabaseURL, cfg.NetLatency); err != nil {
+			return nil, err
+		}
+		defer c.net.Close()
+	}
 	res := &Result{}
 	for _, t := range cfg.Targets {
 		if ctx.Err() != nil {
@@ -117,6 +132,7 @@ func Compare(ctx context.Context, cfg Config) (*Result, error) {
 
 type comparer struct {
 	cfg    Config
+	net    *cluster.Network // nil: replicas reach Redis and PostgreSQL directly
 	tmp    string
 	stamp  string
 	ids    []string
@@ -128,12 +144,16 @@ func (c *comparer) runOne(ctx context.Context, t Target) (*loadtest.Summary, err
 	sc.Thresholds = nil
 	sc.Name = t.Name
 	if t.Mode == "static" {
-		return c.runStatic(ctx, sc)
+		return c.runStatic(ctx, sc, t.Replicas)
 	}
 	cc := c.cfg.Cluster
 	cc.Mode, cc.Replicas = t.Mode, t.Replicas
 	cc.Namespace = fmt.Sprintf("%s-%s-%s", c.cfg.NamespacePrefix, t.Name, c.stamp)
-	cl, err := cluster.StartCluster(ctx, cc)
+	replicas := cc
+	if c.net != nil {
+		replicas.RedisURL, replicas.DatabaseURL = c.net.RedisURL(), c.net.DatabaseURL()
+	}
+	cl, err := cluster.StartCluster(ctx, replicas)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +165,7 @@ func (c *comparer) runOne(ctx context.Context, t Target) (*loadtest.Summary, err
 	}
 	opt := c.cfg.Run
 	opt.Targets, opt.IDs = cl.URLs(), c.ids
-	opt.DatabaseURL = cc.DatabaseURL
+	opt.DatabaseURL, opt.RedisURL = cc.DatabaseURL, cc.RedisURL
 	return loadtest.Run(ctx, &sc, opt)
 }
 
@@ -170,18 +190,26 @@ func (c *comparer) setup(ctx context.Context, sc loadtest.Scenario, cc cluster.C
 	return err
 }
 
-// runStatic serves the captured bytes and runs the scenario against them.
-func (c *comparer) runStatic(ctx context.Context, sc loadtest.Scenario) (*loadtest.Summary, error) {
+// runStatic serves the captured bytes from n servers and runs the scenario
+// against them.
+func (c *comparer) runStatic(ctx context.Context, sc loadtest.Scenario, n int) (*loadtest.Summary, error) {
 	if c.static == nil {
 		return nil, errors.New("static needs a productsd configuration before it, to copy its bytes")
 	}
-	url, stop, err := c.startStatic(ctx)
-	if err != nil {
-		return nil, err
+	var urls []string
+	for range max(1, n) {
+		url, stop, err := c.startStatic(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		urls = append(urls, url)
 	}
-	defer stop()
 	opt := c.cfg.Run
-	opt.Targets, opt.IDs = []string{url}, c.ids
+	opt.Targets, opt.IDs = urls, c.ids
+	// The ceiling uses neither Redis nor the database, which idle meanwhile:
+	// their CPU counts as for the others, for a complete total.
+	opt.RedisURL, opt.CPUDatabaseURL = c.cfg.Cluster.RedisURL, c.cfg.Cluster.DatabaseURL
 	return loadtest.Run(ctx, &sc, opt)
 }
 
@@ -217,20 +245,22 @@ func (c *comparer) startStatic(ctx context.Context) (string, func(), error) {
 	return url, p.Stop, nil
 }
 
-// WriteTable prints the comparison, then the DESIGN §6 ratios.
+// WriteTable prints the comparison, then the DESIGN §6 ratios, then the
+// thresholds, if any were evaluated.
 func (r *Result) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "\n%-8s %3s %10s %7s %9s %9s %6s %6s %7s %9s %8s %7s %7s\n",
-		"config", "rep", "req/s", "xstatic", "p50", "p99", "L1", "L2", "origin", "db_q", "db_q/req", "stale", "failed")
-	static := r.rps("static")
+	fmt.Fprintf(w, "\n%-8s %3s %9s %7s %9s %9s %6s %6s %7s %8s %7s %6s | %-31s\n",
+		"config", "rep", "req/s", "xstatic", "p50", "p99", "L1", "L2", "origin", "db_q/req", "stale", "failed",
+		"CPU µs/req: replicas redis pg total")
+	static := r.row("static")
 	for _, row := range r.Rows {
 		s := row.Summary
 		x := "-"
-		if static > 0 {
-			x = fmt.Sprintf("%.2f", s.RPS/static)
+		if static != nil && static.RPS > 0 {
+			x = fmt.Sprintf("%.2f", s.RPS/static.RPS)
 		}
-		db, dbr := "-", "-"
+		dbr := "-"
 		if s.DB.Available {
-			db, dbr = strconv.FormatInt(s.DB.Total, 10), fmt.Sprintf("%.4f", s.DB.PerReq)
+			dbr = fmt.Sprintf("%.4f", s.DB.PerReq)
 		}
 		stale := "-"
 		if s.Consistency.Enabled {
@@ -240,33 +270,71 @@ func (r *Result) WriteTable(w io.Writer) {
 		if c := s.Cache; c.Classified > 0 {
 			l1, l2, origin = pct1(c.L1), pct1(c.L2), pct1(c.Origin)
 		}
-		fmt.Fprintf(w, "%-8s %3d %10.0f %7s %9s %9s %6s %6s %7s %9s %8s %7s %6.2f%%\n",
+		total := "-"
+		if s.CPU.Complete {
+			total = fmt.Sprintf("%.1f", s.CPU.TotalUSPerReq)
+		}
+		fmt.Fprintf(w, "%-8s %3d %9.0f %7s %9s %9s %6s %6s %7s %8s %7s %5.2f%% | %12s %5s %5s %5s\n",
 			row.Name, row.Replicas, s.RPS, x, loadtest.FormatMs(s.Latency.Med), loadtest.FormatMs(s.Latency.P99),
-			l1, l2, origin, db, dbr, stale, 100*s.FailRate)
+			l1, l2, origin, dbr, stale, 100*s.FailRate,
+			cpuCell(s.CPU.Replicas), cpuCell(s.CPU.Redis), cpuCell(s.CPU.Postgres), total)
 	}
-	tiered := r.rps("tiered")
-	var notes []string
-	for _, c := range []struct {
-		name   string
-		target float64
-	}{{"static", 0.9}, {"redis", 2}, {"none", 3.5}} {
-		if base := r.rps(c.name); tiered > 0 && base > 0 {
-			notes = append(notes, fmt.Sprintf("tiered/%s = %.2fx (target >= %gx)", c.name, tiered/base, c.target))
+	for _, row := range r.Rows {
+		if p := row.Summary.CPU.Postgres; !p.Measured && p.Note != "" {
+			fmt.Fprintf(w, "\nPostgreSQL CPU not measured: %s\n", p.Note)
+			break
 		}
 	}
-	if len(notes) > 0 {
-		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "; "))
+	if notes := r.designNotes(); len(notes) > 0 {
+		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
+	}
+	if len(r.Thresholds) > 0 {
+		fmt.Fprintln(w, "\nthresholds:")
+		for _, t := range r.Thresholds {
+			mark := "ok  "
+			if !t.OK {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(w, "  %s %s (actual %.4g)\n", mark, t.Threshold, t.Actual)
+		}
 	}
 	fmt.Fprintln(w)
 }
 
-func pct1(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
-
-func (r *Result) rps(name string) float64 {
-	for _, row := range r.Rows {
-		if row.Name == name {
-			return row.Summary.RPS
-		}
+func cpuCell(p loadtest.CPUPart) string {
+	if !p.Measured {
+		return "-"
 	}
-	return 0
+	return fmt.Sprintf("%.1f", p.USPerReq)
 }
+
+// designNotes are the DESIGN §6 ratios the rows allow, each with its
+// target and whether it was met.
+func (r *Result) designNotes() []string {
+	var notes []string
+	for _, c := range []struct {
+		metric, base, op string
+		target           float64
+	}{
+		{"rps_ratio", "static", ">=", 0.95}, {"rps_ratio", "redis", ">=", 2}, {"rps_ratio", "none", ">=", 3.5},
+		{"cpu_ratio", "redis", "<=", 0.6}, {"cpu_ratio", "none", "<=", 0.3}, {"p50_ratio", "redis", "<=", 1.0 / 3},
+	} {
+		v := r.ratio(c.metric, "tiered", c.base)
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			continue
+		}
+		met := v >= c.target
+		if c.op == "<=" {
+			met = v <= c.target
+		}
+		mark := "met"
+		if !met {
+			mark = "missed"
+		}
+		notes = append(notes, fmt.Sprintf("tiered/%s %s = %.2f (target %s %.2f): %s",
+			c.base, strings.TrimSuffix(c.metric, "_ratio"), v, c.op, c.target, mark))
+	}
+	return notes
+}
+
+func pct1(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }

@@ -21,6 +21,9 @@ type StaticServer struct {
 	// generator does the same parsing work for both; may be empty.
 	CacheStatus string
 	List        []byte // a list page; default {"items":[],"next_after":null}
+	// Metrics, when set, serves /metrics (for example the process's CPU
+	// time, which the comparison reads); nil answers it empty.
+	Metrics http.Handler
 }
 
 // ServeHTTP implements http.Handler.
@@ -30,6 +33,10 @@ func (s *StaticServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/healthz" || p == "/readyz":
 		w.WriteHeader(http.StatusOK)
 	case p == "/metrics":
+		if s.Metrics != nil {
+			s.Metrics.ServeHTTP(w, r)
+			return
+		}
 		h.Set("Content-Type", "text/plain; version=0.0.4")
 	case p == "/products":
 		h.Set("Content-Type", "application/json")

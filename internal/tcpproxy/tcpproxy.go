@@ -1,4 +1,8 @@
-package chaos
+// Package tcpproxy is a TCP proxy that adds latency and can cut its link:
+// the chaos harness slows and cuts one replica's link to Redis with it, and
+// the comparison puts it between every replica and Redis and PostgreSQL to
+// stage the round trips of a cloud network on loopback.
+package tcpproxy
 
 import (
 	"net"
@@ -7,9 +11,7 @@ import (
 	"time"
 )
 
-// Proxy is a TCP proxy that can slow a link down and cut it: placed
-// between one replica and Redis, it stages a bad network for that replica
-// alone. Latency is added to every chunk in each direction without
+// Proxy is a TCP proxy that can slow a link down and cut it. Latency is added to every chunk in each direction without
 // limiting throughput; a cut closes every open connection and refuses new
 // ones until it is lifted.
 type Proxy struct {
@@ -23,8 +25,8 @@ type Proxy struct {
 	wg    sync.WaitGroup
 }
 
-// NewProxy listens on a loopback port and forwards to target (host:port).
-func NewProxy(target string) (*Proxy, error) {
+// New listens on a loopback port and forwards to target (host:port).
+func New(target string) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -54,6 +56,12 @@ func (p *Proxy) SetCut(cut bool) {
 	}
 }
 
+func (p *Proxy) isCut() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cut
+}
+
 // Close stops the proxy and closes every connection.
 func (p *Proxy) Close() {
 	_ = p.ln.Close()
@@ -75,6 +83,10 @@ func (p *Proxy) accept() {
 
 func (p *Proxy) serve(c net.Conn) {
 	defer p.wg.Done()
+	if p.isCut() { // refuse at once, without waiting on the target
+		_ = c.Close()
+		return
+	}
 	s, err := net.DialTimeout("tcp", p.target, 2*time.Second)
 	if err != nil {
 		_ = c.Close()

@@ -1,4 +1,4 @@
-package chaos
+package tcpproxy
 
 import (
 	"bufio"
@@ -52,7 +52,7 @@ func roundTrip(c net.Conn, r *bufio.Reader) (time.Duration, error) {
 // TestProxy: the proxy forwards, adds its latency each way, cuts open
 // connections and refuses new ones while cut, and carries again after.
 func TestProxy(t *testing.T) {
-	p, err := NewProxy(echoServer(t))
+	p, err := New(echoServer(t))
 	if err != nil {
 		t.Fatal(err)
 	}

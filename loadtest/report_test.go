@@ -1,0 +1,50 @@
+package loadtest
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestLogChart: the latency chart's axis has one line per power of ten
+// from below the smallest value to above the largest, a zero sits on the
+// bottom line, and the chart has no fixed width (the page scales it).
+func TestLogChart(t *testing.T) {
+	t.Parallel()
+	svg := string(svgLogChart("Latency", []float64{1, 2, 3},
+		[]chartLine{{"p50", "#000", []float64{0.2, 0, 0.4}}, {"p99", "#111", []float64{3, 40, 8}}}))
+	for _, label := range []string{">0.1<", ">1<", ">10<", ">100<"} {
+		if !strings.Contains(svg, label) {
+			t.Errorf("axis lacks %s:\n%s", label, svg)
+		}
+	}
+	if strings.Contains(svg, ">1000<") || strings.Contains(svg, ">0.01<") {
+		t.Errorf("axis wider than the data:\n%s", svg)
+	}
+	if bottom := fmt.Sprintf(",%.1f ", chartH-padB); !strings.Contains(svg, bottom) {
+		t.Errorf("a zero is not on the bottom line (%q):\n%s", bottom, svg)
+	}
+	if strings.Contains(svg, `width="`+fmt.Sprint(chartW)) {
+		t.Errorf("chart has a fixed width:\n%s", svg)
+	}
+}
+
+// TestHTMLPerReplica: the report has a row per target with its failures,
+// database queries and CPU seconds.
+func TestHTMLPerReplica(t *testing.T) {
+	t.Parallel()
+	s := &Summary{Targets: []string{"http://a", "http://b"},
+		Failures: Failures{ByTarget: map[string]int64{"http://b": 3}},
+		DB:       DBQueries{Available: true, ByTarget: map[string]int64{"http://a": 7, "http://b": 9}},
+		CPU:      CPU{ByTarget: map[string]float64{"http://a": 1.25, "http://b": 2.5}, Replicas: CPUPart{Measured: true, USPerReq: 12}},
+	}
+	var b strings.Builder
+	if err := WriteHTML(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<td>a</td><td>0</td><td>7</td><td>1.25</td>", "<td>b</td><td>3</td><td>9</td><td>2.50</td>", "replicas 12.0µs"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}

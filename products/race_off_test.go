@@ -1,0 +1,5 @@
+//go:build !race
+
+package products
+
+const raceEnabled = false
