@@ -189,10 +189,17 @@ func (c *Cache[V]) l1Serves(now int64) bool {
 		c.stats.bypassDown.Add(1)
 		return false
 	}
-	if c.bus != nil && !c.bus.fresh(now) {
-		c.stats.bypassStale.Add(1)
-		c.bus.noteLapse(now)
-		return false
+	if b := c.bus; b != nil {
+		b.want()
+		if !b.fresh(now) {
+			if b.waking(now) {
+				c.stats.bypassWaking.Add(1)
+				return false
+			}
+			c.stats.bypassStale.Add(1)
+			b.noteLapse(now)
+			return false
+		}
 	}
 	return true
 }

@@ -41,7 +41,8 @@
 //
 // The freshness lease (DESIGN §3.13): the subscriber sends PING on its
 // subscription connection every Options.FreshnessInterval (5ms) with its
-// send time. Redis answers a subscribed PING in order, after every message
+// send time (while reads come; an idle replica pings only for liveness,
+// and its first read bypasses L1 until the next answer). Redis answers a subscribed PING in order, after every message
 // it delivered to that connection before it, so when the answer is read
 // every invalidation published before the send time has been applied. A
 // read serves from L1 only if such an answer came for a PING sent within
@@ -102,7 +103,8 @@
 //	12 no errors cached, panics, decoding    TestErrorsAreNotCached, TestLoaderPanicIsAnErrorForEveryCaller,
 //	                                         TestUndecodableL2ValueIsAMiss, TestCallerContextDoesNotCancelSharedLoad
 //	13 freshness lease                       TestLapseBypassesL1WithoutFlush, TestNoJoinOfLoadOlderThanBound,
-//	                                         TestRedisStallNoStaleReads, TestRandomizedConsistency
+//	                                         TestRedisStallNoStaleReads, TestIdleReplicaProvesFreshnessOnDemand,
+//	                                         TestRandomizedConsistency
 //	14 durable invalidation (ErrDeferred)    products: TestWriterDiesWithUnsentInvalidation,
 //	                                         TestRedisRestartUnderLoad; cmd/productsd: TestWriterKilledWithUnsentInvalidation
 package tiercache

@@ -56,6 +56,7 @@ func newHeldReplica(t *testing.T, rdb redis.UniversalClient, ns string, adjust .
 	opt := Options{Namespace: ns}
 	opt.hooks.now = r.clock.Load
 	opt.hooks.beforeApply = r.gate.wait
+	opt.hooks.neverIdle = true // these tests are about an active replica's lapses
 	for _, f := range adjust {
 		f(&opt)
 	}
@@ -303,5 +304,37 @@ func TestRedisStallNoStaleReads(t *testing.T) {
 	t.Logf("%d reads, %d writes (%d after the stall), %d stale, %d lapses", reads.Load(), writes.Load(), writes.Load()-before, stale.Load(), lapses)
 	if lapses == 0 {
 		t.Fatal("no replica lapsed during a 2s stall: the test proved nothing")
+	}
+}
+
+// rule 13, on demand: a replica no read consults stops proving its
+// freshness every 5ms (an idle replica would spend several percent of a
+// core on it) and pings only for liveness. The first read wakes it: it
+// bypasses L1, counted as waking, not as a lapse, until the proof is back,
+// and then L1 serves again.
+func TestIdleReplicaProvesFreshnessOnDemand(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	src := newSource()
+	src.set("k", 1)
+	c := newCache(t, rdb, Options{Namespace: namespace(t, rdb), StalenessBound: 25 * time.Millisecond})
+	waitReady(t, c)
+	mustGet(t, c, "k", src)
+	eventually(t, 5*time.Second, "the pinger idles", c.bus.idle.Load)
+	eventually(t, 5*time.Second, "the proof grows old", func() bool { return !c.bus.fresh(c.clockNow()) })
+	pings := c.Stats().FreshnessPings
+	if _, info := mustGet(t, c, "k", src); info.Source == SourceL1 {
+		t.Fatal("an idle replica served from L1 without a recent proof")
+	}
+	eventually(t, 5*time.Second, "L1 serves again", func() bool {
+		_, info := mustGet(t, c, "k", src)
+		return info.Source == SourceL1
+	})
+	s := c.Stats()
+	if s.L1BypassWaking == 0 || s.L1BypassStale != 0 || s.FreshnessLapses != 0 {
+		t.Fatalf("got waking %d, stale %d, lapses %d bypasses; want >0, 0, 0", s.L1BypassWaking, s.L1BypassStale, s.FreshnessLapses)
+	}
+	if s.FreshnessPings == pings {
+		t.Fatal("the read did not wake the pinger")
 	}
 }

@@ -18,6 +18,7 @@ type hooks struct {
 	genClock        func() uint64 // replaces the clock group generations start from
 	beforeSend      func()        // a batch of invalidations is about to be published
 	unbatched       bool          // publish each invalidation alone (the baseline of a benchmark)
+	neverIdle       bool          // the pinger keeps its pace without reads
 }
 
 // runHook runs h if it is set.

@@ -22,7 +22,7 @@ type stats struct {
 	invalidations, published, publishFailures, received, applied atomic.Uint64
 	ownSkipped, malformed, gaps, flushes, subscribes             atomic.Uint64
 	subscriptionBreaks, retries, retrySucceeded, retryDropped    atomic.Uint64
-	bypassStale, bypassDown, lapses                              atomic.Uint64
+	bypassStale, bypassDown, bypassWaking, lapses, pings         atomic.Uint64
 	lag                                                          histogram
 }
 
@@ -92,6 +92,8 @@ type Stats struct {
 
 	L1BypassStale   uint64        // reads that bypassed L1 because this replica was not caught up (§3.13)
 	L1BypassDown    uint64        // reads that bypassed L1 because the channel was down or not yet confirmed
+	L1BypassWaking  uint64        // reads that bypassed L1 while an idle replica caught up after its first read in a while
+	FreshnessPings  uint64        // PINGs sent on the subscription to prove freshness
 	FreshnessLapses uint64        // times the replica fell more than StalenessBound behind
 	FreshnessAge    time.Duration // now minus the send time of the newest answered freshness ping (0 without a channel)
 	StalenessBound  time.Duration // Options.StalenessBound
@@ -119,7 +121,8 @@ func (c *Cache[V]) Stats() Stats {
 		Subscribes: s.subscribes.Load(), SubscriptionBreaks: s.subscriptionBreaks.Load(),
 		Subscribed: c.Ready(), Retries: s.retries.Load(), RetrySucceeded: s.retrySucceeded.Load(),
 		RetryDropped: s.retryDropped.Load(), RetryQueued: c.retry.size.Load(),
-		L1BypassStale: s.bypassStale.Load(), L1BypassDown: s.bypassDown.Load(), FreshnessLapses: s.lapses.Load(),
+		L1BypassStale: s.bypassStale.Load(), L1BypassDown: s.bypassDown.Load(), L1BypassWaking: s.bypassWaking.Load(),
+		FreshnessPings: s.pings.Load(), FreshnessLapses: s.lapses.Load(),
 		StalenessBound: c.opt.StalenessBound, L1Len: c.Len(), L1MaxAge: c.opt.L1TTL,
 		LagSum: time.Duration(s.lag.sum.Load()), LagMax: time.Duration(s.lag.max.Load()),
 	}

@@ -40,6 +40,15 @@ type bus struct {
 	lapsed  atomic.Bool // a reader or the pinger found freshAt too old
 	cancel  context.CancelFunc
 
+	// Pinging on demand: an idle replica need not prove every 5ms that it
+	// is caught up. demand is set by reads that consult L1 and cleared by
+	// every tick of the pinger; after idleTicks quiet ticks the pinger
+	// sleeps (idle), pinging only for liveness, until a read wakes it.
+	demand atomic.Bool
+	idle   atomic.Bool
+	wokeAt atomic.Int64  // clock reading when the pinger last woke
+	wake   chan struct{} // capacity 1: a read's wake-up call
+
 	mu sync.Mutex
 	ps *redis.PubSub // guarded by mu: the live subscription, closed by close
 
@@ -77,6 +86,7 @@ func newBus[V any](c *Cache[V]) *bus {
 		hooks:   &c.opt.hooks, opt: &c.opt, stats: &c.stats, rdb: c.rdb,
 		src:   make(map[string]*publisher),
 		clock: c.clockNow, warn: c.warn,
+		wake: make(chan struct{}, 1),
 	}
 	b.handle = func(p string) { c.handleMessage(b, p) }
 	b.onUp = c.channelUp
@@ -104,6 +114,27 @@ func (b *bus) close() {
 // StalenessBound that it applied every invalidation published before.
 func (b *bus) fresh(now int64) bool {
 	return now-b.freshAt.Load() <= int64(b.opt.StalenessBound)
+}
+
+// want records that a read consulted L1, and wakes an idle pinger; cheap
+// when already recorded (a load, no store).
+func (b *bus) want() {
+	if b.demand.Load() || !b.demand.CompareAndSwap(false, true) {
+		return
+	}
+	if b.idle.Load() {
+		select {
+		case b.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waking reports whether the pinger is idle or woke less than
+// StalenessBound ago: a replica behind then is not lapsed, it has not been
+// asked to keep up.
+func (b *bus) waking(now int64) bool {
+	return b.idle.Load() || now-b.wokeAt.Load() < int64(b.opt.StalenessBound)
 }
 
 // noteLapse counts and logs the start of a lapse, once.
@@ -201,23 +232,37 @@ func (b *bus) session(ctx context.Context) (confirmed bool, err error) {
 	}
 }
 
+// idleTicks is how many pinger ticks without a read make the pinger idle
+// (100ms at the default FreshnessInterval).
+const idleTicks = 20
+
 // ping sends PING on the subscription every FreshnessInterval with its send
 // time as the payload, until ctx ends or a ping fails; a failed ping closes
-// the subscription so that the session ends at once.
+// the subscription so that the session ends at once. While no read
+// consults L1 it pings only every PingTimeout/3, to keep the connection
+// from looking dead: at 5ms, pinging costs an idle replica several percent
+// of a core.
 func (b *bus) ping(ctx context.Context, ps *redis.PubSub) {
 	t := time.NewTicker(b.opt.FreshnessInterval)
 	defer t.Stop()
 	var buf [20]byte
+	quiet := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		if b.demand.Swap(false) {
+			quiet = 0
+		} else if quiet++; quiet >= idleTicks && !b.hooks.neverIdle && !b.sleep(ctx) {
+			return
+		}
 		now := b.clock()
-		if !b.fresh(now) && b.up.Load() {
+		if !b.fresh(now) && b.up.Load() && !b.waking(now) {
 			b.noteLapse(now)
 		}
+		b.stats.pings.Add(1)
 		if err := ps.Ping(ctx, string(strconv.AppendInt(buf[:0], now, 10))); err != nil {
 			if ctx.Err() == nil {
 				_ = ps.Close()
@@ -225,6 +270,28 @@ func (b *bus) ping(ctx context.Context, ps *redis.PubSub) {
 			return
 		}
 	}
+}
+
+// sleep idles the pinger until a read wants it or PingTimeout/3 passes;
+// it reports false when ctx ended.
+func (b *bus) sleep(ctx context.Context) bool {
+	b.idle.Store(true)
+	defer func() {
+		b.wokeAt.Store(b.clock())
+		b.idle.Store(false)
+	}()
+	if b.demand.Load() { // a read came between the last tick and idle
+		return true
+	}
+	timer := time.NewTimer(b.opt.PingTimeout / 3)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-b.wake:
+	case <-timer.C:
+	}
+	return true
 }
 
 // pong applies the answer to a freshness ping: everything published before

@@ -56,6 +56,7 @@ var exported = map[string]sample{
 	"RetryQueued": {"tiercache_retry_queue", ""}, "L1Len": {"tiercache_l1_entries", ""},
 	"L1MaxAge": {"tiercache_l1_max_age_seconds", ""}, "LagMax": {"tiercache_invalidation_lag_max_seconds", ""},
 	"L1BypassStale": {"tiercache_l1_bypasses_total", "stale"}, "L1BypassDown": {"tiercache_l1_bypasses_total", "channel_down"},
+	"L1BypassWaking": {"tiercache_l1_bypasses_total", "waking"}, "FreshnessPings": {"tiercache_freshness_pings_total", ""},
 	"FreshnessLapses": {"tiercache_freshness_lapses_total", ""}, "FreshnessAge": {"tiercache_freshness_age_seconds", ""},
 	"StalenessBound": {"tiercache_staleness_bound_seconds", ""},
 	// LagCounts and LagSum make the histogram.
