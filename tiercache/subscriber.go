@@ -130,11 +130,15 @@ func (b *bus) want() {
 	}
 }
 
-// waking reports whether the pinger is idle or woke less than
-// StalenessBound ago: a replica behind then is not lapsed, it has not been
-// asked to keep up.
+// waking reports whether the pinger is idle, or woke and has not had an
+// answer to a ping sent since (for at most PingTimeout/3, its idle pace): a
+// replica behind then is not lapsed, it has not been asked to keep up.
 func (b *bus) waking(now int64) bool {
-	return b.idle.Load() || now-b.wokeAt.Load() < int64(b.opt.StalenessBound)
+	if b.idle.Load() {
+		return true
+	}
+	woke := b.wokeAt.Load()
+	return b.freshAt.Load() < woke && now-woke < int64(b.opt.PingTimeout/3)
 }
 
 // noteLapse counts and logs the start of a lapse, once.
