@@ -100,7 +100,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}
 
 	rs := startStream(p.url + "/products/" + id)
-	time.Sleep(100 * time.Millisecond) // some traffic before the signal
+	waitFor(t, 5*time.Second, "traffic before the signal", func() bool { return len(rs.snapshot()) >= 20 })
 	sigAt := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
