@@ -107,6 +107,7 @@ type window struct {
 	iters     int64
 	dropped   int64
 	fails     failureCounts
+	targets   map[string]TargetPoint // requests and failures by target
 }
 
 func newWindow() *window {
@@ -130,7 +131,20 @@ func (w *window) reset() {
 	}
 	fails := w.fails
 	fails.reset()
-	*w = window{hist: hist, tierHist: tierHist, fails: fails}
+	targets := w.targets
+	clear(targets)
+	*w = window{hist: hist, tierHist: tierHist, fails: fails, targets: targets}
+}
+
+// countTarget adds one request to target, failed or not.
+func (w *window) countTarget(target string, failed int64) {
+	if w.targets == nil {
+		w.targets = make(map[string]TargetPoint)
+	}
+	t := w.targets[target]
+	t.Requests++
+	t.Errors += failed
+	w.targets[target] = t
 }
 
 // merge adds o into w.
@@ -152,6 +166,15 @@ func (w *window) merge(o *window) {
 	w.iters += o.iters
 	w.dropped += o.dropped
 	w.fails.merge(&o.fails)
+	for k, t := range o.targets {
+		if w.targets == nil {
+			w.targets = make(map[string]TargetPoint)
+		}
+		c := w.targets[k]
+		c.Requests += t.Requests
+		c.Errors += t.Errors
+		w.targets[k] = c
+	}
 }
 
 func (w *window) totalReqs() (n, failed int64) {
@@ -219,8 +242,13 @@ func (s *shard) add(x sample) {
 		_ = w.tierHist[x.cache.Tier].RecordValue(min(us, histMax))
 	}
 	w.reqs[x.typ]++
+	failed := int64(0)
 	if x.failed {
 		w.failed[x.typ]++
+		failed = 1
+	}
+	if x.target != "" {
+		w.countTarget(x.target, failed)
 	}
 	w.checks += int64(x.checks)
 	w.checksOK += int64(x.checkOK)
@@ -286,6 +314,15 @@ type Point struct {
 	// DBQueries are the targets' database queries in the interval, -1
 	// when not sampled (see RunOptions.SampleDB).
 	DBQueries int64 `json:"db_queries"`
+	// ByTarget are the interval's requests and failures per target (base
+	// URL): the per-replica view over time.
+	ByTarget map[string]TargetPoint `json:"by_target,omitempty"`
+}
+
+// TargetPoint is one target's part of a [Point].
+type TargetPoint struct {
+	Requests int64 `json:"requests"`
+	Errors   int64 `json:"errors"`
 }
 
 func pointOf(w *window, at, dt time.Duration, vus int) Point {
@@ -303,6 +340,12 @@ func pointOf(w *window, at, dt time.Duration, vus int) Point {
 	}
 	if dt > 0 {
 		p.RPS = float64(n) / dt.Seconds()
+	}
+	if len(w.targets) > 0 {
+		p.ByTarget = make(map[string]TargetPoint, len(w.targets))
+		for k, t := range w.targets {
+			p.ByTarget[k] = t
+		}
 	}
 	return p
 }

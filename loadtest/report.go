@@ -64,8 +64,54 @@ func WriteHTML(w io.Writer, s *Summary) error {
 			})},
 		}))
 	}
+	data.Charts = append(data.Charts, targetCharts(s.Targets, series, xs)...)
 	data.Charts = append(data.Charts, probeCharts(s.Consistency)...)
 	return reportTmpl.Execute(w, data)
+}
+
+// hostOf shows a target without its scheme: the report names no URL (it
+// must never look like it loads one).
+func hostOf(u string) string {
+	if _, rest, ok := strings.Cut(u, "://"); ok {
+		return rest
+	}
+	return u
+}
+
+// targetColors tell up to eight replicas apart; more reuse them.
+var targetColors = []string{"#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#ca8a04", "#db2777", "#475569"}
+
+// targetCharts draws the per-replica view over time: requests per second
+// of each target, and its failed requests per interval when any failed
+// (a killed replica shows as its line dropping to zero and its failures
+// rising). None with a single target.
+func targetCharts(targets []string, series []Point, xs []float64) []template.HTML {
+	if len(targets) < 2 || len(series) == 0 {
+		return nil
+	}
+	var rps, errs []chartLine
+	anyErr := false
+	for i, t := range targets {
+		color := targetColors[i%len(targetColors)]
+		r, e := make([]float64, len(series)), make([]float64, len(series))
+		prev := 0.0
+		for j, p := range series {
+			tp := p.ByTarget[t]
+			if dt := p.T - prev; dt > 0 {
+				r[j] = float64(tp.Requests) / dt
+			}
+			prev = p.T
+			e[j] = float64(tp.Errors)
+			anyErr = anyErr || tp.Errors > 0
+		}
+		rps = append(rps, chartLine{hostOf(t), color, r})
+		errs = append(errs, chartLine{hostOf(t), color, e})
+	}
+	out := []template.HTML{svgChart("Requests per second by replica", xs, 0, rps)}
+	if anyErr {
+		out = append(out, svgChart("Failed requests per interval by replica", xs, 0, errs))
+	}
+	return out
 }
 
 // probeCharts draws, per second, the reads that returned an older
@@ -245,14 +291,7 @@ var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct":    func(v float64) string { return fmt.Sprintf("%.2f%%", 100*v) },
 	"ms":     FormatMs,
 	"counts": CountsText,
-	// host shows a target without its scheme: the report names no URL
-	// (it must never look like it loads one).
-	"host": func(u string) string {
-		if _, rest, ok := strings.Cut(u, "://"); ok {
-			return rest
-		}
-		return u
-	},
+	"host":   hostOf,
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>loadtest report: {{.S.Scenario}}</title>

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestLogChart: the latency chart's axis has one line per power of ten
@@ -46,5 +47,44 @@ func TestHTMLPerReplica(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}
+	}
+}
+
+// The per-replica view over time: the collector counts each interval's
+// requests and failures by target, and the report draws a line per
+// replica, with failures only when some failed.
+func TestPerReplicaSeries(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(0, 0)
+	c := newCollector(2, start)
+	for i := range 10 {
+		c.shard(i).add(sample{typ: ReqGet, latency: time.Millisecond, target: "http://a"})
+	}
+	c.shard(0).add(sample{typ: ReqGet, latency: time.Millisecond, target: "http://b", failed: true})
+	p1 := c.tick(start.Add(time.Second), 1)
+	c.shard(1).add(sample{typ: ReqGet, latency: time.Millisecond, target: "http://b"})
+	p2 := c.tick(start.Add(2*time.Second), 1)
+	if got := p1.ByTarget; got["http://a"] != (TargetPoint{Requests: 10}) || got["http://b"] != (TargetPoint{Requests: 1, Errors: 1}) {
+		t.Fatalf("first interval by target: got %+v", got)
+	}
+	if got := p2.ByTarget; len(got) != 1 || got["http://b"] != (TargetPoint{Requests: 1}) {
+		t.Fatalf("second interval by target: got %+v, want only b's one request", got)
+	}
+	s := &Summary{Targets: []string{"http://a", "http://b"}, Series: []Point{p1, p2}}
+	var b strings.Builder
+	if err := WriteHTML(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Requests per second by replica", "Failed requests per interval by replica"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	b.Reset()
+	if err := WriteHTML(&b, &Summary{Targets: []string{"http://a"}, Series: []Point{p1, p2}}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "by replica") {
+		t.Error("a single target got per-replica charts")
 	}
 }
