@@ -102,11 +102,25 @@ func RedisSentinel(t testing.TB) *Sentinel {
 	sn.conf = conf
 	sn.Start()
 	s := &Sentinel{Master: m, Replica: r, Addr: sn.Addr(), MasterName: "productsd", t: t}
-	Eventually(t, 15*time.Second, "replica in sync and known to the sentinel", func() bool {
+	Eventually(t, 15*time.Second, "replica in sync and promotable by the sentinel", func() bool {
 		return strings.Contains(redisCLI(t, r.Addr(), "info", "replication"), "master_link_status:up") &&
-			strings.Contains(redisCLI(t, s.Addr, "sentinel", "replicas", s.MasterName), r.Addr()[len("127.0.0.1:"):])
+			s.promotable(r.Port())
 	})
 	return s
+}
+
+// promotable reports whether the sentinel would pick the replica on port
+// for a failover. Listed is not enough: a replica the sentinel only
+// discovered is flagged disconnected, and one whose link it has not yet
+// seen up reports master-link-status err; either way SENTINEL FAILOVER
+// answers NOGOODSLAVE.
+func (s *Sentinel) promotable(port int) bool {
+	f := strings.Fields(redisCLI(s.t, s.Addr, "sentinel", "replicas", s.MasterName))
+	kv := make(map[string]string, len(f)/2)
+	for i := 0; i+1 < len(f); i += 2 {
+		kv[f[i]] = f[i+1]
+	}
+	return kv["port"] == strconv.Itoa(port) && kv["flags"] == "slave" && kv["master-link-status"] == "ok"
 }
 
 // URL is the REDIS_URL of the setup for REDIS_MODE sentinel.
