@@ -37,6 +37,10 @@ func gauge(name, help string, get func(*tiercache.Stats) float64) definition {
 	return definition{name: name, help: help, typ: prometheus.GaugeValue, get: get}
 }
 
+// bypassHelp is the help of tiercache_l1_bypasses_total, one series per
+// reason.
+const bypassHelp = "Reads that bypassed L1: the replica was more than the staleness bound behind the invalidation stream (stale), an idle replica was catching up after its first read in a while (waking), or the channel was down or not yet confirmed (channel_down)."
+
 // definitions covers every field of tiercache.Stats except the lag
 // histogram's counts and sum, which Collect turns into a histogram.
 var definitions = []definition{
@@ -112,11 +116,11 @@ var definitions = []definition{
 		func(s *tiercache.Stats) float64 { return s.L1MaxAge.Seconds() }),
 	gauge("invalidation_lag_max_seconds", "The worst invalidation lag observed.",
 		func(s *tiercache.Stats) float64 { return s.LagMax.Seconds() }),
-	reasonCounter("l1_bypasses_total", "Reads that bypassed L1: the replica was more than the staleness bound behind the invalidation stream (stale), an idle replica was catching up after its first read in a while (waking), or the channel was down or not yet confirmed (channel_down).", "stale",
+	reasonCounter("l1_bypasses_total", bypassHelp, "stale",
 		func(s *tiercache.Stats) uint64 { return s.L1BypassStale }),
-	reasonCounter("l1_bypasses_total", "Reads that bypassed L1: the replica was more than the staleness bound behind the invalidation stream (stale), an idle replica was catching up after its first read in a while (waking), or the channel was down or not yet confirmed (channel_down).", "channel_down",
+	reasonCounter("l1_bypasses_total", bypassHelp, "channel_down",
 		func(s *tiercache.Stats) uint64 { return s.L1BypassDown }),
-	reasonCounter("l1_bypasses_total", "Reads that bypassed L1: the replica was more than the staleness bound behind the invalidation stream (stale), an idle replica was catching up after its first read in a while (waking), or the channel was down or not yet confirmed (channel_down).", "waking",
+	reasonCounter("l1_bypasses_total", bypassHelp, "waking",
 		func(s *tiercache.Stats) uint64 { return s.L1BypassWaking }),
 	counter("freshness_pings_total", "PINGs sent on the subscription to prove this replica is caught up (every 5ms while reads come, rarely while idle).",
 		func(s *tiercache.Stats) uint64 { return s.FreshnessPings }),
