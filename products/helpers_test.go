@@ -151,13 +151,7 @@ func runOutbox(t testing.TB, svc *Service, opt OutboxOptions) (stop func()) {
 // checks across replicas, never as synchronisation within one.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testenv.Eventually(t, d, what, cond)
 }
 
 // response is an HTTP answer with its body read.
@@ -363,7 +357,7 @@ func fetch(url string) (status int, header http.Header, body []byte, err error) 
 // message, and evict the first fill when it lands.
 func (r *replica) warmL1(t testing.TB, id string) {
 	t.Helper()
-	testenv.Eventually(t, 5*time.Second, r.name+" to answer from L1", func() bool {
+	waitFor(t, 5*time.Second, r.name+" to answer from L1", func() bool {
 		return do(t, http.MethodGet, r.url+"/products/"+id, "").Header.Get("Cache-Status") == wantL1Hit
 	})
 }

@@ -123,23 +123,12 @@ func waitReady(t testing.TB, caches ...*Cache[int]) {
 // handshake inside the test can observe directly.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	if !poll(within, cond) {
-		t.Fatalf("timed out after %v waiting for: %s", within, what)
-	}
+	testenv.Eventually(t, within, what, cond)
 }
 
 // poll is eventually for goroutines other than the test's: it reports
 // instead of failing.
-func poll(within time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	return true
-}
+func poll(within time.Duration, cond func() bool) bool { return testenv.Poll(within, cond) }
 
 func mustGet(t testing.TB, c *Cache[int], key string, s *source) (int, Info) {
 	t.Helper()

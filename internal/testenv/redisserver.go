@@ -120,13 +120,22 @@ func (s *RedisServer) Stop() {
 // one way tests here wait for an effect in another process.
 func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Poll(d, cond) {
+		t.Fatalf("timed out after %v waiting for %s", d, what)
+	}
+}
+
+// Poll is Eventually for goroutines other than the test's: it reports
+// whether cond held before d passed instead of failing the test.
+func Poll(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
+			return false
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	return true
 }
 
 // tempDir is a new directory removed when t ends, after the servers

@@ -28,13 +28,7 @@ func newCache(t *testing.T, rdb *redis.Client, opt tiercache.Options) *tiercache
 // delivery), which nothing in the test process can hand-shake with.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", within, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testenv.Eventually(t, within, what, cond)
 }
 
 func lagCount(s tiercache.Stats) uint64 {
