@@ -246,6 +246,7 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 	c.register(fs, getenv)
 	configs := fs.String("configs", "none,redis,local,tiered,static", "configurations, in order (none, redis, local, tiered, static)")
 	inProcess := fs.Bool("static-in-process", false, "serve the static ceiling from this process instead of child processes (its CPU is then not measured)")
+	rounds := fs.Int("rounds", 1, "run every configuration this many times, taking turns (round 2 in reverse order); rows and ratios are then medians")
 	privateRedis := fs.Bool("private-redis", true, "run the replicas against a redis-server of their own, so that its CPU time is theirs alone (-private-redis=false: -redis-url)")
 	file, err := parseArgs(fs, args)
 	if err != nil {
@@ -266,6 +267,9 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 	targets, err := compareTargets(*configs, c.replicas)
 	if err != nil {
 		return err
+	}
+	if *rounds < 1 {
+		return usagef("-rounds must be at least 1, got %d", *rounds)
 	}
 	if err := f.validateOuts(); err != nil {
 		return err
@@ -299,6 +303,7 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 		Targets:         targets,
 		Run:             f.runOptions(stderr),
 		NetLatency:      c.netLatency,
+		Rounds:          *rounds,
 		Logf:            func(format string, args ...any) { fmt.Fprintf(stderr, "loadtest: "+format+"\n", args...) },
 	}
 	if c.netLatency > 0 {

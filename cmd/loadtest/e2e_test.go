@@ -185,7 +185,8 @@ func runBinary(ctx context.Context, t *testing.T, bin string, args ...string) (s
 // and the static ceiling, briefly, on a private redis-server, and checks
 // the table, the JSON figures (field names as CI reads them, CPU per
 // request of every component), that replicas work behind the simulated
-// network's proxies, that a failed threshold exits 99, and that
+// network's proxies, two rounds taking turns (medians, every round in the
+// JSON), that a failed threshold exits 99, and that
 // the database and the redis-server it made are gone afterwards.
 func TestCompareEndToEnd(t *testing.T) {
 	if testing.Short() {
@@ -201,12 +202,13 @@ func TestCompareEndToEnd(t *testing.T) {
 	out := filepath.Join(dir, "compare.json")
 	text, code := runBinary(ctx, t, lt, "compare", "-productsd", productsd, "-configs", "none,tiered,static",
 		"-replicas", "2", "-duration", "1s", "-warmup", "500ms", "-vus", "4", "-products", "300", "-out", "json="+out,
-		"-threshold", "http_req_failed<0.01", "-threshold", "rps_ratio{config:tiered,base:static}>=1000", "-net-latency", "200us")
+		"-threshold", "http_req_failed<0.01", "-threshold", "rps_ratio{config:tiered,base:static}>=1000", "-net-latency", "200us", "-rounds", "2")
 	if code != exitThresholds {
 		t.Fatalf("compare exited %d, want %d (one threshold cannot hold):\n%s", code, exitThresholds, text)
 	}
 	for _, want := range []string{"config", "none", "tiered", "static", "tiered/static", "CPU µs/req", "through proxies adding 200µs each way",
-		"ok   http_req_failed<0.01 [tiered]", "FAIL rps_ratio{config:tiered,base:static}>=1000"} {
+		"ok   http_req_failed<0.01 [tiered]", "FAIL rps_ratio{config:tiered,base:static}>=1000",
+		"2 rounds", "round 2: none", "median of rounds"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("compare output lacks %q:\n%s", want, text)
 		}
@@ -259,9 +261,16 @@ func compareJSON(t *testing.T, b []byte) []map[string]any {
 	t.Helper()
 	var doc struct {
 		Configs []map[string]any `json:"configs"`
+		Rounds  []struct {
+			Configs []map[string]any `json:"configs"`
+		} `json:"rounds"`
+		Ratios []map[string]any `json:"ratios"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
+	}
+	if len(doc.Rounds) != 2 || len(doc.Rounds[1].Configs) != 3 || len(doc.Ratios) == 0 {
+		t.Fatalf("want 2 rounds of 3 configs and the target ratios:\n%s", b)
 	}
 	want := []string{"config", "cpu_us_per_request", "db_queries_per_request", "failed", "hit_ratio", "p50_ms", "p99_ms", "replicas", "rps", "stale_reads"}
 	nested := map[string][]string{"cpu_us_per_request": {"postgres", "redis", "replicas", "total"}, "hit_ratio": {"l1", "l2", "origin"}}

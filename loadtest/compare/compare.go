@@ -5,6 +5,7 @@
 package compare
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,6 +70,11 @@ type Config struct {
 	// [cluster.Network] adding this latency each way to Redis and to
 	// PostgreSQL, as a network between machines would.
 	NetLatency time.Duration
+	// Rounds is how many times every configuration runs, the
+	// configurations taking turns: round 1 in the order of Targets, round
+	// 2 in reverse, and so on, so that a drift in the machine's other load
+	// falls on all of them alike. Default 1.
+	Rounds int
 	// Logf receives progress messages; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -80,7 +87,13 @@ type Row struct {
 
 // Result is the outcome of [Compare].
 type Result struct {
+	// Rows has a row per configuration: of several rounds, the one with
+	// the configuration's median req/s (the lower middle one of an even
+	// number), a run that happened rather than a blend of runs.
 	Rows []Row `json:"rows"`
+	// Rounds has every round's rows, in the order of Targets, when there
+	// was more than one; a ratio is then the median of the rounds'.
+	Rounds [][]Row `json:"rounds,omitempty"`
 	// Thresholds are the results of [Result.Evaluate].
 	Thresholds []loadtest.ThresholdResult `json:"thresholds,omitempty"`
 }
@@ -116,18 +129,78 @@ func Compare(ctx context.Context, cfg Config) (*Result, error) {
 		defer c.net.Close()
 	}
 	res := &Result{}
-	for _, t := range cfg.Targets {
-		if ctx.Err() != nil {
-			return res, ctx.Err()
+	rounds := max(1, cfg.Rounds)
+	for r := range rounds {
+		rows := make([]Row, len(cfg.Targets))
+		order := make([]int, len(cfg.Targets))
+		for i := range order {
+			order[i] = i
+			if r%2 == 1 {
+				order[i] = len(order) - 1 - i
+			}
 		}
-		cfg.Logf("compare: %s (%s, %d replicas)", t.Name, t.Mode, t.Replicas)
-		sum, err := c.runOne(ctx, t)
-		if err != nil {
-			return res, fmt.Errorf("compare: %s: %w", t.Name, err)
+		for _, i := range order {
+			t := cfg.Targets[i]
+			if ctx.Err() != nil {
+				return res.finish(rows, rounds), ctx.Err()
+			}
+			if rounds > 1 {
+				cfg.Logf("compare: round %d of %d: %s (%s, %d replicas)", r+1, rounds, t.Name, t.Mode, t.Replicas)
+			} else {
+				cfg.Logf("compare: %s (%s, %d replicas)", t.Name, t.Mode, t.Replicas)
+			}
+			sum, err := c.runOne(ctx, t, r)
+			if err != nil {
+				return res.finish(rows, rounds), fmt.Errorf("compare: %s: %w", t.Name, err)
+			}
+			rows[i] = Row{Target: t, Summary: sum}
 		}
-		res.Rows = append(res.Rows, Row{Target: t, Summary: sum})
+		res.finish(rows, rounds)
 	}
 	return res, nil
+}
+
+// finish adds a round's rows (those that ran) and picks every
+// configuration's median row.
+func (r *Result) finish(rows []Row, rounds int) *Result {
+	var ran []Row
+	for _, row := range rows {
+		if row.Summary != nil {
+			ran = append(ran, row)
+		}
+	}
+	if len(ran) == 0 {
+		return r
+	}
+	if rounds == 1 {
+		r.Rows = ran
+		return r
+	}
+	r.Rounds = append(r.Rounds, ran)
+	r.Rows = medianRows(r.Rounds)
+	return r
+}
+
+// medianRows returns, per configuration in order of first appearance, its
+// row with the median req/s.
+func medianRows(rounds [][]Row) []Row {
+	var names []string
+	by := map[string][]Row{}
+	for _, rows := range rounds {
+		for _, row := range rows {
+			if _, ok := by[row.Name]; !ok {
+				names = append(names, row.Name)
+			}
+			by[row.Name] = append(by[row.Name], row)
+		}
+	}
+	out := make([]Row, 0, len(names))
+	for _, name := range names {
+		rs := slices.Clone(by[name])
+		slices.SortStableFunc(rs, func(a, b Row) int { return cmp.Compare(a.Summary.RPS, b.Summary.RPS) })
+		out = append(out, rs[(len(rs)-1)/2])
+	}
+	return out
 }
 
 type comparer struct {
@@ -139,7 +212,7 @@ type comparer struct {
 	static *StaticServer
 }
 
-func (c *comparer) runOne(ctx context.Context, t Target) (*loadtest.Summary, error) {
+func (c *comparer) runOne(ctx context.Context, t Target, round int) (*loadtest.Summary, error) {
 	sc := c.cfg.Scenario
 	sc.Thresholds = nil
 	sc.Name = t.Name
@@ -148,7 +221,11 @@ func (c *comparer) runOne(ctx context.Context, t Target) (*loadtest.Summary, err
 	}
 	cc := c.cfg.Cluster
 	cc.Mode, cc.Replicas = t.Mode, t.Replicas
+	// Each round starts with cold caches, L2 included, like the first.
 	cc.Namespace = fmt.Sprintf("%s-%s-%s", c.cfg.NamespacePrefix, t.Name, c.stamp)
+	if round > 0 {
+		cc.Namespace += fmt.Sprintf("-r%d", round+1)
+	}
 	replicas := cc
 	if c.net != nil {
 		replicas.RedisURL, replicas.DatabaseURL = c.net.RedisURL(), c.net.DatabaseURL()
@@ -252,6 +329,9 @@ func (r *Result) WriteTable(w io.Writer) {
 		"config", "rep", "req/s", "xstatic", "p50", "p99", "L1", "L2", "origin", "db_q/req", "stale", "failed",
 		"CPU µs/req: replicas redis pg total")
 	static := r.row("static")
+	if len(r.Rounds) > 1 {
+		fmt.Fprintf(w, "(%d rounds, the configurations taking turns: each row is the configuration's round with the median req/s, each ratio below the median of the rounds' ratios)\n", len(r.Rounds))
+	}
 	for _, row := range r.Rows {
 		s := row.Summary
 		x := "-"
@@ -285,6 +365,20 @@ func (r *Result) WriteTable(w io.Writer) {
 			break
 		}
 	}
+	for i, rows := range r.Rounds {
+		var cells []string
+		for _, row := range rows {
+			total := "-"
+			if row.Summary.CPU.Complete {
+				total = fmt.Sprintf("%.1f", row.Summary.CPU.TotalUSPerReq)
+			}
+			cells = append(cells, fmt.Sprintf("%s %.0f req/s p50 %s CPU %s µs/req", row.Name, row.Summary.RPS, loadtest.FormatMs(row.Summary.Latency.Med), total))
+		}
+		if i == 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "round %d: %s\n", i+1, strings.Join(cells, "; "))
+	}
 	if notes := r.designNotes(); len(notes) > 0 {
 		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
 	}
@@ -308,10 +402,51 @@ func cpuCell(p loadtest.CPUPart) string {
 	return fmt.Sprintf("%.1f", p.USPerReq)
 }
 
-// designNotes are the DESIGN §6 ratios the rows allow, each with its
-// target and whether it was met.
+// designNotes are the project's target ratios the rows allow, each with
+// its target and whether it was met.
 func (r *Result) designNotes() []string {
 	var notes []string
+	for _, d := range r.DesignRatios() {
+		mark := "met"
+		if !d.Met {
+			mark = "missed"
+		}
+		each := ""
+		if len(d.Rounds) > 0 {
+			var vs []string
+			for _, v := range d.Rounds {
+				if v == nil {
+					vs = append(vs, "-")
+				} else {
+					vs = append(vs, fmt.Sprintf("%.2f", *v))
+				}
+			}
+			each = ", median of rounds " + strings.Join(vs, " ")
+		}
+		notes = append(notes, fmt.Sprintf("tiered/%s %s = %.2f (target %s%s): %s",
+			d.Base, strings.TrimSuffix(d.Ratio, "_ratio"), d.Value, d.Target, each, mark))
+	}
+	return notes
+}
+
+// RatioReport is one of the project's target ratios: tiered against
+// another configuration.
+type RatioReport struct {
+	Ratio  string     `json:"ratio"` // rps_ratio, cpu_ratio or p50_ratio
+	Config string     `json:"config"`
+	Base   string     `json:"base"`
+	Value  float64    `json:"value"`            // of several rounds, the median of Rounds
+	Rounds []*float64 `json:"rounds,omitempty"` // each round's, null where it could not be had
+	Target string     `json:"target"`           // for example ">= 0.95"
+	Met    bool       `json:"met"`
+}
+
+// DesignRatios returns the project's target ratios that the rows allow:
+// tiered's throughput at least 0.95x static, 2x redis and 3.5x none; its
+// CPU per request at most 0.6x redis's and 0.3x none's; its p50 at most
+// a third of redis's.
+func (r *Result) DesignRatios() []RatioReport {
+	var out []RatioReport
 	for _, c := range []struct {
 		metric, base, op string
 		target           float64
@@ -319,7 +454,7 @@ func (r *Result) designNotes() []string {
 		{"rps_ratio", "static", ">=", 0.95}, {"rps_ratio", "redis", ">=", 2}, {"rps_ratio", "none", ">=", 3.5},
 		{"cpu_ratio", "redis", "<=", 0.6}, {"cpu_ratio", "none", "<=", 0.3}, {"p50_ratio", "redis", "<=", 1.0 / 3},
 	} {
-		v := r.ratio(c.metric, "tiered", c.base)
+		v, each := r.ratioRounds(c.metric, "tiered", c.base)
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
@@ -327,14 +462,18 @@ func (r *Result) designNotes() []string {
 		if c.op == "<=" {
 			met = v <= c.target
 		}
-		mark := "met"
-		if !met {
-			mark = "missed"
+		d := RatioReport{Ratio: c.metric, Config: "tiered", Base: c.base, Value: v,
+			Target: fmt.Sprintf("%s %.2f", c.op, c.target), Met: met}
+		for _, e := range each {
+			if math.IsNaN(e) || math.IsInf(e, 0) {
+				d.Rounds = append(d.Rounds, nil)
+			} else {
+				d.Rounds = append(d.Rounds, &e)
+			}
 		}
-		notes = append(notes, fmt.Sprintf("tiered/%s %s = %.2f (target %s %.2f): %s",
-			c.base, strings.TrimSuffix(c.metric, "_ratio"), v, c.op, c.target, mark))
+		out = append(out, d)
 	}
-	return notes
+	return out
 }
 
 func pct1(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }

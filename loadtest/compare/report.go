@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"slices"
 
 	"github.com/tiercache/productcache/loadtest"
 )
@@ -11,9 +12,19 @@ import (
 // Report is the JSON form of a comparison for CI to track: one entry per
 // configuration, figures that were not measured as null.
 type Report struct {
-	Configs      []ConfigReport             `json:"configs"`
+	Configs []ConfigReport `json:"configs"`
+	// Rounds has every round's configurations when there were several;
+	// Configs then has each configuration's median round.
+	Rounds []RoundReport `json:"rounds,omitempty"`
+	// Ratios are the project's target ratios, each marked met or not.
+	Ratios       []RatioReport              `json:"ratios"`
 	Thresholds   []loadtest.ThresholdResult `json:"thresholds,omitempty"`
 	ThresholdsOK bool                       `json:"thresholds_ok"`
+}
+
+// RoundReport is one round of a comparison of several.
+type RoundReport struct {
+	Configs []ConfigReport `json:"configs"`
 }
 
 // ConfigReport is one configuration's figures.
@@ -48,8 +59,19 @@ type HitReport struct {
 
 // Report returns the JSON form of r.
 func (r *Result) Report() Report {
-	rep := Report{Configs: []ConfigReport{}, Thresholds: r.Thresholds, ThresholdsOK: r.ThresholdsOK()}
-	for _, row := range r.Rows {
+	rep := Report{Configs: configReports(r.Rows), Ratios: r.DesignRatios(), Thresholds: r.Thresholds, ThresholdsOK: r.ThresholdsOK()}
+	if rep.Ratios == nil {
+		rep.Ratios = []RatioReport{}
+	}
+	for _, rows := range r.Rounds {
+		rep.Rounds = append(rep.Rounds, RoundReport{Configs: configReports(rows)})
+	}
+	return rep
+}
+
+func configReports(rows []Row) []ConfigReport {
+	out := []ConfigReport{}
+	for _, row := range rows {
 		s := row.Summary
 		c := ConfigReport{
 			Config: row.Name, Replicas: row.Replicas, RPS: s.RPS,
@@ -68,9 +90,9 @@ func (r *Result) Report() Report {
 		if s.Consistency.Enabled {
 			c.StaleReads = &s.Consistency.StaleReads
 		}
-		rep.Configs = append(rep.Configs, c)
+		out = append(out, c)
 	}
-	return rep
+	return out
 }
 
 func measured(p loadtest.CPUPart) *float64 {
@@ -147,9 +169,40 @@ func (r *Result) ThresholdsOK() bool {
 	return true
 }
 
-// ratio is figure(config)/figure(base); NaN when either is missing.
+// ratio is figure(config)/figure(base), NaN when either is missing; of
+// several rounds, the median of the rounds' ratios (each round's two runs
+// were close in time, so their ratio is what drift disturbs least).
 func (r *Result) ratio(metric, config, base string) float64 {
-	a, b := r.row(config), r.row(base)
+	v, _ := r.ratioRounds(metric, config, base)
+	return v
+}
+
+// ratioRounds is ratio, and each round's ratio when there were several.
+func (r *Result) ratioRounds(metric, config, base string) (float64, []float64) {
+	if len(r.Rounds) == 0 {
+		return rowsRatio(r.Rows, metric, config, base), nil
+	}
+	var each, ok []float64
+	for _, rows := range r.Rounds {
+		v := rowsRatio(rows, metric, config, base)
+		each = append(each, v)
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			ok = append(ok, v)
+		}
+	}
+	if len(ok) == 0 {
+		return math.NaN(), each
+	}
+	slices.Sort(ok)
+	n := len(ok)
+	if n%2 == 1 {
+		return ok[n/2], each
+	}
+	return (ok[n/2-1] + ok[n/2]) / 2, each
+}
+
+func rowsRatio(rows []Row, metric, config, base string) float64 {
+	a, b := findRow(rows, config), findRow(rows, base)
 	if a == nil || b == nil {
 		return math.NaN()
 	}
@@ -168,8 +221,10 @@ func (r *Result) ratio(metric, config, base string) float64 {
 	return f(a) / f(b)
 }
 
-func (r *Result) row(name string) *loadtest.Summary {
-	for _, row := range r.Rows {
+func (r *Result) row(name string) *loadtest.Summary { return findRow(r.Rows, name) }
+
+func findRow(rows []Row, name string) *loadtest.Summary {
+	for _, row := range rows {
 		if row.Name == name {
 			return row.Summary
 		}

@@ -2,6 +2,8 @@ package compare
 
 import (
 	"bytes"
+	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 
@@ -97,5 +99,92 @@ func TestWriteTableMarksTargets(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestRoundsAreMedians: of several rounds, each configuration's row is its
+// round with the median req/s (a run that happened), and each ratio is the
+// median of the rounds' ratios, not the ratio of the median rows; the JSON
+// has every round and the ratios with their rounds.
+func TestRoundsAreMedians(t *testing.T) {
+	t.Parallel()
+	round := func(tiered, static, tieredCPU float64) []Row {
+		return []Row{
+			{Target: Target{Name: "tiered", Replicas: 3}, Summary: summary(tiered, 1, tieredCPU, true, 0)},
+			{Target: Target{Name: "static", Replicas: 3}, Summary: summary(static, 1, 50, true, 0)},
+		}
+	}
+	r := &Result{}
+	// The machine's other load halves both in round 2: the ratio holds.
+	r.finish(round(1000, 1000, 40), 3)
+	r.finish(round(500, 520, 45), 3)
+	r.finish(round(900, 1000, 35), 3)
+	if len(r.Rounds) != 3 || len(r.Rows) != 2 {
+		t.Fatalf("got %d rounds and %d rows, want 3 and 2", len(r.Rounds), len(r.Rows))
+	}
+	if got := r.row("tiered").RPS; got != 900 {
+		t.Errorf("tiered's row has %v req/s, want its median round's 900", got)
+	}
+	if got := r.row("static").RPS; got != 1000 {
+		t.Errorf("static's row has %v req/s, want 1000 (the lower middle of 520, 1000, 1000)", got)
+	}
+	// Rounds' ratios 1.0, 0.9615, 0.9: median 0.9615; the median rows'
+	// would be 0.9.
+	if got := r.ratio("rps_ratio", "tiered", "static"); math.Abs(got-500.0/520) > 1e-9 {
+		t.Errorf("rps ratio %v, want the median of the rounds' ratios %v", got, 500.0/520)
+	}
+	if got := r.ratio("cpu_ratio", "tiered", "static"); math.Abs(got-0.8) > 1e-9 {
+		t.Errorf("cpu ratio %v, want 0.8 (rounds 0.8, 0.9, 0.7)", got)
+	}
+	var b bytes.Buffer
+	r.WriteTable(&b)
+	for _, want := range []string{"3 rounds", "round 2: tiered 500 req/s", "tiered/static rps = 0.96 (target >= 0.95, median of rounds 1.00 0.96 0.90): met"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+	j, err := json.Marshal(r.Report())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Configs []map[string]any `json:"configs"`
+		Rounds  []struct {
+			Configs []map[string]any `json:"configs"`
+		} `json:"rounds"`
+		Ratios []RatioReport `json:"ratios"`
+	}
+	if err := json.Unmarshal(j, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Configs) != 2 || len(doc.Rounds) != 3 || len(doc.Rounds[1].Configs) != 2 || doc.Rounds[1].Configs[0]["rps"] != 500.0 {
+		t.Errorf("JSON configs/rounds wrong:\n%s", j)
+	}
+	if len(doc.Ratios) != 1 || doc.Ratios[0].Ratio != "rps_ratio" || doc.Ratios[0].Base != "static" || len(doc.Ratios[0].Rounds) != 3 || !doc.Ratios[0].Met {
+		t.Errorf("JSON ratios %+v, want tiered/static rps with its 3 rounds, met", doc.Ratios)
+	}
+}
+
+// TestRoundsPartial: a round cut short keeps the rows that ran, and a
+// ratio a round cannot give is left out of the median.
+func TestRoundsPartial(t *testing.T) {
+	t.Parallel()
+	r := &Result{}
+	r.finish([]Row{
+		{Target: Target{Name: "tiered"}, Summary: summary(1000, 1, 0, false, 0)},
+		{Target: Target{Name: "static"}, Summary: summary(1000, 1, 0, false, 0)},
+	}, 2)
+	r.finish([]Row{{Target: Target{Name: "tiered"}, Summary: summary(800, 1, 0, false, 0)}, {}}, 2)
+	if len(r.Rounds) != 2 || len(r.Rounds[1]) != 1 {
+		t.Fatalf("rounds %v, want the second with only tiered", r.Rounds)
+	}
+	if got := r.ratio("rps_ratio", "tiered", "static"); got != 1 {
+		t.Errorf("rps ratio %v, want 1 (round 2 had no static)", got)
+	}
+	if got := r.ratio("cpu_ratio", "tiered", "static"); !math.IsNaN(got) {
+		t.Errorf("cpu ratio %v, want NaN (no round measured it)", got)
+	}
+	if _, err := json.Marshal(r.Report()); err != nil {
+		t.Errorf("a round without a ratio must still marshal: %v", err)
 	}
 }
