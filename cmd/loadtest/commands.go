@@ -20,6 +20,7 @@ import (
 	"github.com/tiercache/productcache/loadtest/chaos"
 	"github.com/tiercache/productcache/loadtest/cluster"
 	"github.com/tiercache/productcache/loadtest/compare"
+	"github.com/tiercache/productcache/products"
 )
 
 // Defaults of DESIGN §5, used when the environment does not say.
@@ -133,7 +134,7 @@ func (c *clusterFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&c.netLatency, "net-latency", 0, "simulate a network: an in-process proxy adds this latency each way between the replicas and Redis and PostgreSQL (e.g. 500us)")
 	fs.BoolVar(&c.freshDB, "fresh-db", true, "run against a new database, dropped at the end")
 	fs.BoolVar(&c.verbose, "v", false, "show productsd output")
-	fs.Var(&c.env, "replica-env", "KEY=VALUE added to every replica's environment, e.g. GOMAXPROCS=1 or CACHE_L1_TTL=5s (repeatable)")
+	fs.Var(&c.env, "replica-env", "KEY=VALUE added to every replica's environment (in compare, the static ceiling's processes too), e.g. GOMAXPROCS=1 or CACHE_L1_TTL=5s (repeatable)")
 }
 
 // database returns the URL to use and a cleanup that drops the database
@@ -426,7 +427,7 @@ func staticCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second}
+	hs := products.NewHTTPServer(srv, nil) // productsd's own settings: the same connection handling
 	fmt.Fprintf(stdout, "loadtest static listening on http://%s\n", l.Addr())
 	go func() {
 		<-ctx.Done()

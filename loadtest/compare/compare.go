@@ -22,6 +22,7 @@ import (
 
 	"github.com/tiercache/productcache/loadtest"
 	"github.com/tiercache/productcache/loadtest/cluster"
+	"github.com/tiercache/productcache/products"
 )
 
 // Target is one configuration of a comparison.
@@ -296,7 +297,7 @@ func (c *comparer) startStatic(ctx context.Context) (string, func(), error) {
 		if err != nil {
 			return "", nil, err
 		}
-		srv := &http.Server{Handler: c.static}
+		srv := products.NewHTTPServer(c.static, nil)
 		go srv.Serve(l)
 		return "http://" + l.Addr().String(), func() { srv.Close() }, nil
 	}
@@ -309,7 +310,9 @@ func (c *comparer) startStatic(ctx context.Context) (string, func(), error) {
 	}
 	args := append(append([]string(nil), c.cfg.StaticCommand[1:]...),
 		"-addr", "127.0.0.1:0", "-product-file", product, "-list-file", list, "-etag", c.static.ETag, "-cache-status", c.static.CacheStatus)
-	p, url, err := cluster.StartServer(ctx, c.cfg.StaticCommand[0], args, nil, c.cfg.Cluster.Output, 10*time.Second)
+	// The replicas' extra environment applies to the ceiling's processes
+	// too (GOMAXPROCS=1, say), so that they are sized alike.
+	p, url, err := cluster.StartServer(ctx, c.cfg.StaticCommand[0], args, c.cfg.Cluster.Env, c.cfg.Cluster.Output, 10*time.Second)
 	if err != nil {
 		return "", nil, err
 	}
