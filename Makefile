@@ -4,6 +4,7 @@ ADDR      ?= :8080
 TARGETS   ?=
 BENCHTIME ?= 1s
 FUZZTIME  ?= 30s
+COMPARE_ROUNDS ?= 3
 
 .PHONY: run test test-deploy test-short bench lint loadtest demo compare build soak fuzz chaos
 
@@ -67,12 +68,13 @@ loadtest:
 ## local and tiered and a static handler writing the same bytes (the
 ## ceiling), 3 processes each, on a private redis-server; prints throughput,
 ## p50/p99, hit ratio per tier, database queries, stale reads and CPU per
-## request (replicas, Redis, PostgreSQL) as a table. Extra flags:
-## make compare LOADTEST_FLAGS='-net-latency 500us -out json=compare.json'
+## request (replicas, Redis, PostgreSQL) as a table; COMPARE_ROUNDS rounds
+## (default 3) in which the configurations take turns, medians reported.
+## Extra flags: make compare LOADTEST_FLAGS='-net-latency 500us -out json=compare.json'
 compare:
 	$(GO) build -o bin/productsd ./cmd/productsd
 	$(GO) build -o bin/loadtest ./cmd/loadtest
-	./bin/loadtest compare -productsd bin/productsd $(LOADTEST_FLAGS)
+	./bin/loadtest compare -productsd bin/productsd -rounds $(COMPARE_ROUNDS) $(LOADTEST_FLAGS)
 
 ## soak: 10 minutes of the default scenario on three tiered replicas, sampling
 ## goroutines, heap and L1 size every 30s (SOAK_DURATION, SOAK_EVERY)
