@@ -2,6 +2,7 @@ package compare
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"slices"
@@ -230,4 +231,51 @@ func findRow(rows []Row, name string) *loadtest.Summary {
 		}
 	}
 	return nil
+}
+
+// RatioReport is one of the project's target ratios: tiered against
+// another configuration.
+type RatioReport struct {
+	Ratio  string     `json:"ratio"` // rps_ratio, cpu_ratio or p50_ratio
+	Config string     `json:"config"`
+	Base   string     `json:"base"`
+	Value  float64    `json:"value"`            // of several rounds, the median of Rounds
+	Rounds []*float64 `json:"rounds,omitempty"` // each round's, null where it could not be had
+	Target string     `json:"target"`           // for example ">= 0.95"
+	Met    bool       `json:"met"`
+}
+
+// DesignRatios returns the project's target ratios that the rows allow:
+// tiered's throughput at least 0.95x static, 2x redis and 3.5x none; its
+// CPU per request at most 0.6x redis's and 0.3x none's; its p50 at most
+// a third of redis's.
+func (r *Result) DesignRatios() []RatioReport {
+	var out []RatioReport
+	for _, c := range []struct {
+		metric, base, op string
+		target           float64
+	}{
+		{"rps_ratio", "static", ">=", 0.95}, {"rps_ratio", "redis", ">=", 2}, {"rps_ratio", "none", ">=", 3.5},
+		{"cpu_ratio", "redis", "<=", 0.6}, {"cpu_ratio", "none", "<=", 0.3}, {"p50_ratio", "redis", "<=", 1.0 / 3},
+	} {
+		v, each := r.ratioRounds(c.metric, "tiered", c.base)
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			continue
+		}
+		met := v >= c.target
+		if c.op == "<=" {
+			met = v <= c.target
+		}
+		d := RatioReport{Ratio: c.metric, Config: "tiered", Base: c.base, Value: v,
+			Target: fmt.Sprintf("%s %.2f", c.op, c.target), Met: met}
+		for _, e := range each {
+			if math.IsNaN(e) || math.IsInf(e, 0) {
+				d.Rounds = append(d.Rounds, nil)
+			} else {
+				d.Rounds = append(d.Rounds, &e)
+			}
+		}
+		out = append(out, d)
+	}
+	return out
 }
