@@ -328,6 +328,11 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 	if err := writeCompareOuts(res, f.outs); err != nil {
 		return err
 	}
+	if f.summaryExport != "" {
+		if err := reportRow(res).Summary.WriteK6SummaryExport(f.summaryExport); err != nil {
+			return err
+		}
+	}
 	if !res.ThresholdsOK() {
 		return fmt.Errorf("%w: %d of %d", loadtest.ErrThresholds, countFailed(res.Thresholds), len(res.Thresholds))
 	}
@@ -371,8 +376,7 @@ func compareTargets(list string, replicas int) ([]compare.Target, error) {
 }
 
 // writeCompareOuts writes json=FILE (the figures of every configuration,
-// see [compare.Report]) and html=FILE (the tiered row's report, or the
-// last row's).
+// see [compare.Report]) and html=FILE (the report of [reportRow]).
 func writeCompareOuts(res *compare.Result, outs []string) error {
 	for _, o := range outs {
 		kind, path, _ := strings.Cut(o, "=")
@@ -382,13 +386,7 @@ func writeCompareOuts(res *compare.Result, outs []string) error {
 				return err
 			}
 		case "html":
-			row := res.Rows[len(res.Rows)-1]
-			for _, r := range res.Rows {
-				if r.Name == "tiered" {
-					row = r
-				}
-			}
-			if err := loadtest.WriteHTMLFile(path, row.Summary); err != nil {
+			if err := loadtest.WriteHTMLFile(path, reportRow(res).Summary); err != nil {
 				return err
 			}
 		default:
@@ -396,6 +394,18 @@ func writeCompareOuts(res *compare.Result, outs []string) error {
 		}
 	}
 	return nil
+}
+
+// reportRow is the row a single-run report of a comparison describes: the
+// tiered configuration's, or the last one's.
+func reportRow(res *compare.Result) compare.Row {
+	row := res.Rows[len(res.Rows)-1]
+	for _, r := range res.Rows {
+		if r.Name == "tiered" {
+			row = r
+		}
+	}
+	return row
 }
 
 // staticCmd serves fixed bytes until interrupted.

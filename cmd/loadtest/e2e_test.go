@@ -186,7 +186,7 @@ func runBinary(ctx context.Context, t *testing.T, bin string, args ...string) (s
 // the table, the JSON figures (field names as CI reads them, CPU per
 // request of every component), that replicas work behind the simulated
 // network's proxies, two rounds taking turns (medians, every round in the
-// JSON), that a failed threshold exits 99, and that
+// JSON), the k6 summary export, that a failed threshold exits 99, and that
 // the database and the redis-server it made are gone afterwards.
 func TestCompareEndToEnd(t *testing.T) {
 	if testing.Short() {
@@ -202,7 +202,8 @@ func TestCompareEndToEnd(t *testing.T) {
 	out := filepath.Join(dir, "compare.json")
 	text, code := runBinary(ctx, t, lt, "compare", "-productsd", productsd, "-configs", "none,tiered,static",
 		"-replicas", "2", "-duration", "1s", "-warmup", "500ms", "-vus", "4", "-products", "300", "-out", "json="+out,
-		"-threshold", "http_req_failed<0.01", "-threshold", "rps_ratio{config:tiered,base:static}>=1000", "-net-latency", "200us", "-rounds", "2")
+		"-threshold", "http_req_failed<0.01", "-threshold", "rps_ratio{config:tiered,base:static}>=1000", "-net-latency", "200us", "-rounds", "2",
+		"-summary-export", filepath.Join(dir, "k6.json"))
 	if code != exitThresholds {
 		t.Fatalf("compare exited %d, want %d (one threshold cannot hold):\n%s", code, exitThresholds, text)
 	}
@@ -218,6 +219,17 @@ func TestCompareEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	configs := compareJSON(t, b)
+	// -summary-export describes the tiered configuration, in k6's shape.
+	k6, err := os.ReadFile(filepath.Join(dir, "k6.json"))
+	if err != nil {
+		t.Fatalf("compare -summary-export wrote nothing: %v", err)
+	}
+	var export struct {
+		Metrics map[string]map[string]any `json:"metrics"`
+	}
+	if err := json.Unmarshal(k6, &export); err != nil || export.Metrics["http_reqs"]["count"] == nil {
+		t.Errorf("summary export %s: want k6's metrics with http_reqs.count (%v)", k6, err)
+	}
 	for i, name := range []string{"none", "tiered", "static"} {
 		c := configs[i]
 		if c["config"] != name || c["replicas"] != 2.0 || c["rps"].(float64) <= 0 || c["failed"] != 0.0 {
