@@ -262,12 +262,8 @@ func (r *Result) DesignRatios() []RatioReport {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
-		met := v >= c.target
-		if c.op == "<=" {
-			met = v <= c.target
-		}
 		d := RatioReport{Ratio: c.metric, Config: "tiered", Base: c.base, Value: v,
-			Target: fmt.Sprintf("%s %.2f", c.op, c.target), Met: met}
+			Target: fmt.Sprintf("%s %.2f", c.op, c.target), Met: loadtest.Threshold{Op: c.op, Value: c.target}.Pass(v)}
 		for _, e := range each {
 			if math.IsNaN(e) || math.IsInf(e, 0) {
 				d.Rounds = append(d.Rounds, nil)

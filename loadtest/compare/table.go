@@ -37,14 +37,10 @@ func (r *Result) WriteTable(w io.Writer) {
 		if c := s.Cache; c.Classified > 0 {
 			l1, l2, origin = pct1(c.L1), pct1(c.L2), pct1(c.Origin)
 		}
-		total := "-"
-		if s.CPU.Complete {
-			total = fmt.Sprintf("%.1f", s.CPU.TotalUSPerReq)
-		}
 		fmt.Fprintf(w, "%-8s %3d %9.0f %7s %9s %9s %6s %6s %7s %8s %7s %5.2f%% | %12s %5s %5s %5s\n",
 			row.Name, row.Replicas, s.RPS, x, loadtest.FormatMs(s.Latency.Med), loadtest.FormatMs(s.Latency.P99),
 			l1, l2, origin, dbr, stale, 100*s.FailRate,
-			cpuCell(s.CPU.Replicas), cpuCell(s.CPU.Redis), cpuCell(s.CPU.Postgres), total)
+			cpuCell(s.CPU.Replicas), cpuCell(s.CPU.Redis), cpuCell(s.CPU.Postgres), totalCell(s))
 	}
 	for _, row := range r.Rows {
 		if p := row.Summary.CPU.Postgres; !p.Measured && p.Note != "" {
@@ -67,6 +63,15 @@ func (r *Result) WriteTable(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// totalCell is s's CPU per request summed over every component, "-"
+// unless every part was measured.
+func totalCell(s *loadtest.Summary) string {
+	if !s.CPU.Complete {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", s.CPU.TotalUSPerReq)
 }
 
 func cpuCell(p loadtest.CPUPart) string {
@@ -109,11 +114,7 @@ func (r *Result) writeRounds(w io.Writer) {
 	for i, rows := range r.Rounds {
 		var cells []string
 		for _, row := range rows {
-			total := "-"
-			if row.Summary.CPU.Complete {
-				total = fmt.Sprintf("%.1f", row.Summary.CPU.TotalUSPerReq)
-			}
-			cells = append(cells, fmt.Sprintf("%s %.0f req/s p50 %s CPU %s µs/req", row.Name, row.Summary.RPS, loadtest.FormatMs(row.Summary.Latency.Med), total))
+			cells = append(cells, fmt.Sprintf("%s %.0f req/s p50 %s CPU %s µs/req", row.Name, row.Summary.RPS, loadtest.FormatMs(row.Summary.Latency.Med), totalCell(row.Summary)))
 		}
 		if i == 0 {
 			fmt.Fprintln(w)
