@@ -19,39 +19,42 @@ db=wrkab_$$
 psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
 dburl=$(sed -E "s#/[^/?]+(\?|$)#/$db\1#" <<<"$admin")
 export DATABASE_URL=$dburl CACHE_NAMESPACE=wrkab-$$
+logs=$(mktemp -d)
 pids=()
 cleanup() {
   kill "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
+  rm -rf "$logs"
   psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
   redis-cli --scan --pattern "wrkab-$$:*" 2>/dev/null | xargs -r redis-cli del >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+# wait_url LOG PATTERN PATH: the first http:// URL in the lines of LOG
+# matching PATTERN, once a GET of URL+PATH answers 2xx (10 s at most).
+wait_url() {
+  local u
+  for _ in $(seq 1 100); do
+    u=$(grep -o "$2" "$1" | grep -o 'http://[0-9.:]*' | head -n1 || true)
+    if [ -n "$u" ] && curl -sf "$u$3" >/dev/null; then
+      echo "$u"
+      return 0
+    fi
+    sleep 0.1
+  done
+  cat "$1" >&2
+  return 1
+}
 LOG_LEVEL=warn "$bin"/productsd migrate >/dev/null
 LOG_LEVEL=warn "$bin"/productsd seed -n 100 >/dev/null
-"$bin"/productsd -addr 127.0.0.1:0 >"/tmp/wrkab-$$.log" 2>&1 &
+"$bin"/productsd -addr 127.0.0.1:0 >"$logs/productsd" 2>&1 &
 pd=$!
 pids+=("$pd")
-url=""
-for _ in $(seq 1 100); do
-  url=$(grep -o 'productsd listening on http://[0-9.:]*' "/tmp/wrkab-$$.log" | head -n1 | cut -d' ' -f4 || true)
-  [ -n "$url" ] && curl -sf "$url/readyz" >/dev/null && break
-  sleep 0.1
-done
-[ -n "$url" ] || { cat "/tmp/wrkab-$$.log"; echo "wrk-ab: productsd did not start"; exit 1; }
+url=$(wait_url "$logs/productsd" 'productsd listening on http://[0-9.:]*' /readyz) || { echo "wrk-ab: productsd did not start"; exit 1; }
 id=$(psql "$dburl" -Atc 'SELECT id FROM products LIMIT 1')
-static_log=/tmp/wrkab-static-$$.log
-"$bin"/loadtest static -addr 127.0.0.1:0 -from "$url/products/$id" >"$static_log" 2>&1 &
-pids+=("$!")
+"$bin"/loadtest static -addr 127.0.0.1:0 -from "$url/products/$id" >"$logs/static" 2>&1 &
 st=$!
-surl=""
-for _ in $(seq 1 100); do
-  surl=$(grep -o 'http://[0-9.:]*' "$static_log" | head -n1 || true)
-  [ -n "$surl" ] && curl -sf "$surl/products/$id" >/dev/null && break
-  sleep 0.1
-done
-[ -n "$surl" ] || { cat "$static_log"; echo "wrk-ab: loadtest static did not start"; exit 1; }
-rm -f "/tmp/wrkab-$$.log" "$static_log"
+pids+=("$st")
+surl=$(wait_url "$logs/static" 'listening on http://[0-9.:]*' "/products/$id") || { echo "wrk-ab: loadtest static did not start"; exit 1; }
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 ticks=$(getconf CLK_TCK)
 one() { # pid url -> "req/s cpu_us_per_request"
