@@ -130,23 +130,20 @@ func Compare(ctx context.Context, cfg Config) (*Result, error) {
 	rounds := max(1, cfg.Rounds)
 	for r := range rounds {
 		rows := make([]Row, len(cfg.Targets))
-		order := make([]int, len(cfg.Targets))
-		for i := range order {
-			order[i] = i
-			if r%2 == 1 {
-				order[i] = len(order) - 1 - i
-			}
+		round := ""
+		if rounds > 1 {
+			round = fmt.Sprintf("round %d of %d: ", r+1, rounds)
 		}
-		for _, i := range order {
+		for k := range cfg.Targets {
+			i := k
+			if r%2 == 1 { // every other round in reverse order
+				i = len(cfg.Targets) - 1 - k
+			}
 			t := cfg.Targets[i]
 			if ctx.Err() != nil {
 				return res.finish(rows, rounds), ctx.Err()
 			}
-			if rounds > 1 {
-				cfg.Logf("compare: round %d of %d: %s (%s, %d replicas)", r+1, rounds, t.Name, t.Mode, t.Replicas)
-			} else {
-				cfg.Logf("compare: %s (%s, %d replicas)", t.Name, t.Mode, t.Replicas)
-			}
+			cfg.Logf("compare: %s%s (%s, %d replicas)", round, t.Name, t.Mode, t.Replicas)
 			sum, err := c.runOne(ctx, t, r)
 			if err != nil {
 				return res.finish(rows, rounds), fmt.Errorf("compare: %s: %w", t.Name, err)
