@@ -87,6 +87,7 @@ require (
 )
 
 require (
+	github.com/moby/patternmatcher v0.6.1
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.72.1
 	github.com/prometheus/prometheus v0.316.0

@@ -1,0 +1,100 @@
+package deploy
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// maxTrackedSize is the largest file git may track: sources, manifests
+// and a screenshot or two fit; build output and data dumps do not.
+const maxTrackedSize = 1 << 20
+
+// binaryMagic are the first bytes of the executable formats a build on
+// any platform writes (ELF, Mach-O 32/64-bit both byte orders, fat
+// Mach-O, PE).
+var binaryMagic = [][]byte{
+	[]byte("\x7fELF"),
+	{0xfe, 0xed, 0xfa, 0xce}, {0xce, 0xfa, 0xed, 0xfe},
+	{0xfe, 0xed, 0xfa, 0xcf}, {0xcf, 0xfa, 0xed, 0xfe},
+	{0xca, 0xfe, 0xba, 0xbe},
+	[]byte("MZ"),
+}
+
+// TestNoBuildOutputTracked: no file git tracks is over 1 MiB, an
+// executable binary, or a Redis dump: build output belongs in bin/ (which
+// .gitignore keeps out), never in the repository.
+func TestNoBuildOutputTracked(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	out, err := exec.Command("git", "-C", root, "ls-files", "-z").Output()
+	if err != nil {
+		t.Skipf("not a git checkout (%v)", err)
+	}
+	for _, name := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		if problem := buildOutput(filepath.Join(root, name)); problem != "" {
+			t.Errorf("%s is tracked but %s", name, problem)
+		}
+	}
+}
+
+// buildOutput says why the file at path looks like build output, or ""
+// when it does not (or is gone from the working tree).
+func buildOutput(path string) string {
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	if fi.Size() > maxTrackedSize {
+		return "is over 1 MiB"
+	}
+	if strings.HasSuffix(path, ".rdb") || strings.HasSuffix(path, ".aof") {
+		return "is a Redis dump"
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	head := make([]byte, 4)
+	n, _ := f.Read(head)
+	for _, m := range binaryMagic {
+		if bytes.HasPrefix(head[:n], m) {
+			return "is an executable binary"
+		}
+	}
+	return ""
+}
+
+// TestBuildOutputDetected: the check above recognises what it must.
+func TestBuildOutputDetected(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want bool
+	}{
+		{"productsd", []byte("\x7fELF\x02\x01\x01"), true},
+		{"tool.exe", []byte("MZ\x90\x00"), true},
+		{"macho", []byte{0xcf, 0xfa, 0xed, 0xfe, 7}, true},
+		{"dump.rdb", []byte("REDIS0011"), true},
+		{"big.json", bytes.Repeat([]byte("x"), maxTrackedSize+1), true},
+		{"main.go", []byte("package main\n"), false},
+		{"run.sh", []byte("#!/bin/sh\necho hi\n"), false},
+	} {
+		if got := buildOutput(write(tc.name, tc.body)) != ""; got != tc.want {
+			t.Errorf("%s flagged: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
