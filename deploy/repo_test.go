@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -95,6 +96,43 @@ func TestBuildOutputDetected(t *testing.T) {
 	} {
 		if got := buildOutput(write(tc.name, tc.body)) != ""; got != tc.want {
 			t.Errorf("%s flagged: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestDesignCitationsResolve: every "docs/design.md §N" a tracked file
+// cites names a section of docs/design.md, and nothing cites a design
+// document or review outside the repository.
+func TestDesignCitationsResolve(t *testing.T) {
+	design, err := os.ReadFile(filepath.Join(root, "docs", "design.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^##+ (\d+(?:\.\d+)?)\.? `).FindAllStringSubmatch(string(design), -1) {
+		sections[m[1]] = true
+	}
+	if !sections["3.13"] || !sections["4"] {
+		t.Fatalf("docs/design.md sections %v: the headings are not numbered as expected", sections)
+	}
+	out, err := exec.Command("git", "-C", root, "ls-files", "-z").Output()
+	if err != nil {
+		t.Skipf("not a git checkout (%v)", err)
+	}
+	cite := regexp.MustCompile(`docs/design\.md §(\d+(?:\.\d+)?)`)
+	outside := regexp.MustCompile(`DESIGN §|review bugs? \d|\.\./shared`)
+	for _, name := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		b, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil || bytes.IndexByte(b, 0) >= 0 {
+			continue
+		}
+		for _, m := range cite.FindAllSubmatch(b, -1) {
+			if !sections[string(m[1])] {
+				t.Errorf("%s cites docs/design.md §%s, which has no such section", name, m[1])
+			}
+		}
+		if name != "deploy/repo_test.go" && outside.Match(b) {
+			t.Errorf("%s cites %q, which a reader of the repository cannot open", name, outside.Find(b))
 		}
 	}
 }

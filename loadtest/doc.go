@@ -1,5 +1,5 @@
 // Package loadtest is a k6-style load generator for the products API of
-// DESIGN §4, written as a library so that the cmd/loadtest binary, the make
+// docs/design.md §4, written as a library so that the cmd/loadtest binary, the make
 // targets and the end-to-end tests share one engine.
 //
 // # Model

@@ -9,7 +9,7 @@ import (
 )
 
 // DefaultGrace is the window after a write's acknowledgement within which an
-// older version may still be read without counting as stale (DESIGN §6).
+// older version may still be read without counting as stale (docs/design.md §6).
 const DefaultGrace = 50 * time.Millisecond
 
 // Probe is the consistency probe. For each sampled id it logs acknowledged

@@ -38,7 +38,7 @@ func l1HitServer(t testing.TB) (http.Handler, *http.Request, *discardWriter) {
 
 // BenchmarkGetL1Hit serves GET /products/{id} from L1 through the whole
 // router, instrumentation included. Compare with BenchmarkStaticHandler,
-// which writes the same bytes with nothing in between (DESIGN §6 asks an L1
+// which writes the same bytes with nothing in between (docs/design.md §6 asks an L1
 // hit within 10% of it over HTTP, where the network stack dominates both).
 func BenchmarkGetL1Hit(b *testing.B) {
 	h, req, w := l1HitServer(b)
@@ -94,7 +94,7 @@ func benchmarkHTTP(b *testing.B, url string) {
 }
 
 // BenchmarkHTTPGetL1Hit is BenchmarkGetL1Hit over real HTTP; compare with
-// BenchmarkHTTPStatic (DESIGN §6: at least 0.9x).
+// BenchmarkHTTPStatic (docs/design.md §6: at least 0.9x).
 func BenchmarkHTTPGetL1Hit(b *testing.B) {
 	e := newEnv(b)
 	a := e.replica("a", "tiered")
@@ -118,7 +118,7 @@ func BenchmarkHTTPStatic(b *testing.B) {
 
 // BenchmarkUpdate measures the write path (transaction, invalidation,
 // outbox mark) from parallel writers over 100 products, without and with
-// the outbox: the cost of DESIGN §3 rule 14, side by side in one run.
+// the outbox: the cost of docs/design.md §3 rule 14, side by side in one run.
 // Without it the store records no rows; the marker and sweeper run in
 // both.
 func BenchmarkUpdate(b *testing.B) {

@@ -17,7 +17,7 @@ const (
 const statusL1Hit = statusL1 + "; hit"
 
 // cacheStatus renders the Cache-Status header for an answer from a cache in
-// mode, as DESIGN §4 writes it: L2 first (it is nearer the origin), then L1.
+// mode, as docs/design.md §4 writes it: L2 first (it is nearer the origin), then L1.
 // "stored" is left out where a fill was fenced or skipped, "collapsed" marks
 // the tier whose load this request waited on.
 func cacheStatus(mode tiercache.Mode, info tiercache.Info) string {

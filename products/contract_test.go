@@ -21,7 +21,7 @@ const (
 
 var timestampRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`)
 
-// TestContract walks every row of the DESIGN §4 table on two tiered
+// TestContract walks every row of the docs/design.md §4 table on two tiered
 // replicas, with the Cache-Status of each tier.
 func TestContract(t *testing.T) {
 	t.Parallel()
@@ -49,7 +49,7 @@ func TestContract(t *testing.T) {
 		}
 	}
 	if len(p) != 7 {
-		t.Fatalf("got fields %v, want exactly the 7 of DESIGN §4", p)
+		t.Fatalf("got fields %v, want exactly the 7 of docs/design.md §4", p)
 	}
 	if got := resp.Header.Get("ETag"); got != `"1"` {
 		t.Fatalf("got ETag %q, want \"1\"", got)

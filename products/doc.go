@@ -17,7 +17,7 @@
 //
 // Every write runs in one transaction. Only after it commits does the
 // service call [tiercache.Cache.InvalidateGroup] for the list group and the
-// product's key, and only then does it answer (DESIGN §3.1, §3.2, §3.10).
+// product's key, and only then does it answer (docs/design.md §3.1, §3.2, §3.10).
 // Invalidating before the commit would let a concurrent reader refill the
 // cache with the old row. An update bumps the version in the same statement,
 // and If-Match is a condition of that statement, not a read before it.
@@ -26,7 +26,7 @@
 //
 // When the cache uses Redis, every write also records its invalidation in
 // the cache_outbox table, in the same transaction, so that an acknowledged
-// write's invalidation survives its writer (DESIGN §3 rule 14). A row is
+// write's invalidation survives its writer (docs/design.md §3 rule 14). A row is
 // deleted once Redis took the delete and the publish: by the writer's
 // marker, off the request path, or by the sweeper that every replica runs
 // in [Service.RunOutbox], which re-sends rows older than

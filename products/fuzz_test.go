@@ -13,7 +13,7 @@ import (
 )
 
 // FuzzDecodeInput feeds arbitrary bodies to DecodeInput. Whatever it
-// accepts obeys DESIGN §4 and survives a round trip through JSON; whatever
+// accepts obeys docs/design.md §4 and survives a round trip through JSON; whatever
 // it refuses is a validation error whose problem body is valid JSON.
 func FuzzDecodeInput(f *testing.F) {
 	for _, s := range []string{

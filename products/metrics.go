@@ -134,7 +134,7 @@ type serviceCollector struct {
 	outbox  outboxDescs
 }
 
-// outboxDescs describe the invalidation outbox (DESIGN §3 rule 14).
+// outboxDescs describe the invalidation outbox (docs/design.md §3 rule 14).
 type outboxDescs struct {
 	pending, oldest, resent, errors *prometheus.Desc
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/tiercache/productcache/tiercache"
 )
 
-// The invalidation outbox (DESIGN §3 rule 14). Every write inserts its
+// The invalidation outbox (docs/design.md §3 rule 14). Every write inserts its
 // invalidation into cache_outbox in its own transaction (see Store.inTx).
 // After the commit the writer invalidates as before; when Redis took the
 // delete and the publish, the marker deletes the row, in batches, off the

@@ -22,7 +22,7 @@ type Product struct {
 // microseconds, the precision PostgreSQL keeps.
 const TimeFormat = "2006-01-02T15:04:05.000000Z07:00"
 
-// productJSON is the wire form of a Product (DESIGN §4).
+// productJSON is the wire form of a Product (docs/design.md §4).
 type productJSON struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`

@@ -11,7 +11,7 @@ import (
 	"github.com/tiercache/productcache/tiercache/tiercacheprom"
 )
 
-// NewServer returns the HTTP API of svc: every route of DESIGN §4. It
+// NewServer returns the HTTP API of svc: every route of docs/design.md §4. It
 // registers its metrics (and the service's: database queries, pool, cache)
 // on reg and serves reg at /metrics; reg belongs to this server alone.
 func NewServer(logger *slog.Logger, svc *Service, reg *prometheus.Registry) http.Handler {

@@ -293,7 +293,7 @@ func (s *Service) Delete(ctx context.Context, id uuid.UUID, cond Precondition) e
 	return nil
 }
 
-// invalidate runs after a write committed, never before (DESIGN §3.1): it
+// invalidate runs after a write committed, never before (docs/design.md §3.1): it
 // retires every list page and the product's key on every replica. When it
 // returns, reads on this replica see the write (§3.2). It runs detached from
 // the request's context: a client that hangs up after the commit must not
@@ -302,7 +302,7 @@ func (s *Service) Delete(ctx context.Context, id uuid.UUID, cond Precondition) e
 // The write's outbox row oid (0: none) is marked done, off the request
 // path, only when Redis took the delete and the publish. Otherwise it
 // stays: this replica's cache retries, and if this replica dies first, a
-// sweeper re-sends it (DESIGN §3 rule 14).
+// sweeper re-sends it (docs/design.md §3 rule 14).
 func (s *Service) invalidate(ctx context.Context, id uuid.UUID, oid int64) {
 	if s.cache == nil {
 		return

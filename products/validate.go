@@ -13,7 +13,7 @@ import (
 	"unicode/utf8"
 )
 
-// Limits of the fields of a product (DESIGN §4).
+// Limits of the fields of a product (docs/design.md §4).
 const (
 	MaxNameLen        = 200
 	MaxDescriptionLen = 2000

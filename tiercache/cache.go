@@ -181,7 +181,7 @@ type plan struct {
 // l1Serves reports whether L1 may answer a read that began at now: the
 // invalidation channel is confirmed and, on a replica that has one, this
 // replica has proved within StalenessBound that it applied every
-// invalidation published before (DESIGN §3.13). A lapse bypasses L1 without
+// invalidation published before (docs/design.md §3.13). A lapse bypasses L1 without
 // flushing it: the messages it is behind on arrive in order and evict what
 // they must before the proof comes back.
 func (c *Cache[V]) l1Serves(now int64) bool {
@@ -254,7 +254,7 @@ func (c *Cache[V]) miss(ctx context.Context, key string, load LoadFunc[V], now i
 // The L1 fence token is taken before anything is read: an invalidation of
 // key that arrives while the fill is under way, whether it is a write that
 // raced the L2 read or the database read, bumps the key's generation, and
-// install then refuses the value (DESIGN §3.3). The L2 write is guarded by
+// install then refuses the value (docs/design.md §3.3). The L2 write is guarded by
 // the lease token instead, which the writer's delete removes (§3.4). A key
 // waiting for a retried invalidation is kept out of L2: the failed delete
 // may have left the old value there.
@@ -451,7 +451,7 @@ func (c *Cache[V]) Len() int {
 // cache was made. Every read of the hot path pays for one reading (about
 // 25ns): a coarse clock kept by a ticking goroutine would be cheaper, but
 // that goroutine is exactly what CPU starvation delays, and a late clock
-// would make a lapsed replica look fresh (DESIGN §3.13).
+// would make a lapsed replica look fresh (docs/design.md §3.13).
 func (c *Cache[V]) clockNow() int64 {
 	if c.opt.hooks.now != nil {
 		return c.opt.hooks.now()

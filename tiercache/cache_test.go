@@ -81,7 +81,7 @@ func TestInvalidateAcrossThreeReplicas(t *testing.T) {
 
 // TestLoadRacingWriteIsFenced pauses a fill between its source read and its
 // fills, lets a write and its invalidation run, then resumes it: neither L1
-// nor L2 may keep the old value (DESIGN §3.3, §3.4).
+// nor L2 may keep the old value (docs/design.md §3.3, §3.4).
 func TestLoadRacingWriteIsFenced(t *testing.T) {
 	t.Parallel()
 	rdb := needRedis(t)
@@ -126,7 +126,7 @@ func TestLoadRacingWriteIsFenced(t *testing.T) {
 
 // TestL2ReadRacingWriteIsFenced covers the other kind of load: a fill that
 // read the old value from L2 just before the writer deleted it must not
-// install it in L1 (DESIGN §3.2, §3.3).
+// install it in L1 (docs/design.md §3.2, §3.3).
 func TestL2ReadRacingWriteIsFenced(t *testing.T) {
 	t.Parallel()
 	rdb := needRedis(t)

@@ -39,7 +39,7 @@
 //
 // Two bounds hold, whatever fails.
 //
-// The freshness lease (DESIGN §3.13): the subscriber sends PING on its
+// The freshness lease (docs/design.md §3.13): the subscriber sends PING on its
 // subscription connection every Options.FreshnessInterval (5ms) with its
 // send time (while reads come; an idle replica pings only for liveness,
 // and its first read bypasses L1 until the next answer). Redis answers a subscribed PING in order, after every message

@@ -35,7 +35,7 @@ func (h *heldLoad) load(ctx context.Context) (int, error) {
 
 func (h *heldLoad) release() { h.once.Do(func() { close(h.resume) }) }
 
-// rule 6 (and review bug 3): a flush, here for a sequence gap, fences the
+// rule 6 (and rule 3): a flush, here for a sequence gap, fences the
 // fill in flight (it may have read the row before a write whose message was
 // lost) and makes later readers start a new load instead of joining it.
 func TestFlushFencesAndForgetsFillInFlight(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"sync"
 )
 
-// flight collapses concurrent loads of one key in this replica (DESIGN §2):
+// flight collapses concurrent loads of one key in this replica (docs/design.md §2):
 // the first caller, the leader, runs the load on its own goroutine; callers
 // that arrive while it runs wait for its result, each until its own context
 // ends.
@@ -19,7 +19,7 @@ import (
 //     a new goroutine, which cost more than the Redis round trip itself;
 //   - waiters honour their own contexts, which Do cannot;
 //   - a caller can refuse to join a load that began too long ago
-//     (DESIGN §3.13: a load that began before a write must not answer a
+//     (docs/design.md §3.13: a load that began before a write must not answer a
 //     read that began well after it);
 //   - a flush forgets every load in flight at once (§3.6), and a loader
 //     that panics becomes an error for every caller, not a crashed process.

@@ -17,7 +17,7 @@ type getOptions struct {
 // InGroup places the key in group: the effective cache key embeds the
 // group's generation, so [Cache.InvalidateGroup] retires every key of the
 // group at once, in O(1) Redis round trips, and the old entries age out
-// (DESIGN §3.10). Use it for list pages and other derived values.
+// (docs/design.md §3.10). Use it for list pages and other derived values.
 func InGroup(group string) GetOption {
 	return func(o *getOptions) { o.group = group }
 }
@@ -25,12 +25,12 @@ func InGroup(group string) GetOption {
 // applyOptions returns the effective key of a read and the tiers it may
 // use. A grouped key embeds the group's generation, which this replica
 // takes from memory only while that memory is known to be current: it is
-// caught up with the invalidation channel (DESIGN §3.13) and has refreshed
+// caught up with the invalidation channel (docs/design.md §3.13) and has refreshed
 // its generations since the channel last came up. Otherwise it reads the
 // generation from Redis; if Redis does not answer, or this replica's own
 // last bump of the group has not reached Redis, the read uses neither tier:
 // a page cached under a generation that is not Redis's may be one another
-// writer's bump is about to make current again (review bugs 1 and 2).
+// writer's bump is about to make current again (docs/design.md §3.10).
 func (c *Cache[V]) applyOptions(ctx context.Context, key string, now int64, opts []GetOption) (string, plan) {
 	var o getOptions
 	for _, f := range opts {

@@ -36,7 +36,7 @@ type message struct {
 const messageVersion = 1
 
 // Invalidate removes keys from every tier of every replica. Call it after the
-// change to the source of truth has committed, never before (DESIGN §3.1).
+// change to the source of truth has committed, never before (docs/design.md §3.1).
 // When it returns, reads through this replica see the change; other replicas
 // drop their copies when the broadcast reaches them. It returns nil when
 // Redis took both the delete and the publish. If Redis cannot be reached the
@@ -53,13 +53,13 @@ func (c *Cache[V]) InvalidateGroup(ctx context.Context, group string, keys ...st
 	return c.invalidate(ctx, keys, []string{group})
 }
 
-// invalidate keeps the order of DESIGN §3.2: delete in L2, then fence and
+// invalidate keeps the order of docs/design.md §3.2: delete in L2, then fence and
 // evict this replica's L1, then publish. A reader here that read the old L2
 // value just before the delete is fenced by the generation bump; had L1 gone
 // first, that reader could refill it from the old L2 value afterwards.
 //
 // It runs under closeMu held shared, so Close waits for it and its last
-// retry pass sees whatever it queued (review bug 5).
+// retry pass sees whatever it queued (docs/design.md §3.8).
 func (c *Cache[V]) invalidate(ctx context.Context, keys, groupNames []string) error {
 	c.closeMu.RLock()
 	defer c.closeMu.RUnlock()
@@ -84,7 +84,7 @@ func (c *Cache[V]) invalidate(ctx context.Context, keys, groupNames []string) er
 		// its grouped reads out of both tiers, since the proposed
 		// generations are not Redis's. In the other order a reader could
 		// slip in between, take a fence token after the bump and install
-		// the old L2 value (review bug 4).
+		// the old L2 value (docs/design.md §3.2, §3.3).
 		c.queueRetry(keys, proposed)
 		c.applyLocal(keys, proposed)
 		runHook(c.opt.hooks.afterLocal)

@@ -95,7 +95,7 @@ return {3}
 
 // fillScript stores the value only while the caller's lease still stands;
 // a writer's delete removes the lease, so a load that raced a write cannot
-// leave the old value behind (DESIGN §3.4).
+// leave the old value behind (docs/design.md §3.4).
 var fillScript = redis.NewScript(`
 if redis.call('GET', KEYS[2]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])

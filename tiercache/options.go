@@ -121,7 +121,7 @@ type Options struct {
 	PingTimeout time.Duration
 	// FreshnessInterval is how often the subscriber sends PING on the
 	// subscription connection to prove that this replica has applied every
-	// invalidation published before the ping (DESIGN §3.13). Default 5ms.
+	// invalidation published before the ping (docs/design.md §3.13). Default 5ms.
 	FreshnessInterval time.Duration
 	// StalenessBound is how far behind the invalidation stream L1 may be:
 	// while the newest answered ping was sent longer ago than this, L1 is

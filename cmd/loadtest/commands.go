@@ -23,7 +23,7 @@ import (
 	"github.com/tiercache/productcache/products"
 )
 
-// Defaults of DESIGN §5, used when the environment does not say.
+// Defaults of docs/design.md §5, used when the environment does not say.
 const (
 	defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 	defaultRedisURL    = "redis://127.0.0.1:6379/0"

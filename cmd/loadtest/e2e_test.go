@@ -268,7 +268,7 @@ func TestCompareEndToEnd(t *testing.T) {
 }
 
 // compareJSON checks that b has exactly the fields of compare's JSON
-// (DESIGN: what CI tracks) and returns its configs.
+// (docs/design.md §6: what CI tracks) and returns its configs.
 func compareJSON(t *testing.T, b []byte) []map[string]any {
 	t.Helper()
 	var doc struct {

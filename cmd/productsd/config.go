@@ -19,7 +19,7 @@ import (
 
 type flagSet = flag.FlagSet
 
-// config is the validated configuration of DESIGN §5.
+// config is the validated configuration of docs/design.md §5.
 type config struct {
 	addr        string
 	databaseURL string
@@ -46,7 +46,7 @@ type config struct {
 	redis *redisConfig    // REDIS_URL parsed for REDIS_MODE; nil when the mode needs no Redis
 }
 
-// setting is one variable of DESIGN §5 and its flag.
+// setting is one variable of docs/design.md §5 and its flag.
 type setting struct {
 	env, flag, def, usage string
 	val                   string

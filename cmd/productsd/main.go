@@ -1,4 +1,4 @@
-// Command productsd serves the products API (DESIGN §4) on PostgreSQL,
+// Command productsd serves the products API (docs/design.md §4) on PostgreSQL,
 // read through a two-tier cache.
 //
 // Usage:
@@ -10,7 +10,7 @@
 //	productsd env                 print every setting with its default
 //	productsd -version            print the module version and VCS revision
 //
-// Every setting is an environment variable (DESIGN §5) and a flag; a flag
+// Every setting is an environment variable (docs/design.md §5) and a flag; a flag
 // wins over the variable. Run productsd -h for the list.
 package main
 

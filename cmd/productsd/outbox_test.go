@@ -12,7 +12,7 @@ import (
 )
 
 // TestWriterKilledWithUnsentInvalidation is the process-level version of
-// DESIGN §3 rule 14: three productsd processes; the writer reaches Redis
+// docs/design.md §3 rule 14: three productsd processes; the writer reaches Redis
 // through a proxy, which is cut; it answers a PUT with 200 (its
 // invalidation queued in memory) and is killed with SIGKILL. The other two
 // had the old version in L1 and L2; a sweeper re-sends the invalidation

@@ -144,7 +144,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "productsd listening on %s (mode %s, replica %s)\n", displayURL(ln.Addr()), cfg.mode, cfg.replicaID)
 	logger.Info("productsd: listening", "addr", ln.Addr().String(), "mode", cfg.mode, "l1_ttl", cfg.l1TTL.String(), "redis", redisTopology(cfg))
 
-	// Once the schema is ready the outbox marker and sweeper run (DESIGN §3
+	// Once the schema is ready the outbox marker and sweeper run (docs/design.md §3
 	// rule 14) until the server has drained its requests; they stop before
 	// the cache, Redis and the pool close.
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))

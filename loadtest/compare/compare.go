@@ -29,7 +29,7 @@ type Target struct {
 	Replicas int    `json:"replicas"`
 }
 
-// DefaultTargets are the configurations of DESIGN §6: the database
+// DefaultTargets are the configurations of docs/design.md §6: the database
 // alone, Redis alone (the tutorial's design), L1 alone on three replicas
 // (which serves stale data), both tiers, and the static ceiling, which
 // runs as many processes as the others, behind the same kind of target

@@ -87,7 +87,7 @@ func TestParseCompareThreshold(t *testing.T) {
 	}
 }
 
-// TestWriteTableMarksTargets: the DESIGN ratios are printed with their
+// TestWriteTableMarksTargets: the target ratios (docs/design.md §6) are printed with their
 // targets and whether they were met.
 func TestWriteTableMarksTargets(t *testing.T) {
 	t.Parallel()

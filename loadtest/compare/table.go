@@ -9,7 +9,7 @@ import (
 	"github.com/tiercache/productcache/loadtest"
 )
 
-// WriteTable prints the comparison, then the DESIGN §6 ratios, then the
+// WriteTable prints the comparison, then the docs/design.md §6 ratios, then the
 // thresholds, if any were evaluated.
 func (r *Result) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "\n%-8s %3s %9s %7s %9s %9s %6s %6s %7s %8s %7s %6s | %-31s\n",

@@ -1,6 +1,6 @@
 -- +goose Up
 -- cache_outbox holds the cache invalidation of every committed write whose
--- delivery to Redis is not yet confirmed (DESIGN §3 rule 14). A row is
+-- delivery to Redis is not yet confirmed (docs/design.md §3.14). A row is
 -- inserted in the write's own transaction and deleted once an
 -- invalidation of its keys and groups went through Redis: by the writer
 -- right after the commit, or by any replica's sweeper after OUTBOX_GRACE.

@@ -55,6 +55,6 @@
 // mode does not use Redis or a channel, so that an L1-only replica does not
 // look like one whose Redis is down.
 //
-// tiercache_l1_max_age_seconds is the staleness bound of DESIGN §3.7: no
+// tiercache_l1_max_age_seconds is the staleness bound of docs/design.md §3.7: no
 // replica serves an L1 value older than it, whatever fails.
 package tiercacheprom
