@@ -6,7 +6,9 @@ BENCHTIME ?= 1s
 FUZZTIME  ?= 30s
 COMPARE_ROUNDS ?= 3
 
-.PHONY: run test test-deploy test-short bench lint loadtest demo compare build soak fuzz chaos
+BUSY_COUNT ?= 3
+
+.PHONY: run test test-busy test-deploy test-short bench lint loadtest demo compare build soak fuzz chaos
 
 build:
 	$(GO) build ./...
@@ -21,6 +23,15 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) test-deploy
+
+## test-busy: the suite as CI meets it on a shared machine: every test
+## BUSY_COUNT times (default 3) under the race detector while two busy
+## loops take a core each. Run it before every stop.
+test-busy:
+	@sh -c 'while :; do :; done' & b1=$$!; sh -c 'while :; do :; done' & b2=$$!; \
+	trap 'kill $$b1 $$b2 2>/dev/null' EXIT INT TERM; \
+	echo "test-busy: two busy loops running (pids $$b1 $$b2)"; \
+	$(GO) test -race -count=$(BUSY_COUNT) -timeout 60m ./...
 
 ## test-deploy: the manifests, compose file, nginx config, alerts and dashboard,
 ## checked with krusty, kubectl kustomize, compose-go and a real productsd (deploy/)

@@ -356,11 +356,20 @@ func TestOutboxStaysBounded(t *testing.T) {
 	close(stop)
 	<-sampled
 	total := uint64(writers * perWriter * 3 / 2)
-	waitFor(t, sweepBound(shortOutbox), "the outbox to empty", func() bool { return rs[0].outboxRows(t) == 0 })
 	var marked, resent, errs uint64
-	for _, r := range rs {
-		marked, resent, errs = marked+r.svc.outbox.marked.Load(), resent+r.svc.outbox.resent.Load(), errs+r.svc.outbox.errs.Load()
+	counted := func() uint64 {
+		marked, resent, errs = 0, 0, 0
+		for _, r := range rs {
+			marked, resent, errs = marked+r.svc.outbox.marked.Load(), resent+r.svc.outbox.resent.Load(), errs+r.svc.outbox.errs.Load()
+		}
+		return marked + resent
 	}
+	// A deletion is counted after its statement returns, so the rows can be
+	// gone a moment before the last count lands: wait for both.
+	waitFor(t, sweepBound(shortOutbox), "the outbox to empty and every deletion to be counted", func() bool {
+		return rs[0].outboxRows(t) == 0 && counted() >= total
+	})
+	counted()
 	t.Logf("%d writes in %v; at most %d outbox rows seen; deleted by marks %d, by sweeps %d; sweep errors %d (a busy Redis)",
 		total, elapsed.Round(time.Millisecond), maxRows, marked, resent, errs)
 	if marked+resent != total {

@@ -13,7 +13,7 @@ import (
 )
 
 // lagBound is how long a write may take to reach the other replicas in
-// these tests (DESIGN §6 asks p99 under 5 ms; this leaves room for -race on
+// these tests (docs/design.md §6 asks p99 under 5 ms; this leaves room for -race on
 // a busy machine while staying far below the 30 s L1 bound a lost
 // invalidation would show).
 const lagBound = time.Second
@@ -59,7 +59,8 @@ func TestThreeReplicasSeeWrites(t *testing.T) {
 //
 // A Redis call that fails or outlasts Options.L2Timeout makes a waiter load
 // by itself (Redis trouble must not stall reads), so the timeout is raised
-// further here, as are the lease wait and the load timeout: 1,000 requests
+// further here, as are the lease wait, the lease's own lifetime (a lease
+// that expires mid-load lets a second replica load) and the load timeout: 1,000 requests
 // under -race on a shared 2-core machine can hold a Redis round trip past
 // 100 ms and a fill past a second, and this test is about the lease, not
 // about timeouts.
@@ -67,7 +68,7 @@ func TestStampedeOneQuery(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	patient := func(o *tiercache.Options) {
-		o.L2Timeout, o.LeaseWait, o.LoadTimeout = 2*time.Second, 20*time.Second, 20*time.Second
+		o.L2Timeout, o.LeaseWait, o.LoadTimeout, o.LeaseTTL = 2*time.Second, 20*time.Second, 20*time.Second, 20*time.Second
 	}
 	rs := []*replica{e.replica("a", "tiered", patient), e.replica("b", "tiered", patient), e.replica("c", "tiered", patient)}
 	id, _ := rs[0].create(t, "cold", 1)["id"].(string)
@@ -106,7 +107,7 @@ func TestStampedeOneQuery(t *testing.T) {
 }
 
 // TestInvalidateAfterCommit proves the write path invalidates after the
-// commit (DESIGN §3.1): while the update is executed but not committed, the
+// commit (docs/design.md §3.1): while the update is executed but not committed, the
 // hook reads the product through the writing replica and another one,
 // which caches the old committed row in L1 and L2. Once the write returns,
 // every replica must serve the new version. Were the invalidation moved

@@ -20,23 +20,37 @@ type querier interface {
 
 // retryRead runs read on the pool and, when it fails because its
 // connection was lost (the backend was terminated, the connection reset),
-// once more on a connection opened for the retry. A fresh connection, not
-// another pooled one: when backends are terminated in a sweep (every
-// backend of the service, one after another), a pooled connection that
-// still answers may be next, while a backend started after the sweep began
-// is not on its list. Reads are idempotent, so the retry cannot do harm;
+// again on a connection opened for the retry, up to readRetries times. A
+// fresh connection, not another pooled one: when backends are terminated
+// in a sweep (every backend of the service, one after another), a pooled
+// connection that still answers may be next, while a backend started after
+// the sweep began is not on its list. More than one retry, because on a
+// loaded machine a retry can take long enough for the next sweep to reach
+// its fresh backend too. Reads are idempotent, so a retry cannot do harm;
 // writes never come here, because a write whose connection broke may or
 // may not have committed.
 func retryRead[T any](ctx context.Context, s *Store, read func(querier) (T, error)) (T, error) {
 	v, err := read(s.pool)
-	if err == nil || !connectionLost(err) || ctx.Err() != nil {
-		return v, err
+	for range readRetries {
+		if err == nil || !connectionLost(err) || ctx.Err() != nil {
+			return v, err
+		}
+		s.readRetries.Add(1)
+		c, cerr := s.freshConn(ctx)
+		if cerr != nil { // the database is unreachable: no retry will help
+			return v, errors.Join(err, cerr)
+		}
+		v, err = readOn(s, c, read)
 	}
-	s.readRetries.Add(1)
-	c, cerr := s.freshConn(ctx)
-	if cerr != nil {
-		return v, errors.Join(err, cerr)
-	}
+	return v, err
+}
+
+// readRetries is how many times a read that lost its connection is tried
+// again, each time on a fresh connection.
+const readRetries = 3
+
+// readOn runs read on c, a connection from freshConn, and closes it.
+func readOn[T any](s *Store, c *pgx.Conn, read func(querier) (T, error)) (T, error) {
 	defer s.closeFresh(c)
 	return read(c)
 }

@@ -20,14 +20,14 @@ var errPingTimeout = errors.New("tiercache: subscription silent for longer than 
 // Channel) shows every break and every re-subscription. While the
 // subscription is not confirmed, L1 is flushed and bypassed: messages sent
 // in that time are lost for good (Redis pub/sub is at most once), so nothing
-// cached before or during the gap can be trusted (DESIGN §3.5, §3.6).
+// cached before or during the gap can be trusted (docs/design.md §3.5, §3.6).
 //
 // A second goroutine per subscription sends PING on it every
 // FreshnessInterval, carrying its send time. Redis answers a subscribed PING
 // in order, after every message it delivered to the connection before it, so
 // when the answer is read every invalidation published before the send time
 // has been applied: freshAt, the newest such send time, is how far this
-// replica is provably caught up (DESIGN §3.13).
+// replica is provably caught up (docs/design.md §3.13).
 type bus struct {
 	channel string
 	inc     string     // this incarnation's random id, see message
@@ -251,6 +251,7 @@ func (b *bus) ping(ctx context.Context, ps *redis.PubSub) {
 	defer t.Stop()
 	var buf [20]byte
 	quiet := 0
+	defer b.wakeUp() // a new session starts at full pace
 	for {
 		select {
 		case <-ctx.Done():
@@ -259,8 +260,15 @@ func (b *bus) ping(ctx context.Context, ps *redis.PubSub) {
 		}
 		if b.demand.Swap(false) {
 			quiet = 0
-		} else if quiet++; quiet >= idleTicks && !b.hooks.neverIdle && !b.sleep(ctx) {
-			return
+			b.wakeUp()
+		} else if quiet++; quiet >= idleTicks && !b.hooks.neverIdle {
+			if !b.sleep(ctx) {
+				return
+			}
+			if b.demand.Swap(false) { // woken by a read, not by the timer
+				quiet = 0
+				b.wakeUp()
+			}
 		}
 		now := b.clock()
 		if !b.fresh(now) && b.up.Load() && !b.waking(now) {
@@ -277,13 +285,17 @@ func (b *bus) ping(ctx context.Context, ps *redis.PubSub) {
 }
 
 // sleep idles the pinger until a read wants it or PingTimeout/3 passes;
-// it reports false when ctx ended.
+// it reports false when ctx ended. The pinger stays idle when the timer
+// wakes it: the liveness ping it then sends is idle-paced, and a replica
+// that has not been asked to keep up is waking, not lapsed, however long
+// the scheduler keeps the pinger from its next tick. Only a read's demand
+// (seen by the caller, see wakeUp) ends idleness.
 func (b *bus) sleep(ctx context.Context) bool {
 	b.idle.Store(true)
-	defer func() {
-		b.wokeAt.Store(b.clock())
-		b.idle.Store(false)
-	}()
+	select {
+	case <-b.wake: // a wake-up left over from a read during a liveness ping
+	default:
+	}
 	if b.demand.Load() { // a read came between the last tick and idle
 		return true
 	}
@@ -296,6 +308,15 @@ func (b *bus) sleep(ctx context.Context) bool {
 	case <-timer.C:
 	}
 	return true
+}
+
+// wakeUp ends idle pacing because a read wants L1: from now on the replica
+// must keep up, and it is waking until a ping sent from now is answered.
+func (b *bus) wakeUp() {
+	if b.idle.Load() {
+		b.wokeAt.Store(b.clock())
+		b.idle.Store(false)
+	}
 }
 
 // pong applies the answer to a freshness ping: everything published before
@@ -415,8 +436,8 @@ func (c *Cache[V]) handleMessage(b *bus, payload string) {
 }
 
 // flushL1 drops every L1 entry, fences every fill in flight and makes later
-// readers start new loads instead of joining those fills (review bug 3), and
-// counts it.
+// readers start new loads instead of joining those fills, and counts it
+// (docs/design.md §3.3, §3.6).
 func (c *Cache[V]) flushL1() {
 	c.l1.flush()
 	c.flight.forgetAll()

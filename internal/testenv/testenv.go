@@ -3,7 +3,7 @@
 // a unique Redis key prefix, both removed when the test ends.
 //
 // The servers are named by DATABASE_URL and REDIS_URL, with the defaults of
-// DESIGN §5. Under go test -short every test that needs them is skipped;
+// docs/design.md §5. Under go test -short every test that needs them is skipped;
 // otherwise a server that does not answer fails the test with a message
 // saying which one and where.
 package testenv
@@ -102,14 +102,17 @@ func dropSchema(t testing.TB, base, name string) {
 }
 
 // Pool opens a pool on databaseURL (as returned by Schema) and closes it
-// when t ends.
-func Pool(t testing.TB, databaseURL string) *pgxpool.Pool {
+// when t ends; each configure func adjusts the configuration first.
+func Pool(t testing.TB, databaseURL string, configure ...func(*pgxpool.Config)) *pgxpool.Pool {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		t.Fatalf("testenv: DATABASE_URL: %v", err)
 	}
 	cfg.MaxConns = 4
+	for _, f := range configure {
+		f(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("testenv: pool: %v", err)
