@@ -122,7 +122,7 @@ func New[V any](rdb redis.UniversalClient, codec Codec[V], opt Options) (*Cache[
 		c.l2 = newL2(rdb, &c.opt, &c.stats)
 	}
 	if opt.Mode != ModeL2Only {
-		c.l1, err = newL1[V](opt.L1Size, opt.L1Shards)
+		c.l1, err = newL1[V](opt.L1Size, opt.L1Shards, opt.L1Policy)
 		if err != nil {
 			return nil, err
 		}

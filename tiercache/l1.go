@@ -4,8 +4,6 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
-
-	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // fenceStripes is the number of generation counters keys are hashed onto.
@@ -33,12 +31,13 @@ type l1[V any] struct {
 	stripes  [fenceStripes]stripe
 }
 
-// l1Shard is one LRU of L1 and the hit counters of its keys, kept apart so
-// that parallel hits on different shards share no cache line.
+// l1Shard is one store of L1 (an LRU or a 2Q cache, see [L1Policy]) and
+// the hit counters of its keys, kept apart so that parallel hits on
+// different shards share no cache line.
 type l1Shard[V any] struct {
-	lru          *lru.Cache[string, *l1Entry[V]]
+	lru          l1Store[V]
 	hits, misses atomic.Uint64
-	_            [104]byte // to 128 bytes: two cache lines, as adjacent-line prefetch pairs them
+	_            [96]byte // to 128 bytes: two cache lines, as adjacent-line prefetch pairs them
 }
 
 type stripe struct {
@@ -58,12 +57,13 @@ type fenceToken struct {
 	key   uint64
 }
 
-// newL1 returns an L1 of size entries in shards LRUs (a power of two).
-func newL1[V any](size, shards int) (*l1[V], error) {
+// newL1 returns an L1 of size entries in shards stores (a power of two)
+// that evict by policy.
+func newL1[V any](size, shards int, policy L1Policy) (*l1[V], error) {
 	l := &l1[V]{shards: make([]l1Shard[V], shards), mask: uint64(shards - 1), seed: maphash.MakeSeed()}
 	per := max(1, size/shards)
 	for i := range l.shards {
-		c, err := lru.New[string, *l1Entry[V]](per)
+		c, err := newL1Store[V](policy, per)
 		if err != nil {
 			return nil, err
 		}

@@ -63,6 +63,9 @@ type Options struct {
 	// GOMAXPROCS of 2 or less (sharding costs a hash per hit), else four
 	// per core up to 256.
 	L1Shards int
+	// L1Policy chooses what a full L1 evicts: [PolicyLRU] or [Policy2Q].
+	// Default Policy2Q, which a scan does not flush.
+	L1Policy L1Policy
 	// L1TTL is the maximum age of an L1 entry: the staleness bound that
 	// holds whatever fails. Default 30s.
 	L1TTL time.Duration
@@ -212,6 +215,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("%w: unknown mode %d", errOptions, o.Mode)
 	case o.L1Size < 0:
 		return fmt.Errorf("%w: L1Size %d is negative", errOptions, o.L1Size)
+	case o.L1Policy < PolicyDefault || o.L1Policy > Policy2Q:
+		return fmt.Errorf("%w: unknown L1Policy %d", errOptions, o.L1Policy)
 	case o.L1Shards < 0 || o.L1Shards > 4096:
 		return fmt.Errorf("%w: L1Shards %d, want 1 to 4096", errOptions, o.L1Shards)
 	case o.Jitter >= 1:

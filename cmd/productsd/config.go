@@ -26,6 +26,7 @@ type config struct {
 	redisURL    string
 	mode        string // tiered, redis, local or none
 	l1Size      int
+	l1Policy    tiercache.L1Policy
 	l1TTL       time.Duration
 	l2TTL       time.Duration
 	negativeTTL time.Duration
@@ -59,6 +60,7 @@ func settings() []*setting {
 		{env: "REDIS_URL", flag: "redis-url", def: "redis://127.0.0.1:6379/0", usage: "Redis URL (go-redis; rediss:// for TLS)"},
 		{env: "CACHE_MODE", flag: "cache-mode", def: "tiered", usage: "tiered (L1+L2), redis (L2 only), local (L1 only, one replica) or none"},
 		{env: "CACHE_L1_SIZE", flag: "cache-l1-size", def: "10000", usage: "L1 entries"},
+		{env: "CACHE_L1_POLICY", flag: "cache-l1-policy", def: "2q", usage: "what a full L1 evicts: 2q (scan-resistant) or lru"},
 		{env: "CACHE_L1_TTL", flag: "cache-l1-ttl", def: "30s", usage: "maximum age of an L1 entry: the staleness bound"},
 		{env: "CACHE_L2_TTL", flag: "cache-l2-ttl", def: "1h", usage: "Redis TTL of a value, with jitter"},
 		{env: "CACHE_NEGATIVE_TTL", flag: "cache-negative-ttl", def: "30s", usage: "lifetime of a cached not-found"},
@@ -129,6 +131,9 @@ func resolve(v map[string]string) (config, error) {
 	var err error
 	c.l1Size, err = positiveInt("CACHE_L1_SIZE", v["CACHE_L1_SIZE"])
 	check(err)
+	if c.l1Policy, err = tiercache.ParseL1Policy(v["CACHE_L1_POLICY"]); err != nil {
+		check(fmt.Errorf("CACHE_L1_POLICY: unknown policy %q, want 2q or lru", v["CACHE_L1_POLICY"]))
+	}
 	c.l1TTL, err = positiveDuration("CACHE_L1_TTL", v["CACHE_L1_TTL"])
 	check(err)
 	c.l2TTL, err = positiveDuration("CACHE_L2_TTL", v["CACHE_L2_TTL"])

@@ -54,6 +54,7 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 			Mode:           mode,
 			Standalone:     mode == tiercache.ModeL1Only,
 			L1Size:         cfg.l1Size,
+			L1Policy:       cfg.l1Policy,
 			L1TTL:          cfg.l1TTL,
 			L2TTL:          cfg.l2TTL,
 			NegativeTTL:    cfg.negativeTTL,
