@@ -387,7 +387,7 @@ func (c *Cache[V]) install(key string, tok fenceToken, val V, neg bool) bool {
 	if neg && c.opt.NegativeTTL < ttl {
 		ttl = c.opt.NegativeTTL
 	}
-	ok := c.l1.install(key, tok, &l1Entry[V]{val: val, neg: neg, expires: c.clockNow() + int64(c.jitter(ttl))})
+	ok := c.l1.install(key, tok, &l1Entry[V]{key: key, val: val, neg: neg, expires: c.clockNow() + int64(c.jitter(ttl))})
 	if !ok {
 		c.stats.fencedFills.Add(1)
 	}

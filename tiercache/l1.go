@@ -46,6 +46,7 @@ type stripe struct {
 }
 
 type l1Entry[V any] struct {
+	key     string // the key it was installed under, see twoQueue
 	val     V
 	neg     bool
 	expires int64 // unix nanoseconds on the coarse clock

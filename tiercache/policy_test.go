@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"strconv"
 	"testing"
+	"unsafe"
 )
 
 // zipfScanTrace returns n reads of a Zipf-distributed key space of a
@@ -154,5 +155,41 @@ func TestParseL1Policy(t *testing.T) {
 	}
 	if _, err := New[[]byte](nil, BytesCodec{}, Options{Mode: ModeL1Only, L1Policy: 9}); err == nil {
 		t.Error("New with L1Policy 9: no error")
+	}
+}
+
+// TestHitKeepsNoCallerKey: an L1 hit keeps nothing of the key string it
+// was passed, under every policy (2Q's promotion from its recent queue to
+// its frequent one re-inserts the entry, and must use the key it was
+// installed with). A caller may then reuse the key's bytes once L1 has
+// answered, as products does so that a hit allocates nothing.
+func TestHitKeepsNoCallerKey(t *testing.T) {
+	for _, p := range []L1Policy{PolicyLRU, Policy2Q} {
+		t.Run(p.String(), func(t *testing.T) {
+			c, err := New[[]byte](nil, BytesCodec{}, Options{Mode: ModeL1Only, L1Policy: p, L1Shards: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			ctx := context.Background()
+			if _, err := c.Get(ctx, "product:a", bytesLoader); err != nil { // installed, seen once
+				t.Fatal(err)
+			}
+			buf := []byte("product:a")
+			_, info, err := c.GetInfo(ctx, unsafe.String(&buf[0], len(buf)), bytesLoader) // the hit that promotes
+			if err != nil || info.Source != SourceL1 {
+				t.Fatalf("second read: %v from %v, want an L1 hit", err, info.Source)
+			}
+			copy(buf, "product:b") // the caller reuses its buffer
+			for _, key := range []string{"product:a", "product:b"} {
+				_, info, err := c.GetInfo(ctx, key, bytesLoader)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := key == "product:a"; (info.Source == SourceL1) != want {
+					t.Errorf("%s: answered from %v, want an L1 hit: %v", key, info.Source, want)
+				}
+			}
+		})
 	}
 }
