@@ -59,11 +59,12 @@ func TestThreeReplicasSeeWrites(t *testing.T) {
 //
 // A Redis call that fails or outlasts Options.L2Timeout makes a waiter load
 // by itself (Redis trouble must not stall reads), so the timeout is raised
-// far here (a run beside two busy loops saw a Redis GET outlast 2s), as are the lease wait, the lease's own lifetime (a lease
-// that expires mid-load lets a second replica load) and the load timeout: 1,000 requests
-// under -race on a shared 2-core machine can hold a Redis round trip past
-// 100 ms and a fill past a second, and this test is about the lease, not
-// about timeouts.
+// far here (a run beside two busy loops saw a Redis GET outlast 2s), as
+// are the lease wait, the lease's own lifetime (a lease that expires
+// mid-load lets a second replica load) and the load timeout: 1,000
+// requests under -race on a shared 2-core machine can hold a Redis round
+// trip and a fill for seconds, and this test is about the lease, not about
+// timeouts.
 func TestStampedeOneQuery(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
