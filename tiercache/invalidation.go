@@ -78,6 +78,9 @@ func (c *Cache[V]) invalidate(ctx context.Context, keys, groupNames []string) er
 	runHook(c.opt.hooks.beforeL2Delete)
 	gens, err := c.l2.invalidate(ctx, keys, proposed)
 	runHook(c.opt.hooks.afterL2Delete)
+	if errors.Is(err, ErrNotReplicated) {
+		return c.notReplicated(ctx, keys, gens, err)
+	}
 	if err != nil {
 		// Queue before the local step: from then on this replica keeps the
 		// keys out of L2, where the failed delete left the old values, and
@@ -102,6 +105,24 @@ func (c *Cache[V]) invalidate(ctx context.Context, keys, groupNames []string) er
 		return fmt.Errorf("%w: publish: %v", ErrDeferred, err)
 	}
 	return nil
+}
+
+// notReplicated finishes an invalidation that the master took but too few
+// replicas acknowledged (docs/design.md §3.15): the master has the delete,
+// so the local part and the broadcast go ahead as after a success, and the
+// Redis part is queued for retry, since a failover could still lose it.
+func (c *Cache[V]) notReplicated(ctx context.Context, keys []string, gens map[string]uint64, werr error) error {
+	c.queueRetry(keys, gens)
+	c.applyLocal(keys, gens)
+	runHook(c.opt.hooks.afterLocal)
+	if c.bus != nil {
+		if err := c.publish(ctx, message{Keys: keys, Groups: gens}); err != nil {
+			c.warn.Warn("publish", "tiercache: invalidation deferred, publish failed", "keys", len(keys), "err", err)
+			return fmt.Errorf("%w: publish: %v", ErrDeferred, err)
+		}
+	}
+	c.warn.Warn("wait", "tiercache: invalidation deferred, too few replicas acknowledged", "keys", len(keys), "err", werr)
+	return fmt.Errorf("%w: %w", ErrDeferred, werr)
 }
 
 // nextGen proposes a generation above both the one this replica knows and

@@ -3,6 +3,7 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ type l2 struct {
 	opt   *Options
 	stats *stats
 	br    breaker
+	dur   durability
 }
 
 func newL2(rdb redis.UniversalClient, opt *Options, st *stats) *l2 {
@@ -215,18 +217,35 @@ return n
 `)
 
 // invalidate deletes keys (values and leases) and bumps groups in one
-// pipelined round trip. It returns the groups' new generations.
+// pipelined round trip, followed on the same connection by WAIT where
+// replicas must acknowledge it (docs/design.md §3.15). It returns the
+// groups' new generations; with them, ErrNotReplicated when the master took
+// it but too few replicas acknowledged.
 func (l *l2) invalidate(ctx context.Context, keys []string, groups map[string]uint64) (map[string]uint64, error) {
+	want := l.wantReplicas()
+	if cc, ok := l.rdb.(*redis.ClusterClient); ok && want > 0 {
+		return l.invalidateCluster(ctx, cc, keys, groups, want)
+	}
+	return l.invalidateOn(ctx, l.rdb, keys, groups, want)
+}
+
+// invalidateOn is invalidate on one client: a node, or a client that
+// routes each command itself when no WAIT is needed.
+func (l *l2) invalidateOn(ctx context.Context, rdb redis.Cmdable, keys []string, groups map[string]uint64, want int) (map[string]uint64, error) {
 	var cmds []*redis.Cmd
+	var wait *redis.Cmd
 	names := make([]string, 0, len(groups))
 	err := l.callWrite(ctx, func(ctx context.Context) error {
-		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, k := range keys {
 				p.Del(ctx, l.valueKey(k), l.leaseKey(k))
 			}
 			for g, min := range groups {
 				names = append(names, g)
 				cmds = append(cmds, bumpGroupScript.Eval(ctx, p, []string{l.groupKey(g)}, strconv.FormatUint(min, 10)))
+			}
+			if want > 0 {
+				wait = p.Do(ctx, "wait", want, l.opt.ReplicaAckTimeout.Milliseconds())
 			}
 			return nil
 		})
@@ -239,6 +258,12 @@ func (l *l2) invalidate(ctx context.Context, keys []string, groups map[string]ui
 	for i, g := range names {
 		n, _ := cmds[i].Int64()
 		out[g] = uint64(n)
+	}
+	if wait != nil {
+		if acked, _ := wait.Int64(); acked < int64(want) {
+			l.stats.notReplicated.Add(1)
+			return out, fmt.Errorf("%w: %d of %d replicas within %v", ErrNotReplicated, acked, want, l.opt.ReplicaAckTimeout)
+		}
 	}
 	return out, nil
 }

@@ -96,6 +96,21 @@ type Options struct {
 	// subject to the circuit breaker. Default 5s. The client's own
 	// ReadTimeout must not be shorter, or it cuts the wait first.
 	WriteTimeout time.Duration
+	// MinReplicasAck is how many Redis replicas must acknowledge an
+	// invalidation's delete and generation bump (WAIT) before it is done
+	// (docs/design.md §3.15); with fewer, Invalidate returns ErrDeferred
+	// wrapping ErrNotReplicated and retries. Default 0, automatic: 1 once
+	// the master reports a connected replica (and as long as it is the
+	// same master), else none. NoReplicasAck never waits.
+	MinReplicasAck int
+	// ReplicaAckTimeout bounds the WAIT for MinReplicasAck. Default 20ms.
+	ReplicaAckTimeout time.Duration
+	// OnMasterChange, if set, is called (on a goroutine of its own) when
+	// the Redis master this cache writes to turns out to be another server
+	// than before (a different run_id): a failover or a restart may have
+	// lost acknowledged invalidations, which a caller with an outbox
+	// replays. Only the automatic MinReplicasAck looks. Default none.
+	OnMasterChange func()
 	// LoadTimeout bounds a shared load, which runs detached from any one
 	// caller's context. Default 5s.
 	LoadTimeout time.Duration
@@ -183,6 +198,7 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.L2Timeout, 100*time.Millisecond)
 	def(&o.WriteTimeout, 5*time.Second)
 	def(&o.LoadTimeout, 5*time.Second)
+	def(&o.ReplicaAckTimeout, 20*time.Millisecond)
 	def(&o.LeaseTTL, 5*time.Second)
 	def(&o.LeaseWait, time.Second)
 	def(&o.LeasePoll, 5*time.Millisecond)
@@ -230,7 +246,7 @@ func (o Options) validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"L1TTL": o.L1TTL, "L2TTL": o.L2TTL, "NegativeTTL": o.NegativeTTL,
-		"L2Timeout": o.L2Timeout, "WriteTimeout": o.WriteTimeout, "LoadTimeout": o.LoadTimeout, "LeaseTTL": o.LeaseTTL,
+		"L2Timeout": o.L2Timeout, "WriteTimeout": o.WriteTimeout, "LoadTimeout": o.LoadTimeout, "ReplicaAckTimeout": o.ReplicaAckTimeout, "LeaseTTL": o.LeaseTTL,
 		"LeaseWait": o.LeaseWait, "LeasePoll": o.LeasePoll, "BreakerCooldown": o.BreakerCooldown,
 		"PingTimeout": o.PingTimeout, "GroupL2TTL": o.GroupL2TTL, "FreshnessInterval": o.FreshnessInterval, "StalenessBound": o.StalenessBound,
 		"ReconnectBackoff": o.ReconnectBackoff, "RetryInterval": o.RetryInterval,

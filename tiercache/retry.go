@@ -133,6 +133,7 @@ func (c *Cache[V]) retryLoop() {
 	for {
 		select {
 		case <-t.C:
+			c.l2.probeReplicas()
 			c.retryOnce()
 			c.refreshStaleGroups()
 		case <-c.stop:

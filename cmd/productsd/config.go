@@ -42,6 +42,8 @@ type config struct {
 	outboxSweep    time.Duration // OUTBOX_SWEEP_INTERVAL: how often the outbox sweeper runs
 	outboxGrace    time.Duration // OUTBOX_GRACE: age at which a pending outbox row is re-sent
 	pprofAddr      string        // PPROF_ADDR: where net/http/pprof listens; empty: nowhere
+	minReplicasAck int           // REDIS_MIN_REPLICAS_ACK: tiercache Options.MinReplicasAck (auto: 0)
+	waitTimeout    time.Duration // REDIS_WAIT_TIMEOUT: tiercache Options.ReplicaAckTimeout
 
 	pool  *pgxpool.Config // parsed DATABASE_URL
 	redis *redisConfig    // REDIS_URL parsed for REDIS_MODE; nil when the mode needs no Redis
@@ -74,6 +76,8 @@ func settings() []*setting {
 		{env: "SHUTDOWN_DELAY", flag: "shutdown-delay", def: "0s", usage: "after SIGTERM, keep serving this long with /readyz answering 503, then shut down"},
 		{env: "OUTBOX_SWEEP_INTERVAL", flag: "outbox-sweep-interval", def: "500ms", usage: "how often each replica re-sends invalidations its writers could not deliver"},
 		{env: "OUTBOX_GRACE", flag: "outbox-grace", def: "1s", usage: "age at which an undelivered invalidation is re-sent by the sweeper"},
+		{env: "REDIS_MIN_REPLICAS_ACK", flag: "redis-min-replicas-ack", def: "auto", usage: "Redis replicas that must acknowledge an invalidation (WAIT) before it is done: auto (1 where the master has replicas, else 0) or a number"},
+		{env: "REDIS_WAIT_TIMEOUT", flag: "redis-wait-timeout", def: "20ms", usage: "how long an invalidation waits for REDIS_MIN_REPLICAS_ACK replicas before it is deferred to the retry and the outbox"},
 		{env: "PPROF_ADDR", flag: "pprof-addr", def: "", usage: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060), apart from the API; empty (the default) serves it nowhere"},
 	}
 }
@@ -150,6 +154,10 @@ func resolve(v map[string]string) (config, error) {
 	check(err)
 	c.outboxGrace, err = positiveDuration("OUTBOX_GRACE", v["OUTBOX_GRACE"])
 	check(err)
+	c.minReplicasAck, err = replicasAck(v["REDIS_MIN_REPLICAS_ACK"])
+	check(err)
+	c.waitTimeout, err = positiveDuration("REDIS_WAIT_TIMEOUT", v["REDIS_WAIT_TIMEOUT"])
+	check(err)
 	c.redisMode, c.redisCAFile = v["REDIS_MODE"], v["REDIS_CA_FILE"]
 	if c.pprofAddr = v["PPROF_ADDR"]; c.pprofAddr != "" {
 		if _, _, err := net.SplitHostPort(c.pprofAddr); err != nil {
@@ -187,6 +195,22 @@ func resolve(v map[string]string) (config, error) {
 		return config{}, errs[0]
 	}
 	return c, nil
+}
+
+// replicasAck parses REDIS_MIN_REPLICAS_ACK: "auto" is tiercache's
+// automatic 0, "0" never waits (tiercache.NoReplicasAck).
+func replicasAck(s string) (int, error) {
+	if s == "auto" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("REDIS_MIN_REPLICAS_ACK: invalid value %q, want auto or a number of replicas", s)
+	}
+	if n == 0 {
+		return tiercache.NoReplicasAck, nil
+	}
+	return n, nil
 }
 
 func positiveInt(name, s string) (int, error) {

@@ -49,17 +49,19 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 	}
 	if cached {
 		d.cache, err = tiercache.New[products.Entry](d.rdb, products.EntryCodec{}, tiercache.Options{
-			Namespace:      cfg.namespace,
-			ReplicaID:      cfg.replicaID,
-			Mode:           mode,
-			Standalone:     mode == tiercache.ModeL1Only,
-			L1Size:         cfg.l1Size,
-			L1Policy:       cfg.l1Policy,
-			L1TTL:          cfg.l1TTL,
-			L2TTL:          cfg.l2TTL,
-			NegativeTTL:    cfg.negativeTTL,
-			StalenessBound: cfg.stalenessBound,
-			Logger:         logger,
+			Namespace:         cfg.namespace,
+			ReplicaID:         cfg.replicaID,
+			Mode:              mode,
+			Standalone:        mode == tiercache.ModeL1Only,
+			L1Size:            cfg.l1Size,
+			L1Policy:          cfg.l1Policy,
+			L1TTL:             cfg.l1TTL,
+			L2TTL:             cfg.l2TTL,
+			NegativeTTL:       cfg.negativeTTL,
+			StalenessBound:    cfg.stalenessBound,
+			MinReplicasAck:    cfg.minReplicasAck,
+			ReplicaAckTimeout: cfg.waitTimeout,
+			Logger:            logger,
 		})
 		if err != nil {
 			d.close()

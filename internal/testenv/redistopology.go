@@ -92,6 +92,13 @@ func RedisSentinel(t testing.TB) *Sentinel {
 	m.Start()
 	r := NewRedisServer(t, "--replicaof", "127.0.0.1", strconv.Itoa(m.Port()))
 	r.Start()
+	return startSentinel(t, m, r)
+}
+
+// startSentinel starts a sentinel watching master m and its replica r and
+// waits until r is in sync and promotable.
+func startSentinel(t testing.TB, m, r *RedisServer) *Sentinel {
+	t.Helper()
 	conf := filepath.Join(tempDir(t), "sentinel.conf")
 	err := os.WriteFile(conf, []byte(fmt.Sprintf("sentinel monitor productsd 127.0.0.1 %d 1\n"+
 		"sentinel down-after-milliseconds productsd 2000\nsentinel failover-timeout productsd 10000\n", m.Port())), 0o600)

@@ -104,6 +104,8 @@ var definitions = []definition{
 		func(s *tiercache.Stats) uint64 { return s.Retries }),
 	counter("retry_succeeded_total", "Invalidation retry rounds that went through.",
 		func(s *tiercache.Stats) uint64 { return s.RetrySucceeded }),
+	counter("not_replicated_total", "Invalidations the Redis master took but too few replicas acknowledged (WAIT), deferred to the retry.",
+		func(s *tiercache.Stats) uint64 { return s.NotReplicated }),
 	counter("retry_dropped_total", "Keys dropped because the invalidation retry queue was full.",
 		func(s *tiercache.Stats) uint64 { return s.RetryDropped }),
 	gauge("subscribed", "1 while the invalidation channel is confirmed or not needed (L1 may be used), else 0.",

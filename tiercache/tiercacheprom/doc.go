@@ -42,6 +42,7 @@
 //	tiercache_retries_total                         invalidation retry rounds attempted
 //	tiercache_retry_succeeded_total                 retry rounds that went through
 //	tiercache_retry_dropped_total                   keys dropped because the retry queue was full
+//	tiercache_not_replicated_total                  invalidations too few Redis replicas acknowledged (WAIT)
 //	tiercache_subscribed                            1 while L1 may be used, else 0
 //	tiercache_retry_queue                           keys and groups waiting for a retry
 //	tiercache_l1_entries                            entries in L1

@@ -1,0 +1,65 @@
+package tiercache
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/productcache/internal/testenv"
+)
+
+// TestInvalidationWaitsForReplicas: with the replica's replication link
+// cut, an invalidation the master took is not done (docs/design.md §3.15):
+// it is deferred as not replicated, the delete the replica missed is
+// retried, and once the link is back the retry gets the acknowledgement
+// and the replica no longer holds the value. With MinReplicasAck set to
+// NoReplicasAck the invalidation returns nil and the test fails.
+func TestInvalidationWaitsForReplicas(t *testing.T) {
+	rep := testenv.RedisReplicated(t)
+	rdb := dialRedis(t, &redis.Options{Addr: rep.Master.Addr()})
+	replica := dialRedis(t, &redis.Options{Addr: rep.Replica.Addr()})
+	ctx := context.Background()
+	c := newCache(t, rdb, Options{Namespace: "wait", Standalone: true, ReplicaAckTimeout: 50 * time.Millisecond})
+	src := newSource()
+	src.set("k", 1)
+	if _, err := c.Get(ctx, "k", src.loader("k")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invalidate(ctx, "k"); err != nil {
+		t.Fatalf("invalidate with the replica in sync: %v", err)
+	}
+	if _, err := c.Get(ctx, "k", src.loader("k")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, "the value on the replica", func() bool {
+		return replica.Exists(ctx, "wait:v:{k}").Val() == 1
+	})
+	testenv.Eventually(t, 5*time.Second, "the cache sees the replica", func() bool { return c.l2.wantReplicas() == 1 })
+	rep.CutLink(t)
+	err := c.Invalidate(ctx, "k")
+	if !errors.Is(err, ErrDeferred) || !errors.Is(err, ErrNotReplicated) {
+		t.Fatalf("invalidate with the replica cut off: got %v, want ErrDeferred wrapping ErrNotReplicated", err)
+	}
+	if n := c.Stats().NotReplicated; n == 0 {
+		t.Fatalf("Stats.NotReplicated = 0 after an unacknowledged invalidation")
+	}
+	if rdb.Exists(ctx, "wait:v:{k}").Val() != 0 || replica.Exists(ctx, "wait:v:{k}").Val() != 1 {
+		t.Fatalf("want the delete on the master only while the link is cut")
+	}
+	rep.Link.SetUp(true)
+	testenv.Eventually(t, 15*time.Second, "the retry acknowledged", func() bool {
+		return c.Stats().RetryQueued == 0
+	})
+	if replica.Exists(ctx, "wait:v:{k}").Val() != 0 {
+		t.Fatalf("the replica still holds the value after the retry was acknowledged")
+	}
+}
+
+func TestParseInfo(t *testing.T) {
+	id, n := parseInfo("# Server\r\nredis_version:7.0\r\nrun_id:abc\r\n# Replication\r\nrole:master\r\nconnected_slaves:2\r\n")
+	if id != "abc" || n != 2 {
+		t.Fatalf("parseInfo = %q, %d; want abc, 2", id, n)
+	}
+}
