@@ -137,6 +137,7 @@ type serviceCollector struct {
 // outboxDescs describe the invalidation outbox (docs/design.md §3 rule 14).
 type outboxDescs struct {
 	pending, oldest, resent, errors *prometheus.Desc
+	replays, relayed                *prometheus.Desc
 }
 
 func newOutboxDescs() outboxDescs {
@@ -149,6 +150,10 @@ func newOutboxDescs() outboxDescs {
 			"Outbox invalidations this replica's sweeper re-sent to Redis and deleted.", nil, nil),
 		errors: prometheus.NewDesc("productsd_outbox_sweep_errors_total",
 			"Outbox sweeps, re-sends and done-marks of this replica that failed (database or Redis).", nil, nil),
+		replays: prometheus.NewDesc("productsd_outbox_replays_total",
+			"Times this replica re-sent the outbox replay window after the Redis master changed (docs/design.md §3.15).", nil, nil),
+		relayed: prometheus.NewDesc("productsd_outbox_relayed_total",
+			"Outbox invalidations this replica sent for a writer cut off from Redis, on its PostgreSQL NOTIFY (docs/design.md §3.15).", nil, nil),
 	}
 }
 
@@ -157,15 +162,20 @@ func (d outboxDescs) describe(ch chan<- *prometheus.Desc) {
 	ch <- d.oldest
 	ch <- d.resent
 	ch <- d.errors
+	ch <- d.replays
+	ch <- d.relayed
 }
 
 // collect reports o's figures, zeros when o is nil (no outbox).
 func (d outboxDescs) collect(ch chan<- prometheus.Metric, o *outbox) {
-	var pending, oldest, resent, errs float64
+	var pending, oldest, resent, errs, replays, relayed float64
 	if o != nil {
 		pending, oldest = float64(o.pending.Load()), math.Float64frombits(o.oldest.Load())
 		resent, errs = float64(o.resent.Load()), float64(o.errs.Load())
+		replays, relayed = float64(o.replays.Load()), float64(o.relayed.Load())
 	}
+	ch <- prometheus.MustNewConstMetric(d.replays, prometheus.CounterValue, replays)
+	ch <- prometheus.MustNewConstMetric(d.relayed, prometheus.CounterValue, relayed)
 	ch <- prometheus.MustNewConstMetric(d.pending, prometheus.GaugeValue, pending)
 	ch <- prometheus.MustNewConstMetric(d.oldest, prometheus.GaugeValue, oldest)
 	ch <- prometheus.MustNewConstMetric(d.resent, prometheus.CounterValue, resent)

@@ -21,30 +21,42 @@ import (
 // request path. A row that stays (the writer could not reach Redis, or died
 // before the mark) is re-sent by the sweeper of whichever replica claims it
 // first once it is older than the grace, and deleted when Redis took it.
-// Rows are deleted when done, so the table holds only invalidations in
-// flight or undelivered.
+// A delivered row is marked done (done_at) and kept for the replay window
+// (OUTBOX_REPLAY_WINDOW), then pruned by the sweepers in bounded batches:
+// when a replica sees the Redis master change, it re-sends the window's
+// rows once, since a failover can lose what the old master acknowledged
+// (docs/design.md §3.15).
 
 const (
 	insertOutboxSQL = `INSERT INTO cache_outbox (keys, groups) VALUES ($1, $2) RETURNING id`
 
-	// markSQL deletes the rows of delivered invalidations. A row that a
+	// markSQL marks the rows of delivered invalidations done. A row that a
 	// sweeper holds is skipped, not waited for: the sweeper re-sends it
-	// (harmless) and deletes it.
-	markSQL = `DELETE FROM cache_outbox WHERE id IN (
-	SELECT id FROM cache_outbox WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED)`
+	// (harmless) and marks it.
+	markSQL = `UPDATE cache_outbox SET done_at = now() WHERE id IN (
+	SELECT id FROM cache_outbox WHERE id = ANY($1) AND done_at IS NULL ORDER BY id FOR UPDATE SKIP LOCKED)`
 
 	// claimSQL locks the due rows that no other sweeper holds. Only
 	// committed rows are visible, so a re-send always follows its write's
 	// commit.
 	claimSQL = `SELECT id, keys, groups FROM cache_outbox
-WHERE created_at < now() - $1 * interval '1 microsecond'
+WHERE done_at IS NULL AND created_at < now() - $1 * interval '1 microsecond'
 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`
 
-	deleteClaimedSQL = `DELETE FROM cache_outbox WHERE id = ANY($1)`
+	markClaimedSQL = `UPDATE cache_outbox SET done_at = now() WHERE id = ANY($1)`
+
+	// pruneSQL deletes up to $2 rows done longer ago than the replay
+	// window $1 (microseconds).
+	pruneSQL = `DELETE FROM cache_outbox WHERE id IN (
+	SELECT id FROM cache_outbox WHERE done_at < now() - $1 * interval '1 microsecond' LIMIT $2)`
+
+	// windowSQL reads the rows done within the replay window, after id $2.
+	windowSQL = `SELECT id, keys, groups FROM cache_outbox
+WHERE done_at >= now() - $1 * interval '1 microsecond' AND id > $2 ORDER BY id LIMIT $3`
 
 	outboxStatsSQL = `SELECT count(*),
 	COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at)), 0)::float8
-FROM cache_outbox`
+FROM cache_outbox WHERE done_at IS NULL`
 )
 
 // Outbox defaults.
@@ -52,6 +64,7 @@ const (
 	DefaultOutboxSweepInterval = 500 * time.Millisecond
 	DefaultOutboxGrace         = time.Second
 	DefaultOutboxBatchSize     = 256
+	DefaultOutboxReplayWindow  = 30 * time.Second
 
 	markQueueSize = 4096                  // marks waiting for the marker; beyond, the sweeper re-sends
 	markBatchSize = 1024                  // rows per marker DELETE
@@ -71,8 +84,13 @@ type OutboxOptions struct {
 	// (OUTBOX_GRACE).
 	Grace time.Duration
 	// BatchSize bounds the rows one sweep transaction claims, re-sends as
-	// one invalidation and deletes. Default 256.
+	// one invalidation and marks done, and the done rows one prune deletes.
+	// Default 256.
 	BatchSize int
+	// ReplayWindow is how long done rows are kept, to be re-sent when the
+	// Redis master changes (docs/design.md §3.15). Default 30s
+	// (OUTBOX_REPLAY_WINDOW); negative keeps none.
+	ReplayWindow time.Duration
 }
 
 func (o OutboxOptions) withDefaults() OutboxOptions {
@@ -85,6 +103,10 @@ func (o OutboxOptions) withDefaults() OutboxOptions {
 	if o.BatchSize <= 0 {
 		o.BatchSize = DefaultOutboxBatchSize
 	}
+	if o.ReplayWindow == 0 {
+		o.ReplayWindow = DefaultOutboxReplayWindow
+	}
+	o.ReplayWindow = max(o.ReplayWindow, 0)
 	return o
 }
 
@@ -96,11 +118,19 @@ type outbox struct {
 	log   *slog.Logger
 	marks chan int64 // ids of rows whose invalidation Redis took
 
-	resent  atomic.Uint64 // rows re-sent and deleted by the sweeper
-	marked  atomic.Uint64 // rows deleted by the marker
-	errs    atomic.Uint64 // failed sweeps, re-sends and marks
-	pending atomic.Int64  // rows in the table at the last sweep
-	oldest  atomic.Uint64 // float64 bits: age in seconds of the oldest row then
+	resent atomic.Uint64 // rows re-sent and marked done by the sweeper
+	marked atomic.Uint64 // rows marked done by the marker
+	pruned atomic.Uint64 // done rows deleted after the replay window
+
+	replays   atomic.Uint64 // replays of the window after a master change
+	relayed   atomic.Uint64 // rows sent for a cut-off writer on its NOTIFY
+	notified  atomic.Uint64 // NOTIFYs this replica sent for its deferred invalidations
+	listening atomic.Bool   // the relay's LISTEN connection is up
+	replayDue atomic.Bool   // a master change was seen: replay the window
+	wake      chan struct{} // wakes the sweeper for a replay
+	errs      atomic.Uint64 // failed sweeps, re-sends and marks
+	pending   atomic.Int64  // rows in the table at the last sweep
+	oldest    atomic.Uint64 // float64 bits: age in seconds of the oldest row then
 
 	// failing is set while sweeps fail, to log the first failure only.
 	// Only the sweeping goroutine uses it.
@@ -112,7 +142,7 @@ type outbox struct {
 }
 
 func newOutbox(store *Store, cache *tiercache.Cache[Entry], rdb redis.UniversalClient, logger *slog.Logger) *outbox {
-	return &outbox{store: store, cache: cache, rdb: rdb, log: logger, marks: make(chan int64, markQueueSize)}
+	return &outbox{store: store, cache: cache, rdb: rdb, log: logger, marks: make(chan int64, markQueueSize), wake: make(chan struct{}, 1)}
 }
 
 // done queues the deletion of row id, whose invalidation Redis took. It
@@ -126,10 +156,12 @@ func (o *outbox) done(id int64) {
 }
 
 // RunOutbox runs this replica's part of durable invalidation until ctx
-// ends: the marker, which deletes in batches the outbox rows of the
-// invalidations Redis took, and the sweeper, which every
-// opt.SweepInterval re-sends the rows older than opt.Grace, whichever
-// replica wrote them, and deletes those Redis took. Replicas share the
+// ends: the marker, which marks done in batches the outbox rows of the
+// invalidations Redis took; the relay, which LISTENs for the rows of
+// writers cut off from Redis and sends them (docs/design.md §3.15); and the
+// sweeper, which every opt.SweepInterval re-sends the rows older than
+// opt.Grace, whichever replica wrote them, marks done those Redis took,
+// replays the window after a master change and prunes what is older. Replicas share the
 // rows without a leader (FOR UPDATE SKIP LOCKED). On return the queued
 // marks have been written. It returns at once when the cache uses no Redis
 // (mode none or local): no rows are recorded then. Call it once, after the
@@ -141,10 +173,14 @@ func (s *Service) RunOutbox(ctx context.Context, opt OutboxOptions) {
 	}
 	opt = opt.withDefaults()
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		o.markLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		o.relayLoop(ctx)
 	}()
 	o.sweepLoop(ctx, opt)
 	wg.Wait()
@@ -233,6 +269,7 @@ func (o *outbox) sweepLoop(ctx context.Context, opt OutboxOptions) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-o.wake:
 		}
 		o.sweep(ctx, opt)
 	}
@@ -243,6 +280,9 @@ func (o *outbox) sweepLoop(ctx context.Context, opt OutboxOptions) {
 // reach Redis claims nothing: it would hold the rows locked, and the other
 // sweepers away from them, for as long as its own re-send takes to fail.
 func (o *outbox) sweep(ctx context.Context, opt OutboxOptions) {
+	if o.replayDue.Load() && o.redisUp(ctx) == nil {
+		o.replayWindow(ctx, opt)
+	}
 	for {
 		err := o.redisUp(ctx)
 		var n int
@@ -261,6 +301,7 @@ func (o *outbox) sweep(ctx context.Context, opt OutboxOptions) {
 			break
 		}
 	}
+	o.prune(ctx, opt)
 	o.refreshStats(ctx)
 }
 
@@ -300,17 +341,26 @@ type outboxRow struct {
 }
 
 // sweepBatch claims up to limit rows older than grace, re-sends them as
-// one invalidation and, if Redis took it, deletes them, all in one
+// one invalidation and, if Redis took it, marks them done, all in one
 // transaction: the rows stay locked (and other sweepers skip them) until
-// they are gone or, on failure, released for the next sweep.
+// they are done or, on failure, released for the next sweep.
 func (o *outbox) sweepBatch(ctx context.Context, grace time.Duration, limit int) (int, error) {
+	n, err := o.sendClaimed(ctx, claimSQL, grace.Microseconds(), limit)
+	o.resent.Add(uint64(n))
+	return n, err
+}
+
+// sendClaimed runs claim (a SELECT of id, keys, groups ... FOR UPDATE SKIP
+// LOCKED) in a transaction, re-sends what it locked as one invalidation,
+// marks those rows done and commits. It returns the rows sent.
+func (o *outbox) sendClaimed(ctx context.Context, claim string, args ...any) (int, error) {
 	tx, err := o.store.pool.Begin(ctx)
 	if err != nil {
 		return 0, dbError("outbox sweep", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	o.store.count(opOutbox)
-	rows, _ := tx.Query(ctx, claimSQL, grace.Microseconds(), limit)
+	rows, _ := tx.Query(ctx, claim, args...)
 	claimed, err := pgx.CollectRows(rows, pgx.RowToStructByPos[outboxRow])
 	if err != nil {
 		return 0, dbError("outbox sweep", err)
@@ -326,13 +376,12 @@ func (o *outbox) sweepBatch(ctx context.Context, grace time.Duration, limit int)
 		return 0, err
 	}
 	o.store.count(opOutbox)
-	if _, err := tx.Exec(ctx, deleteClaimedSQL, ids); err != nil {
+	if _, err := tx.Exec(ctx, markClaimedSQL, ids); err != nil {
 		return 0, dbError("outbox sweep", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, dbError("outbox sweep", err)
 	}
-	o.resent.Add(uint64(len(ids)))
 	return len(ids), nil
 }
 
@@ -394,4 +443,67 @@ func (o *outbox) refreshStats(ctx context.Context) {
 	}
 	o.pending.Store(n)
 	o.oldest.Store(math.Float64bits(age))
+}
+
+// MasterChanged tells the outbox that the Redis master changed (a Sentinel
+// +switch-master, a new run_id after a reconnect): the new master may lack
+// invalidations the old one acknowledged, so the next sweep, started at
+// once, re-sends every row done within the replay window, once
+// (docs/design.md §3.15). Invalidations are idempotent.
+func (s *Service) MasterChanged() {
+	o := s.outbox
+	if o == nil {
+		return
+	}
+	o.replayDue.Store(true)
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// replayWindow re-sends the rows done within the window, batch by batch;
+// on a failure the replay stays due for the next sweep.
+func (o *outbox) replayWindow(ctx context.Context, opt OutboxOptions) {
+	o.replayDue.Store(false)
+	after := int64(0)
+	for {
+		o.store.count(opOutbox)
+		rows, _ := o.store.pool.Query(ctx, windowSQL, opt.ReplayWindow.Microseconds(), after, opt.BatchSize)
+		got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[outboxRow])
+		if err == nil && len(got) > 0 {
+			ids, keys, groups := mergeRows(got)
+			err = o.replay(ctx, keys, groups)
+			after = ids[len(ids)-1]
+		}
+		if err != nil {
+			o.replayDue.Store(true)
+			o.sweepFailed(ctx, err)
+			return
+		}
+		if len(got) < opt.BatchSize {
+			o.replays.Add(1)
+			o.log.Info("products: redis master changed, replayed the outbox window", "window", opt.ReplayWindow.String())
+			return
+		}
+	}
+}
+
+// prune deletes the rows done longer ago than the replay window, in
+// batches of opt.BatchSize, at most a few batches a sweep.
+func (o *outbox) prune(ctx context.Context, opt OutboxOptions) {
+	for range 8 {
+		o.store.count(opOutbox)
+		tag, err := o.store.pool.Exec(ctx, pruneSQL, opt.ReplayWindow.Microseconds(), opt.BatchSize)
+		if err != nil {
+			if ctx.Err() == nil {
+				o.errs.Add(1)
+			}
+			return
+		}
+		o.pruned.Add(uint64(tag.RowsAffected()))
+		if tag.RowsAffected() < int64(opt.BatchSize) {
+			return
+		}
+	}
 }

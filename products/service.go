@@ -301,8 +301,9 @@ func (s *Service) Delete(ctx context.Context, id uuid.UUID, cond Precondition) e
 //
 // The write's outbox row oid (0: none) is marked done, off the request
 // path, only when Redis took the delete and the publish. Otherwise it
-// stays: this replica's cache retries, and if this replica dies first, a
-// sweeper re-sends it (docs/design.md §3 rule 14).
+// stays: this replica's cache retries, the other replicas hear of it
+// through PostgreSQL and the first that reaches Redis sends it (§3.15),
+// and if all else fails a sweeper re-sends it (docs/design.md §3 rule 14).
 func (s *Service) invalidate(ctx context.Context, id uuid.UUID, oid int64) {
 	if s.cache == nil {
 		return
@@ -313,6 +314,7 @@ func (s *Service) invalidate(ctx context.Context, id uuid.UUID, oid int64) {
 		// ErrDeferred: reads here see the write; the cache retries the
 		// Redis part, and the outbox row waits for a sweeper.
 		s.log.Warn("products: invalidation deferred", "id", id, "outbox_id", oid, "err", err)
+		s.notifyDeferred(ctx, oid, err)
 		return
 	}
 	if oid != 0 {

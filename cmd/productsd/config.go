@@ -42,6 +42,7 @@ type config struct {
 	outboxSweep    time.Duration // OUTBOX_SWEEP_INTERVAL: how often the outbox sweeper runs
 	outboxGrace    time.Duration // OUTBOX_GRACE: age at which a pending outbox row is re-sent
 	pprofAddr      string        // PPROF_ADDR: where net/http/pprof listens; empty: nowhere
+	replayWindow   time.Duration // OUTBOX_REPLAY_WINDOW: how long done outbox rows are kept for a replay (0: none)
 	minReplicasAck int           // REDIS_MIN_REPLICAS_ACK: tiercache Options.MinReplicasAck (auto: 0)
 	waitTimeout    time.Duration // REDIS_WAIT_TIMEOUT: tiercache Options.ReplicaAckTimeout
 
@@ -76,6 +77,7 @@ func settings() []*setting {
 		{env: "SHUTDOWN_DELAY", flag: "shutdown-delay", def: "0s", usage: "after SIGTERM, keep serving this long with /readyz answering 503, then shut down"},
 		{env: "OUTBOX_SWEEP_INTERVAL", flag: "outbox-sweep-interval", def: "500ms", usage: "how often each replica re-sends invalidations its writers could not deliver"},
 		{env: "OUTBOX_GRACE", flag: "outbox-grace", def: "1s", usage: "age at which an undelivered invalidation is re-sent by the sweeper"},
+		{env: "OUTBOX_REPLAY_WINDOW", flag: "outbox-replay-window", def: "30s", usage: "how long delivered invalidations are kept, to be re-sent when the Redis master changes; 0 keeps none"},
 		{env: "REDIS_MIN_REPLICAS_ACK", flag: "redis-min-replicas-ack", def: "auto", usage: "Redis replicas that must acknowledge an invalidation (WAIT) before it is done: auto (1 where the master has replicas, else 0) or a number"},
 		{env: "REDIS_WAIT_TIMEOUT", flag: "redis-wait-timeout", def: "20ms", usage: "how long an invalidation waits for REDIS_MIN_REPLICAS_ACK replicas before it is deferred to the retry and the outbox"},
 		{env: "PPROF_ADDR", flag: "pprof-addr", def: "", usage: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060), apart from the API; empty (the default) serves it nowhere"},
@@ -154,6 +156,11 @@ func resolve(v map[string]string) (config, error) {
 	check(err)
 	c.outboxGrace, err = positiveDuration("OUTBOX_GRACE", v["OUTBOX_GRACE"])
 	check(err)
+	c.replayWindow, err = nonNegativeDuration("OUTBOX_REPLAY_WINDOW", v["OUTBOX_REPLAY_WINDOW"])
+	check(err)
+	if c.replayWindow == 0 {
+		c.replayWindow = -1 // products.OutboxOptions: negative keeps none
+	}
 	c.minReplicasAck, err = replicasAck(v["REDIS_MIN_REPLICAS_ACK"])
 	check(err)
 	c.waitTimeout, err = positiveDuration("REDIS_WAIT_TIMEOUT", v["REDIS_WAIT_TIMEOUT"])

@@ -19,6 +19,9 @@ type redisConfig struct {
 	single   *redis.Options         // REDIS_MODE single: ParseURL
 	cluster  *redis.ClusterOptions  // REDIS_MODE cluster: ParseClusterURL
 	failover *redis.FailoverOptions // REDIS_MODE sentinel: ParseFailoverURL
+	// onSwitch, if set, is called when the sentinels announce a new
+	// master (+switch-master): the outbox replays its window.
+	onSwitch func()
 }
 
 // parseRedis parses rawURL the way mode wants it and adds the CA of
@@ -94,7 +97,7 @@ func (rc *redisConfig) newClient(logger *slog.Logger) (redis.UniversalClient, fu
 		o := *rc.failover
 		redisTimeouts(&o.ContextTimeoutEnabled, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.DialerRetries)
 		rdb := redis.NewFailoverClient(&o)
-		return rdb, watchMaster(rdb, &o, logger)
+		return rdb, watchMaster(rdb, &o, logger, rc.onSwitch)
 	}
 	return redis.NewClient(redisOptions(rc.single)), func() {}
 }

@@ -18,8 +18,9 @@ import (
 // reconfigure the old master (seconds later) and kill its clients. Closed
 // at once, the subscription re-attaches to the new master.
 type masterWatch struct {
-	master string
-	log    *slog.Logger
+	master   string
+	log      *slog.Logger
+	onSwitch func() // may be nil
 
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{} // guarded by mu: every open connection
@@ -29,13 +30,14 @@ type masterWatch struct {
 }
 
 // watchMaster hooks rdb's dials and listens for +switch-master on every
-// sentinel of o. stop ends the listeners.
-func watchMaster(rdb *redis.Client, o *redis.FailoverOptions, logger *slog.Logger) (stop func()) {
+// sentinel of o, and calls onSwitch (if not nil) after each switch. stop
+// ends the listeners.
+func watchMaster(rdb *redis.Client, o *redis.FailoverOptions, logger *slog.Logger, onSwitch func()) (stop func()) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &masterWatch{master: o.MasterName, log: logger, conns: make(map[*trackedConn]struct{}), cancel: cancel}
+	w := &masterWatch{master: o.MasterName, log: logger, onSwitch: onSwitch, conns: make(map[*trackedConn]struct{}), cancel: cancel}
 	rdb.AddHook(w)
 	for _, addr := range o.SentinelAddrs {
 		sc := redis.NewSentinelClient(&redis.Options{
@@ -70,6 +72,9 @@ func (w *masterWatch) listen(ctx context.Context, sc *redis.SentinelClient) {
 			f := strings.Fields(m.Payload)
 			if len(f) == 5 && f[0] == w.master {
 				w.closeTo(net.JoinHostPort(f[1], f[2]))
+				if w.onSwitch != nil {
+					w.onSwitch()
+				}
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -44,8 +45,19 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 	}
 	d := &deps{pool: pool}
 	mode, cached := cfg.cacheMode()
+	// A new Redis master, announced by the sentinels or seen by the cache
+	// as a new run_id, makes the outbox replay its window (docs/design.md
+	// §3.15); the service that replays is made last.
+	var svc atomic.Pointer[products.Service]
+	masterChanged := func() {
+		if s := svc.Load(); s != nil {
+			s.MasterChanged()
+		}
+	}
 	if cfg.redis != nil {
-		d.rdb, d.stopRedis = cfg.redis.newClient(logger)
+		rc := *cfg.redis
+		rc.onSwitch = masterChanged
+		d.rdb, d.stopRedis = rc.newClient(logger)
 	}
 	if cached {
 		d.cache, err = tiercache.New[products.Entry](d.rdb, products.EntryCodec{}, tiercache.Options{
@@ -61,6 +73,7 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 			StalenessBound:    cfg.stalenessBound,
 			MinReplicasAck:    cfg.minReplicasAck,
 			ReplicaAckTimeout: cfg.waitTimeout,
+			OnMasterChange:    masterChanged,
 			Logger:            logger,
 		})
 		if err != nil {
@@ -69,6 +82,7 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 		}
 	}
 	d.svc = products.NewService(products.NewStore(pool), d.cache, d.rdb, logger)
+	svc.Store(d.svc)
 	return d, nil
 }
 
@@ -158,7 +172,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		case <-bgCtx.Done():
 			return
 		}
-		d.svc.RunOutbox(bgCtx, products.OutboxOptions{SweepInterval: cfg.outboxSweep, Grace: cfg.outboxGrace})
+		d.svc.RunOutbox(bgCtx, products.OutboxOptions{SweepInterval: cfg.outboxSweep, Grace: cfg.outboxGrace, ReplayWindow: cfg.replayWindow})
 	})
 	defer func() {
 		stopBackground()
