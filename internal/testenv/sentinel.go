@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -42,11 +43,21 @@ func (r *Replicated) CutLink(t testing.TB) {
 }
 
 // RedisSentinelCuttable is RedisSentinel with the replica's replication
-// link through a proxy the test can cut.
-func RedisSentinelCuttable(t testing.TB) (*Sentinel, *Proxy) {
+// link through a proxy the test can cut (see Replicated.CutLink).
+func RedisSentinelCuttable(t testing.TB) (*Sentinel, *Replicated) {
 	t.Helper()
 	rep := RedisReplicated(t)
-	s := startSentinel(t, rep.Master, rep.Replica)
-	return s, rep.Link
+	return startSentinel(t, rep.Master, rep.Replica), rep
 }
 
+// WaitPromoted waits until the sentinel names the replica master and the
+// replica says so itself, and returns when it saw both.
+func (s *Sentinel) WaitPromoted(d time.Duration) time.Time {
+	s.t.Helper()
+	Eventually(s.t, d, "the replica promoted", func() bool {
+		a, err := s.MasterAddr(context.Background())
+		return err == nil && a == s.Replica.Addr() &&
+			strings.Contains(redisCLI(s.t, s.Replica.Addr(), "info", "replication"), "role:master")
+	})
+	return time.Now()
+}
