@@ -73,7 +73,10 @@
 // is the only replica. Everything re-attaches by itself. Invalidations are
 // not subject to the breaker: each tries Redis with Options.WriteTimeout
 // (5s), long enough to outlast a stall, and returns [ErrDeferred] only when
-// Redis does not take it.
+// Redis does not take it, or (where Redis has replicas) when fewer than
+// Options.MinReplicasAck replicas acknowledged the delete within
+// Options.ReplicaAckTimeout: then it wraps [ErrNotReplicated], since a
+// failover could lose it (docs/design.md §3.15).
 //
 // # Rules and their tests
 //
@@ -107,4 +110,7 @@
 //	                                         TestRandomizedConsistency
 //	14 durable invalidation (ErrDeferred)    products: TestWriterDiesWithUnsentInvalidation,
 //	                                         TestRedisRestartUnderLoad; cmd/productsd: TestWriterKilledWithUnsentInvalidation
+//	15 invalidation survives a failover      TestInvalidationWaitsForReplicas; products: TestReplayAfterMasterChange,
+//	   (WAIT, replay window, relay)          TestOutboxPrunesDoneRowsAfterWindow, TestWriterCutOffRelaysThroughPostgres;
+//	                                         cmd/productsd: TestSentinelFailoverLosingInvalidation
 package tiercache
