@@ -3,6 +3,7 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,13 +74,10 @@ func (l *l2) probeReplicas() {
 	if l.opt.MinReplicasAck != 0 || time.Since(d.probedAt) < replicaProbeEvery {
 		return // probedAt is only written by this goroutine
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.opt.L2Timeout)
-	defer cancel()
-	info, err := l.rdb.Info(ctx, "server", "replication").Result()
+	runID, replicas, err := l.masterInfo()
 	if err != nil {
 		return
 	}
-	runID, replicas := parseInfo(info)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.probedAt = time.Now()
@@ -93,6 +91,38 @@ func (l *l2) probeReplicas() {
 	if replicas > 0 {
 		d.latched = true
 	}
+}
+
+// masterInfo reads the master's run_id and connected replicas. In a
+// Cluster it reads every master's: the run_ids joined (sorted) identify
+// the set of masters, and the replicas are summed.
+func (l *l2) masterInfo() (runID string, replicas int, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.opt.L2Timeout)
+	defer cancel()
+	cc, ok := l.rdb.(*redis.ClusterClient)
+	if !ok {
+		info, err := l.rdb.Info(ctx, "server", "replication").Result()
+		if err != nil {
+			return "", 0, err
+		}
+		runID, replicas = parseInfo(info)
+		return runID, replicas, nil
+	}
+	var mu sync.Mutex
+	var ids []string
+	err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		info, err := c.Info(ctx, "server", "replication").Result()
+		if err != nil {
+			return err
+		}
+		id, n := parseInfo(info)
+		mu.Lock()
+		ids, replicas = append(ids, id), replicas+n
+		mu.Unlock()
+		return nil
+	})
+	slices.Sort(ids)
+	return strings.Join(ids, ","), replicas, err
 }
 
 // parseInfo picks run_id and connected_slaves out of an INFO reply.

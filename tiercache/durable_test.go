@@ -63,3 +63,33 @@ func TestParseInfo(t *testing.T) {
 		t.Fatalf("parseInfo = %q, %d; want abc, 2", id, n)
 	}
 }
+
+// TestClusterWaitPerMaster: in a Cluster the delete of each key and the
+// bump of each group go to their slot's master, each followed by its own
+// WAIT there. This cluster has no replicas, so asking for one defers the
+// invalidation as not replicated, while every master took its deletes.
+func TestClusterWaitPerMaster(t *testing.T) {
+	addrs := startCluster(t)
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	c := newCache(t, rdb, Options{Namespace: "cw", Standalone: true, MinReplicasAck: 1, ReplicaAckTimeout: 5 * time.Millisecond})
+	keys := []string{"a", "b", "c", "d", "e", "f"}
+	for _, k := range keys {
+		if err := rdb.Set(ctx, "cw:v:{"+k+"}", "old", time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := c.InvalidateGroup(ctx, "g", keys...)
+	if !errors.Is(err, ErrNotReplicated) {
+		t.Fatalf("invalidate asking one replica of a cluster without any: got %v, want ErrNotReplicated", err)
+	}
+	for _, k := range keys {
+		if n := rdb.Exists(ctx, "cw:v:{"+k+"}").Val(); n != 0 {
+			t.Fatalf("key %s still in L2 after its master took the delete", k)
+		}
+	}
+	if g, _ := rdb.Get(ctx, "cw:g:{g}").Uint64(); g == 0 {
+		t.Fatalf("group generation not bumped on its master")
+	}
+}
