@@ -11,7 +11,7 @@ import (
 )
 
 // TestInvalidationWaitsForReplicas: with the replica's replication link
-// cut, an invalidation the master took is not done (docs/design.md §3.15):
+// cut (its user switched off on the master), an invalidation the master took is not done (docs/design.md §3.15):
 // it is deferred as not replicated, the delete the replica missed is
 // retried, and once the link is back the retry gets the acknowledgement
 // and the replica no longer holds the value. With MinReplicasAck set to
@@ -48,7 +48,7 @@ func TestInvalidationWaitsForReplicas(t *testing.T) {
 	if rdb.Exists(ctx, "wait:v:{k}").Val() != 0 || replica.Exists(ctx, "wait:v:{k}").Val() != 1 {
 		t.Fatalf("want the delete on the master only while the link is cut")
 	}
-	rep.Link.SetUp(true)
+	rep.RestoreLink(t)
 	testenv.Eventually(t, 15*time.Second, "the retry acknowledged", func() bool {
 		return c.Stats().RetryQueued == 0
 	})
