@@ -44,7 +44,13 @@ func TestWriterCutOffRelaysThroughPostgres(t *testing.T) {
 			t.Fatalf("%s serves version %d after the relay, want 2", r.name, v)
 		}
 	}
-	relayed := b.svc.outbox.relayed.Load() + c.svc.outbox.relayed.Load()
+	// The relaying replica counts the row once its transaction committed,
+	// just after the publish the readers saw.
+	var relayed uint64
+	waitFor(t, 5*time.Second, "the relay counted", func() bool {
+		relayed = b.svc.outbox.relayed.Load() + c.svc.outbox.relayed.Load()
+		return relayed > 0
+	})
 	resent := a.svc.outbox.resent.Load() + b.svc.outbox.resent.Load() + c.svc.outbox.resent.Load()
 	t.Logf("b and c serve the new version %v after the acknowledgement (PUT took %v); relayed %d, re-sent by a sweeper %d",
 		after.Round(time.Millisecond), acked.Sub(sent).Round(time.Millisecond), relayed, resent)
