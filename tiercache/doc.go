@@ -107,4 +107,7 @@
 //	                                         TestRandomizedConsistency
 //	14 durable invalidation (ErrDeferred)    products: TestWriterDiesWithUnsentInvalidation,
 //	                                         TestRedisRestartUnderLoad; cmd/productsd: TestWriterKilledWithUnsentInvalidation
+//	17 batch reads keep per-key rules        TestGetManyMixed, TestGetManyRacingWriteIsFenced, TestGetManySharesLoadWithGet,
+//	                                         TestGetManyThreeReplicas, TestGetManyLoaderFails, TestGetManyL2OneRoundTrip,
+//	                                         TestGetManyNoJoinOfLoadOlderThanBound, TestGetManyCluster
 package tiercache
