@@ -46,21 +46,31 @@ func (s *Service) Products(ctx context.Context, ids []uuid.UUID) (Batch, string,
 		return Batch{}, "", err
 	}
 	keys := make([]string, len(ids))
-	byKey := make(map[string]uuid.UUID, len(ids))
 	for i, id := range ids {
 		keys[i] = ProductKey(id)
-		byKey[keys[i]] = id
 	}
-	load := func(ctx context.Context, keys []string) (map[string]Entry, error) {
-		want := make([]uuid.UUID, len(keys))
+	load := func(ctx context.Context, want []string) (map[string]Entry, error) {
+		byKey := make(map[string]uuid.UUID, len(keys))
 		for i, k := range keys {
-			want[i] = byKey[k]
+			byKey[k] = ids[i]
 		}
-		return s.loadProducts(ctx, want)
+		wantIDs := make([]uuid.UUID, len(want))
+		for i, k := range want {
+			wantIDs[i] = byKey[k]
+		}
+		return s.loadProducts(ctx, wantIDs)
 	}
 	if s.cache == nil {
 		found, err := load(ctx, keys)
-		return batchOf(ids, keys, found), "", err
+		b := Batch{Items: make([]Entry, 0, len(keys))}
+		for i, k := range keys {
+			if e, ok := found[k]; ok {
+				b.Items = append(b.Items, e)
+			} else {
+				b.Missing = append(b.Missing, ids[i])
+			}
+		}
+		return b, "", err
 	}
 	items, err := s.cache.GetManyInfo(ctx, keys, load)
 	if errors.Is(err, tiercache.ErrClosed) {
@@ -69,28 +79,18 @@ func (s *Service) Products(ctx context.Context, ids []uuid.UUID) (Batch, string,
 	if err != nil {
 		return Batch{}, "", err
 	}
-	found := make(map[string]Entry, len(items))
-	for k, it := range items {
-		switch {
+	b := Batch{Items: make([]Entry, 0, len(keys))}
+	for i, k := range keys {
+		switch it := items[k]; {
 		case it.Err == nil:
-			found[k] = it.Val
-		case !errors.Is(it.Err, tiercache.ErrNotFound):
+			b.Items = append(b.Items, it.Val)
+		case errors.Is(it.Err, tiercache.ErrNotFound):
+			b.Missing = append(b.Missing, ids[i])
+		default:
 			return Batch{}, "", it.Err
 		}
 	}
-	return batchOf(ids, keys, found), batchStatus(s.cache.Mode(), items), nil
-}
-
-func batchOf(ids []uuid.UUID, keys []string, found map[string]Entry) Batch {
-	var b Batch
-	for i, k := range keys {
-		if e, ok := found[k]; ok {
-			b.Items = append(b.Items, e)
-		} else {
-			b.Missing = append(b.Missing, ids[i])
-		}
-	}
-	return b
+	return b, batchStatus(s.cache.Mode(), items), nil
 }
 
 // loadProducts reads ids from the store for the cache, keyed by cache key.
