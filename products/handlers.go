@@ -108,9 +108,16 @@ func handleGetProduct(logger *slog.Logger, svc *Service) http.Handler {
 	})
 }
 
-// handleListProducts serves GET /products?limit=N&after=ID.
+// handleListProducts serves GET /products?limit=N&after=ID, and
+// GET /products?ids=<id>,... (serveBatch).
 func handleListProducts(logger *slog.Logger, svc *Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if list, ok := r.URL.Query()["ids"]; ok {
+			if err := serveBatch(w, r, svc, strings.Join(list, ",")); err != nil {
+				writeError(w, r, logger, err)
+			}
+			return
+		}
 		limit, after, err := listParams(r)
 		if err != nil {
 			writeProblem(w, http.StatusBadRequest, err.Error(), nil)

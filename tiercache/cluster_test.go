@@ -67,16 +67,20 @@ func startCluster(t *testing.T) []string {
 	return addrs
 }
 
+// clusterClient returns a client of the cluster at addrs, closed when the
+// test ends.
+func clusterClient(t *testing.T, addrs []string) *redis.ClusterClient {
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 // TestRedisCluster runs two replicas on a Cluster client: values and leases
 // share a slot, invalidations travel over sharded pub/sub, and groups work.
 func TestRedisCluster(t *testing.T) {
 	t.Parallel()
 	addrs := startCluster(t)
-	newClient := func() *redis.ClusterClient {
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
-		t.Cleanup(func() { _ = c.Close() })
-		return c
-	}
+	newClient := func() *redis.ClusterClient { return clusterClient(t, addrs) }
 	src := newSource()
 	a := newCache(t, newClient(), Options{Namespace: "cl", L2Timeout: time.Second})
 	b := newCache(t, newClient(), Options{Namespace: "cl", L2Timeout: time.Second})

@@ -113,4 +113,7 @@
 //	15 invalidation survives a failover      TestInvalidationWaitsForReplicas; products: TestReplayAfterMasterChange,
 //	   (WAIT, replay window, relay)          TestOutboxPrunesDoneRowsAfterWindow, TestWriterCutOffRelaysThroughPostgres;
 //	                                         cmd/productsd: TestSentinelFailoverLosingInvalidation
+//	17 batch reads keep per-key rules        TestGetManyMixed, TestGetManyRacingWriteIsFenced, TestGetManySharesLoadWithGet,
+//	                                         TestGetManyThreeReplicas, TestGetManyLoaderFails, TestGetManyL2OneRoundTrip,
+//	                                         TestGetManyNoJoinOfLoadOlderThanBound, TestGetManyCluster
 package tiercache

@@ -51,20 +51,11 @@ type step[T any] func() (T, error, func() (T, error))
 // the leader included, stops waiting for the second stage when its own ctx
 // ends; the stage goes on for the others (STYLE rule 4).
 func (f *flight[T]) do(ctx context.Context, key string, now, notBefore int64, fn step[T]) (v T, err error, shared bool) {
-	f.mu.Lock()
-	if c, ok := f.m[key]; ok && c.start >= notBefore {
-		c.joined++
-		f.mu.Unlock()
+	c, leader := f.claim(key, now, notBefore)
+	if !leader {
 		v, err = c.wait(ctx)
 		return v, err, true
 	}
-	c := &flightCall[T]{done: make(chan struct{}), start: now}
-	if f.m == nil {
-		f.m = make(map[string]*flightCall[T])
-	}
-	f.m[key] = c // replaces a call too old to join; its waiters keep it
-	f.mu.Unlock()
-
 	var next func() (T, error)
 	c.val, c.err, next = first(key, fn)
 	if next == nil {
@@ -77,6 +68,26 @@ func (f *flight[T]) do(ctx context.Context, key string, now, notBefore int64, fn
 	}()
 	v, err = c.wait(ctx)
 	return v, err, false
+}
+
+// claim returns the call of key in flight that began at or after
+// notBefore, joining it, or else a new call that the caller leads
+// (leader): it must settle it with [flight.finish] once its val and err are
+// set. [Cache.GetManyInfo] claims many keys at once this way, so a single
+// Get of one of them joins the batch's fill.
+func (f *flight[T]) claim(key string, now, notBefore int64) (c *flightCall[T], leader bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.m[key]; ok && c.start >= notBefore {
+		c.joined++
+		return c, false
+	}
+	c = &flightCall[T]{done: make(chan struct{}), start: now}
+	if f.m == nil {
+		f.m = make(map[string]*flightCall[T])
+	}
+	f.m[key] = c // replaces a call too old to join; its waiters keep it
+	return c, true
 }
 
 func (c *flightCall[T]) wait(ctx context.Context) (T, error) {

@@ -159,15 +159,25 @@ func (l *l2) tryLease(ctx context.Context, vk, lk, token string) (int64, []byte,
 		res, err = getOrLeaseScript.Run(ctx, l.rdb, []string{vk, lk}, token, l.opt.LeaseTTL.Milliseconds()).Slice()
 		return err
 	})
-	if err != nil || len(res) == 0 {
+	if err != nil {
 		return 0, nil, err
+	}
+	state, v := leaseState(res)
+	return state, v, nil
+}
+
+// leaseState reads getOrLeaseScript's answer: the state and, on a hit, the
+// value.
+func leaseState(res []any) (int64, []byte) {
+	if len(res) == 0 {
+		return 0, nil
 	}
 	state, _ := res[0].(int64)
 	if state == 1 && len(res) > 1 {
 		s, _ := res[1].(string)
-		return 1, []byte(s), nil
+		return 1, []byte(s)
 	}
-	return state, nil, nil
+	return state, nil
 }
 
 // fill writes raw under key if lease still holds; it reports whether it did.

@@ -1,0 +1,360 @@
+package tiercache
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync"
+)
+
+// LoadManyFunc loads the values of keys from the source of truth in one
+// call. A key missing from the map is not found (and cached as such); an
+// error fails every key of the call and nothing is cached. Like
+// [LoadFunc], it runs under a context detached from the callers, bounded
+// by [Options.LoadTimeout].
+type LoadManyFunc[V any] func(ctx context.Context, keys []string) (map[string]V, error)
+
+// Item is one key's answer in [Cache.GetManyInfo]: its value, how it was
+// found, and its error (nil, [ErrNotFound], or the loader's error).
+type Item[V any] struct {
+	Val  V
+	Info Info
+	Err  error
+}
+
+// GetMany returns the values of keys that exist, read as [Cache.Get] reads
+// one key, but in a few round trips for all of them (docs/design.md §3.17).
+// A key that does not exist is absent from the map. The error is the first
+// error other than ErrNotFound (a loader's, or ctx's), with the values
+// found so far.
+func (c *Cache[V]) GetMany(ctx context.Context, keys []string, load LoadManyFunc[V]) (map[string]V, error) {
+	items, err := c.GetManyInfo(ctx, keys, load)
+	out := make(map[string]V, len(items))
+	for k, it := range items {
+		switch {
+		case it.Err == nil:
+			out[k] = it.Val
+		case !errors.Is(it.Err, ErrNotFound) && err == nil:
+			err = it.Err
+		}
+	}
+	return out, err
+}
+
+// GetManyInfo answers every key of keys (duplicates once) with an [Item].
+// L1 answers first (under the freshness lease, as for Get); the other keys
+// are read from L2 in one round trip; the keys still missing take their
+// leases in one pipelined round trip, wait where another replica holds
+// one, and are loaded in one call of load. Per key it keeps Get's rules:
+// a fill is fenced by the key's L1 token (rule 3) and written to L2 only
+// under its lease (rule 4); a key whose fill is in flight in this replica,
+// begun within the staleness bound unless this replica is caught up
+// (rule 13), joins that fill instead, and a Get joins the batch's. The
+// error is ErrClosed, or ctx's when it ends first.
+func (c *Cache[V]) GetManyInfo(ctx context.Context, keys []string, load LoadManyFunc[V]) (map[string]Item[V], error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	now := c.clockNow()
+	out := make(map[string]Item[V], len(keys))
+	l1ok := c.l1 != nil && len(keys) > 0 && c.l1Serves(now)
+	var rest []string
+	for _, k := range keys {
+		if _, done := out[k]; done {
+			continue
+		}
+		if l1ok {
+			if e, ok := c.l1.get(k, now); ok {
+				out[k] = l1Item(e)
+				continue
+			}
+		}
+		out[k] = Item[V]{}
+		rest = append(rest, k)
+	}
+	if len(rest) == 0 {
+		return out, nil
+	}
+	return out, c.missMany(ctx, rest, load, now, out)
+}
+
+func l1Item[V any](e *l1Entry[V]) Item[V] {
+	if e.neg {
+		return Item[V]{Info: Info{Source: SourceL1, Negative: true}, Err: ErrNotFound}
+	}
+	return Item[V]{Val: e.val, Info: Info{Source: SourceL1}}
+}
+
+// missMany claims each key's fill in this replica's flight, joining those
+// in flight, runs the batch of the keys it leads, and waits for them all.
+func (c *Cache[V]) missMany(ctx context.Context, keys []string, load LoadManyFunc[V], now int64, out map[string]Item[V]) error {
+	notBefore := int64(math.MinInt64)
+	if !c.caughtUp(now) {
+		notBefore = now - int64(c.opt.StalenessBound)
+	}
+	b := &manyFill[V]{c: c, load: load}
+	calls := make([]*flightCall[fillResult[V]], len(keys))
+	joined := make([]bool, len(keys))
+	for i, k := range keys {
+		call, leader := c.flight.claim(k, now, notBefore)
+		calls[i], joined[i] = call, !leader
+		if leader {
+			b.keys, b.calls = append(b.keys, k), append(b.calls, call)
+		} else {
+			c.stats.collapsed.Add(1)
+		}
+	}
+	if len(b.keys) > 0 {
+		b.start()
+	}
+	for i, k := range keys {
+		fr, err := calls[i].wait(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fr.info.Collapsed = joined[i]
+		out[k] = Item[V]{Val: fr.val, Info: fr.info, Err: err}
+	}
+	return nil
+}
+
+// manyFill is the fill of the keys one GetManyInfo leads: the fill of
+// [Cache.fill] for many keys at once.
+type manyFill[V any] struct {
+	c     *Cache[V]
+	load  LoadManyFunc[V]
+	keys  []string
+	calls []*flightCall[fillResult[V]]
+	toks  []fenceToken
+	infos []Info // what each key's answer says so far (LeaseWaited)
+	done  []bool
+	mu    sync.Mutex // guards leases
+	lease map[int]string
+}
+
+// start takes the fence tokens, then reads L2 inline (bounded by
+// L2Timeout) and hands the keys still missing to a goroutine that leases
+// and loads them, as [Cache.fill] does for one key.
+func (b *manyFill[V]) start() {
+	c := b.c
+	n := len(b.keys)
+	b.toks, b.infos, b.done = make([]fenceToken, n), make([]Info, n), make([]bool, n)
+	b.lease = make(map[int]string)
+	if c.l1 != nil {
+		for i, k := range b.keys {
+			b.toks[i] = c.l1.token(k)
+		}
+	}
+	var viaL2, direct []int
+	for i, k := range b.keys {
+		if c.l2 == nil || c.retry.pending(k) {
+			direct = append(direct, i)
+		} else {
+			viaL2 = append(viaL2, i)
+		}
+	}
+	if !b.guard(func() { viaL2, direct = b.readL2(viaL2, direct) }) {
+		return
+	}
+	if len(viaL2)+len(direct) == 0 {
+		return
+	}
+	go b.guard(func() { b.leaseAndLoad(viaL2, direct) })
+}
+
+// guard runs fn; a panic in it becomes an error for every key not yet
+// answered, and every lease still held is released (a codec that panics on
+// encode leaves no lease behind). It reports whether fn returned.
+func (b *manyFill[V]) guard(fn func()) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			b.releaseAll()
+			err := panicError(b.keys[0], r)
+			for i := range b.keys {
+				b.settle(i, fillResult[V]{}, err)
+			}
+		}
+	}()
+	fn()
+	return true
+}
+
+// readL2 reads the keys of viaL2 in one round trip and answers those it
+// finds; it returns the keys still to lease and those to load without a
+// lease (all of them when Redis did not answer).
+func (b *manyFill[V]) readL2(viaL2, direct []int) ([]int, []int) {
+	if len(viaL2) == 0 {
+		return nil, direct
+	}
+	raws, err := b.c.l2.getMany(b.pick(viaL2))
+	if err != nil {
+		return nil, append(direct, viaL2...)
+	}
+	missing := viaL2[:0:0]
+	for j, i := range viaL2 {
+		if raws[j] == nil || !b.fromL2(i, raws[j]) {
+			missing = append(missing, i)
+		}
+	}
+	return missing, direct
+}
+
+// fromL2 answers key i from a raw L2 value; false if it is undecodable.
+func (b *manyFill[V]) fromL2(i int, raw []byte) bool {
+	r, err, ok := b.c.fromL2(b.keys[i], b.toks[i], raw, plan{})
+	if ok {
+		r.info.LeaseWaited = b.infos[i].LeaseWaited
+		b.settle(i, r, err)
+	}
+	return ok
+}
+
+// leaseAndLoad takes the leases of viaL2 in one round trip, waits (all at
+// once) for the keys another replica is loading, and loads the rest and
+// direct in one call.
+func (b *manyFill[V]) leaseAndLoad(viaL2, direct []int) {
+	toLoad := direct
+	if len(viaL2) > 0 {
+		token := randomToken()
+		states, raws, err := b.c.l2.leaseMany(b.pick(viaL2), token)
+		if err != nil {
+			toLoad = append(toLoad, viaL2...)
+		} else {
+			var held []int
+			for j, i := range viaL2 {
+				switch states[j] {
+				case 1:
+					if !b.fromL2(i, raws[j]) {
+						toLoad = append(toLoad, i)
+					}
+				case 2:
+					b.c.stats.leasesTaken.Add(1)
+					b.setLease(i, token)
+					toLoad = append(toLoad, i)
+				default:
+					held = append(held, i)
+				}
+			}
+			toLoad = append(toLoad, b.waitHeld(held)...)
+		}
+	}
+	if len(toLoad) > 0 {
+		b.loadAll(toLoad)
+	}
+}
+
+// waitHeld waits, concurrently, for the keys whose lease another loader
+// holds (see [l2.lease]); it returns those still to load.
+func (b *manyFill[V]) waitHeld(held []int) []int {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var toLoad []int
+	for _, i := range held {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			raw, found, lease, waited := b.c.l2.lease(b.keys[i])
+			b.infos[i].LeaseWaited = waited
+			if found && b.fromL2(i, raw) {
+				return
+			}
+			if lease != "" {
+				b.setLease(i, lease)
+			}
+			mu.Lock()
+			toLoad = append(toLoad, i)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return toLoad
+}
+
+// loadAll runs the loader once for the keys of idx and installs what it
+// returned, as [Cache.load] does for one key.
+func (b *manyFill[V]) loadAll(idx []int) {
+	c := b.c
+	ctx, cancel := context.WithTimeout(context.Background(), c.opt.LoadTimeout)
+	defer cancel()
+	c.stats.loads.Add(1)
+	vals, err := b.load(ctx, b.pick(idx))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		c.stats.loadErrors.Add(1)
+		b.releaseAll()
+		for _, i := range idx {
+			b.settle(i, fillResult[V]{}, err)
+		}
+		return
+	}
+	for _, i := range idx {
+		k := b.keys[i]
+		val, ok := vals[k]
+		res := fillResult[V]{val: val, info: b.infos[i]}
+		res.info.Source, res.info.Negative = SourceLoader, !ok
+		if lease := b.leaseOf(i); lease != "" {
+			res.info.L2Stored = c.storeL2(ctx, k, lease, val, !ok, plan{})
+			b.setLease(i, "")
+		}
+		res.info.L1Stored = c.install(k, b.toks[i], val, !ok)
+		if ok {
+			b.settle(i, res, nil)
+		} else {
+			b.settle(i, res, ErrNotFound)
+		}
+	}
+}
+
+func (b *manyFill[V]) pick(idx []int) []string {
+	out := make([]string, len(idx))
+	for j, i := range idx {
+		out[j] = b.keys[i]
+	}
+	return out
+}
+
+// settle answers key i once: its callers, and any Get that joined it.
+func (b *manyFill[V]) settle(i int, r fillResult[V], err error) {
+	b.mu.Lock()
+	done := b.done[i]
+	b.done[i] = true
+	b.mu.Unlock()
+	if done {
+		return
+	}
+	call := b.calls[i]
+	call.val, call.err = r, err
+	b.c.flight.finish(b.keys[i], call)
+}
+
+func (b *manyFill[V]) setLease(i int, lease string) {
+	b.mu.Lock()
+	if lease == "" {
+		delete(b.lease, i)
+	} else {
+		b.lease[i] = lease
+	}
+	b.mu.Unlock()
+}
+
+func (b *manyFill[V]) leaseOf(i int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lease[i]
+}
+
+// releaseAll gives up every lease still held, so other replicas' waiters
+// need not sit out LeaseWait.
+func (b *manyFill[V]) releaseAll() {
+	b.mu.Lock()
+	held := b.lease
+	b.lease = make(map[int]string)
+	b.mu.Unlock()
+	if len(held) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.c.opt.L2Timeout)
+	defer cancel()
+	for i, lease := range held {
+		b.c.l2.release(ctx, b.keys[i], lease)
+	}
+}
