@@ -329,6 +329,9 @@ svg{display:block;margin:12px 0;background:#f8fafc;border:1px solid #e2e8f0;widt
 {{range $t := .S.Targets}}<tr><td>{{host $t}}</td><td>{{index $.S.Failures.ByTarget $t}}</td><td>{{if $.S.DB.Available}}{{index $.S.DB.ByTarget $t}}{{else}}n/a{{end}}</td><td>{{with $.S.CPU.ByTarget}}{{printf "%.2f" (index . $t)}}{{else}}n/a{{end}}</td></tr>
 {{end}}</table>
 {{if .S.CPU.Replicas.Measured}}<p>CPU per request: {{.S.CPU.Text}}</p>{{end}}
+{{if .S.RedisCommands.Measured}}<table><tr><th>Redis commands</th><th>calls</th><th>µs per request</th><th>µs per call</th></tr>
+{{range .S.RedisCommands.Families}}<tr><td>{{.Name}}</td><td>{{.Calls}}</td><td>{{printf "%.2f" .USPerReq}}</td><td>{{printf "%.2f" .USPerCall}}</td></tr>
+{{end}}</table>{{end}}
 {{with .S.LostWrites.Examples}}<h2>Lost writes</h2><table><tr><th>id</th><th>where</th><th>acknowledged</th><th>seen</th></tr>
 {{range .}}<tr><td>{{.ID}}</td><td>{{.Where}}</td><td>{{if .Deleted}}delete{{else}}version {{.Acked}}{{end}} at {{printf "%.0f" .AckMs}}ms</td><td>{{.Seen}}</td></tr>{{end}}</table>{{end}}
 <h2>Latency</h2>

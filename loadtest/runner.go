@@ -52,6 +52,9 @@ type RunOptions struct {
 	// that the lost-write check must not read the database, but whose CPU
 	// per request should still be complete (the static ceiling).
 	CPUDatabaseURL string
+	// RedisMeter, when set, splits the targets' Redis CPU by command
+	// family over the measured part (the summary's RedisCommands).
+	RedisMeter RedisMeter
 	// Probe, when set, is the consistency probe the run uses (it must be
 	// new), so the caller can analyse it further afterwards, for example
 	// with [Probe.AnalyzeSince].
@@ -158,8 +161,8 @@ func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
 	defer meter.close()
 	before, cpuBefore := snapshotTargets(ctx, client, sc.Targets)
 	procBefore := meter.snapshot(ctx)
-	sum := r.execute(ctx, opt)
 	actx := context.WithoutCancel(ctx) // also after Ctrl-C
+	sum := measureRedis(ctx, actx, opt.RedisMeter, func() *Summary { return r.execute(ctx, opt) })
 	procAfter := meter.snapshot(actx)
 	after, cpuAfter := snapshotTargets(actx, client, sc.Targets)
 	sum.Interrupted = ctx.Err() != nil

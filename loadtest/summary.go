@@ -47,10 +47,13 @@ type Summary struct {
 	// answered: "l1", "l2", "origin" and "unknown" (no Cache-Status).
 	TierLatency map[string]Percentiles `json:"tier_latency"`
 
-	DB          DBQueries   `json:"db_queries"`
-	CPU         CPU         `json:"cpu"`
-	Consistency ProbeResult `json:"consistency"`
-	LostWrites  LostWrites  `json:"lost_writes"`
+	DB  DBQueries `json:"db_queries"`
+	CPU CPU       `json:"cpu"`
+	// RedisCommands is Redis's CPU by command family, when a
+	// [RunOptions.RedisMeter] measured it.
+	RedisCommands RedisCommands `json:"redis_commands"`
+	Consistency   ProbeResult   `json:"consistency"`
+	LostWrites    LostWrites    `json:"lost_writes"`
 
 	Thresholds   []ThresholdResult `json:"thresholds"`
 	ThresholdsOK bool              `json:"thresholds_ok"`
@@ -262,6 +265,9 @@ func (s *Summary) WriteText(w io.Writer) {
 	}
 	if c := s.CPU; c.Replicas.Measured || c.Redis.Measured || c.Postgres.Measured {
 		line("cpu_per_request", "%s", c.Text())
+	}
+	if rc := s.RedisCommands; rc.Measured {
+		line("redis_us_per_request", "%s", rc.Text())
 	}
 	if s.DB.Available {
 		line("db_queries", "%d  %.1f/s  %.4f/req", s.DB.Total, s.DB.PerS, s.DB.PerReq)

@@ -246,6 +246,10 @@ func TestCompareEndToEnd(t *testing.T) {
 		none["cpu_us_per_request"].(map[string]any)["postgres"].(float64) <= 0 {
 		t.Errorf("none: %v; tiered: %v; want ~1 query per request and PostgreSQL CPU for none, L1 hits for tiered", none, tiered)
 	}
+	// The tiered configuration starts cold: its misses read and fill L2.
+	if fam := configs[1]["redis_us_per_request_by_family"].(map[string]any); fam["reads"].(float64) <= 0 || fam["fills_leases"].(float64) <= 0 {
+		t.Errorf("tiered: Redis by family %v, want reads and fills", fam)
+	}
 	// What compare made is gone: its database and its redis-server.
 	db := regexp.MustCompile(`fresh database \(postgres://[^/]*/(loadtest_[0-9a-f]+)`).FindStringSubmatch(text)
 	rs := regexp.MustCompile(`private redis-server on (\S+)`).FindStringSubmatch(text)
@@ -284,8 +288,9 @@ func compareJSON(t *testing.T, b []byte) []map[string]any {
 	if len(doc.Rounds) != 2 || len(doc.Rounds[1].Configs) != 3 || len(doc.Ratios) == 0 {
 		t.Fatalf("want 2 rounds of 3 configs and the target ratios:\n%s", b)
 	}
-	want := []string{"config", "cpu_us_per_request", "db_queries_per_request", "failed", "hit_ratio", "p50_ms", "p99_ms", "replicas", "rps", "stale_reads"}
-	nested := map[string][]string{"cpu_us_per_request": {"postgres", "redis", "replicas", "total"}, "hit_ratio": {"l1", "l2", "origin"}}
+	want := []string{"config", "cpu_us_per_request", "db_queries_per_request", "failed", "hit_ratio", "p50_ms", "p99_ms", "redis_us_per_request_by_family", "replicas", "rps", "stale_reads"}
+	nested := map[string][]string{"cpu_us_per_request": {"postgres", "redis", "replicas", "total"}, "hit_ratio": {"l1", "l2", "origin"},
+		"redis_us_per_request_by_family": {"fills_leases", "invalidations", "other", "pings", "reads"}}
 	if len(doc.Configs) != 3 {
 		t.Fatalf("got %d configs, want 3:\n%s", len(doc.Configs), b)
 	}

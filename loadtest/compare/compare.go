@@ -238,7 +238,7 @@ func (c *comparer) runOne(ctx context.Context, t Target, round int) (*loadtest.S
 	opt := c.cfg.Run
 	opt.Targets, opt.IDs = cl.URLs(), c.ids
 	opt.DatabaseURL, opt.RedisURL = cc.DatabaseURL, cc.RedisURL
-	return loadtest.Run(ctx, &sc, opt)
+	return runMetered(ctx, &sc, opt)
 }
 
 // setup lists (seeding if short) the key space once, and copies the bytes
@@ -282,7 +282,19 @@ func (c *comparer) runStatic(ctx context.Context, sc loadtest.Scenario, n int) (
 	// The ceiling uses neither Redis nor the database, which idle meanwhile:
 	// their CPU counts as for the others, for a complete total.
 	opt.RedisURL, opt.CPUDatabaseURL = c.cfg.Cluster.RedisURL, c.cfg.Cluster.DatabaseURL
-	return loadtest.Run(ctx, &sc, opt)
+	return runMetered(ctx, &sc, opt)
+}
+
+// runMetered runs the scenario with Redis's CPU split by command family
+// (INFO commandstats) when there is a Redis to read.
+func runMetered(ctx context.Context, sc *loadtest.Scenario, opt loadtest.RunOptions) (*loadtest.Summary, error) {
+	if opt.RedisURL != "" {
+		if m, err := cluster.NewRedisMeter(opt.RedisURL); err == nil {
+			defer m.Close()
+			opt.RedisMeter = m
+		}
+	}
+	return loadtest.Run(ctx, sc, opt)
 }
 
 func (c *comparer) startStatic(ctx context.Context) (string, func(), error) {

@@ -36,10 +36,13 @@ type ConfigReport struct {
 	P50Ms           float64   `json:"p50_ms"`
 	P99Ms           float64   `json:"p99_ms"`
 	CPUUSPerRequest CPUReport `json:"cpu_us_per_request"`
-	HitRatio        HitReport `json:"hit_ratio"`
-	DBQueriesPerReq *float64  `json:"db_queries_per_request"`
-	StaleReads      *int64    `json:"stale_reads"`
-	Failed          int64     `json:"failed"`
+	// RedisUSPerRequest is Redis's execution time per request by command
+	// family (INFO commandstats); null when not measured.
+	RedisUSPerRequest map[string]float64 `json:"redis_us_per_request_by_family"`
+	HitRatio          HitReport          `json:"hit_ratio"`
+	DBQueriesPerReq   *float64           `json:"db_queries_per_request"`
+	StaleReads        *int64             `json:"stale_reads"`
+	Failed            int64              `json:"failed"`
 }
 
 // CPUReport is CPU microseconds per request by component; Total is null
@@ -81,6 +84,12 @@ func configReports(rows []Row) []ConfigReport {
 			CPUUSPerRequest: CPUReport{
 				Replicas: measured(s.CPU.Replicas), Redis: measured(s.CPU.Redis), Postgres: measured(s.CPU.Postgres),
 			},
+		}
+		if s.RedisCommands.Measured {
+			c.RedisUSPerRequest = map[string]float64{}
+			for _, f := range s.RedisCommands.Families {
+				c.RedisUSPerRequest[f.Name] = f.USPerReq
+			}
 		}
 		if s.CPU.Complete {
 			c.CPUUSPerRequest.Total = &s.CPU.TotalUSPerReq

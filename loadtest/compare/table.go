@@ -48,6 +48,7 @@ func (r *Result) WriteTable(w io.Writer) {
 			break
 		}
 	}
+	r.writeRedisFamilies(w)
 	r.writeRounds(w)
 	if notes := r.designNotes(); len(notes) > 0 {
 		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
@@ -120,6 +121,23 @@ func (r *Result) writeRounds(w io.Writer) {
 			fmt.Fprintln(w)
 		}
 		fmt.Fprintf(w, "round %d: %s\n", i+1, strings.Join(cells, "; "))
+	}
+}
+
+// writeRedisFamilies writes each configuration's Redis execution time
+// per request by command family (INFO commandstats).
+func (r *Result) writeRedisFamilies(w io.Writer) {
+	head := false
+	for _, row := range r.Rows {
+		rc := row.Summary.RedisCommands
+		if !rc.Measured {
+			continue
+		}
+		if !head {
+			fmt.Fprintln(w, "\nRedis µs per request by command family (INFO commandstats):")
+			head = true
+		}
+		fmt.Fprintf(w, "  %-8s %s\n", row.Name, rc.Text())
 	}
 }
 
