@@ -33,7 +33,7 @@ func (c lruCache) Add(k string, v int) { c.Cache.Add(k, v) }
 type otterCache struct{ *otter.Cache[string, int] }
 
 func (c otterCache) Get(k string) (int, bool) { return c.GetIfPresent(k) }
-func (c otterCache) Add(k string, v int)       { c.Set(k, v) }
+func (c otterCache) Add(k string, v int)      { c.Set(k, v) }
 
 type theineCache struct{ *theine.Cache[string, int] }
 
