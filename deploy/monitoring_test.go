@@ -188,9 +188,17 @@ func scrape(t *testing.T) map[string]bool {
 // the Redis namespace ns and returns its base URL.
 func startProductsd(t *testing.T, dbURL, ns string) string {
 	t.Helper()
-	cmd := exec.Command(productsd(t), "serve", "-addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "REDIS_URL="+testenv.RedisURL(),
-		"CACHE_NAMESPACE="+ns, "CACHE_MODE=tiered")
+	base, _ := startProductsdAt(t, "127.0.0.1:0", dbURL, ns)
+	return base
+}
+
+// startProductsdAt is startProductsd listening on addr, with extra
+// environment, returning the process too.
+func startProductsdAt(t *testing.T, addr, dbURL, ns string, env ...string) (string, *exec.Cmd) {
+	t.Helper()
+	cmd := exec.Command(productsd(t), "serve", "-addr", addr)
+	cmd.Env = append(append(os.Environ(), "DATABASE_URL="+dbURL, "REDIS_URL="+testenv.RedisURL(),
+		"CACHE_NAMESPACE="+ns, "CACHE_MODE=tiered"), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -204,5 +212,6 @@ func startProductsd(t *testing.T, dbURL, ns string) string {
 	if err != nil || m == nil {
 		t.Fatalf("no listening line: %q %v", line, err)
 	}
-	return m[1]
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return m[1], cmd
 }
