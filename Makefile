@@ -81,7 +81,7 @@ loadtest:
 ## p50/p99, hit ratio per tier, database queries, stale reads and CPU per
 ## request (replicas, Redis, PostgreSQL) as a table; COMPARE_ROUNDS rounds
 ## (default 3) in which the configurations take turns, medians reported.
-## Extra flags: make compare LOADTEST_FLAGS='-net-latency 500us -out json=compare.json'
+## Extra flags: make compare LOADTEST_FLAGS='-net-latency 500us -out summary=compare.json'
 compare:
 	$(GO) build -o bin/productsd ./cmd/productsd
 	$(GO) build -o bin/loadtest ./cmd/loadtest

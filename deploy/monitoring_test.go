@@ -146,23 +146,7 @@ var listenRE = regexp.MustCompile(`productsd listening on (http://\S+) `)
 func scrape(t *testing.T) map[string]bool {
 	t.Helper()
 	_, dbURL := testenv.Schema(t)
-	cmd := exec.Command(productsd(t), "serve", "-addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "REDIS_URL="+testenv.RedisURL(),
-		"CACHE_NAMESPACE="+testenv.Namespace(t), "CACHE_MODE=tiered")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	m := listenRE.FindStringSubmatch(line)
-	if err != nil || m == nil {
-		t.Fatalf("no listening line: %q %v", line, err)
-	}
-	base := m[1]
+	base := startProductsd(t, dbURL, testenv.Namespace(t))
 	c := &http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Post(base+"/products", "application/json", strings.NewReader(`{"name":"m","price_cents":1}`))
 	if err != nil {
@@ -198,4 +182,36 @@ func scrape(t *testing.T) map[string]bool {
 		}
 	}
 	return names
+}
+
+// startProductsd runs productsd in tiered mode on the database dbURL and
+// the Redis namespace ns and returns its base URL.
+func startProductsd(t *testing.T, dbURL, ns string) string {
+	t.Helper()
+	base, _ := startProductsdAt(t, "127.0.0.1:0", dbURL, ns)
+	return base
+}
+
+// startProductsdAt is startProductsd listening on addr, with extra
+// environment, returning the process too.
+func startProductsdAt(t *testing.T, addr, dbURL, ns string, env ...string) (string, *exec.Cmd) {
+	t.Helper()
+	cmd := exec.Command(productsd(t), "serve", "-addr", addr)
+	cmd.Env = append(append(os.Environ(), "DATABASE_URL="+dbURL, "REDIS_URL="+testenv.RedisURL(),
+		"CACHE_NAMESPACE="+ns, "CACHE_MODE=tiered"), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	m := listenRE.FindStringSubmatch(line)
+	if err != nil || m == nil {
+		t.Fatalf("no listening line: %q %v", line, err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return m[1], cmd
 }

@@ -99,18 +99,18 @@ type Scenario struct {
 	VUs      int      `json:"vus,omitempty"`      // constant-vus; default 10
 	Duration Duration `json:"duration,omitempty"` // constant-vus, constant-arrival-rate; default 10s
 
-	StartVUs int     `json:"start_vus,omitempty"` // ramping-vus
-	Stages   []Stage `json:"stages,omitempty"`    // ramping-vus, ramping-arrival-rate
+	StartVUs int     `json:"startVUs,omitempty"` // ramping-vus
+	Stages   []Stage `json:"stages,omitempty"`   // ramping-vus, ramping-arrival-rate
 
-	Rate            int      `json:"rate,omitempty"`              // constant-arrival-rate: iterations per TimeUnit
-	StartRate       int      `json:"start_rate,omitempty"`        // ramping-arrival-rate: iterations per TimeUnit at the start
-	TimeUnit        Duration `json:"time_unit,omitempty"`         // default 1s
-	PreAllocatedVUs int      `json:"pre_allocated_vus,omitempty"` // arrival-rate executors; default 10
-	MaxVUs          int      `json:"max_vus,omitempty"`           // default PreAllocatedVUs
+	Rate            int      `json:"rate,omitempty"`            // constant-arrival-rate: iterations per TimeUnit
+	StartRate       int      `json:"startRate,omitempty"`       // ramping-arrival-rate: iterations per TimeUnit at the start
+	TimeUnit        Duration `json:"timeUnit,omitempty"`        // default 1s
+	PreAllocatedVUs int      `json:"preAllocatedVUs,omitempty"` // arrival-rate executors; default 10
+	MaxVUs          int      `json:"maxVUs,omitempty"`          // default PreAllocatedVUs
 
 	// Scenarios, when set, are several executors run side by side in one
 	// run, as in k6's scenarios block: each by name, with its own executor
-	// settings and an optional start_time; the executor fields above are
+	// settings and an optional startTime; the executor fields above are
 	// then not used. Everything else (targets, keys, mix, probe,
 	// thresholds) is shared, and the summary covers them all; max_requests
 	// applies to each scenario.
@@ -143,16 +143,21 @@ type Scenario struct {
 // delay after the run's start at which it begins.
 type ExecSpec struct {
 	Executor        string   `json:"executor"`
-	StartTime       Duration `json:"start_time,omitempty"`
+	StartTime       Duration `json:"startTime,omitempty"`
 	VUs             int      `json:"vus,omitempty"`
 	Duration        Duration `json:"duration,omitempty"`
-	StartVUs        int      `json:"start_vus,omitempty"`
+	StartVUs        int      `json:"startVUs,omitempty"`
 	Stages          []Stage  `json:"stages,omitempty"`
 	Rate            int      `json:"rate,omitempty"`
-	StartRate       int      `json:"start_rate,omitempty"`
-	TimeUnit        Duration `json:"time_unit,omitempty"`
-	PreAllocatedVUs int      `json:"pre_allocated_vus,omitempty"`
-	MaxVUs          int      `json:"max_vus,omitempty"`
+	StartRate       int      `json:"startRate,omitempty"`
+	TimeUnit        Duration `json:"timeUnit,omitempty"`
+	PreAllocatedVUs int      `json:"preAllocatedVUs,omitempty"`
+	MaxVUs          int      `json:"maxVUs,omitempty"`
+	// GracefulStop and GracefulRampDown are accepted so a k6 scenario
+	// runs unchanged, and not used: an iteration here is one request,
+	// bounded by timeout.
+	GracefulStop     Duration `json:"gracefulStop,omitempty"`
+	GracefulRampDown Duration `json:"gracefulRampDown,omitempty"`
 }
 
 // Sub is the scenario with the executor settings of its scenario name,
@@ -205,13 +210,64 @@ func LoadScenario(path string) (*Scenario, error) {
 	return ParseScenario(b)
 }
 
-// ParseScenario parses YAML or JSON (JSON is YAML) and rejects unknown fields.
+// ParseScenario parses YAML or JSON (JSON is YAML) and rejects unknown
+// fields. The executor settings are spelled as k6 spells them (startTime,
+// preAllocatedVUs, maxVUs, timeUnit, startVUs, startRate, gracefulStop), so
+// a k6 options object runs unchanged; their snake_case spellings
+// (start_time, pre_allocated_vus, ...) are accepted as aliases.
 func ParseScenario(b []byte) (*Scenario, error) {
+	j, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: scenario: %w", err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(j, &doc); err != nil {
+		return nil, fmt.Errorf("loadtest: scenario: %w", err)
+	}
+	if err := k6Spelling(doc); err != nil {
+		return nil, err
+	}
+	if scs, ok := doc["scenarios"].(map[string]any); ok {
+		for name, e := range scs {
+			if m, ok := e.(map[string]any); ok {
+				if err := k6Spelling(m); err != nil {
+					return nil, fmt.Errorf("%w (scenario %q)", err, name)
+				}
+			}
+		}
+	}
+	if j, err = json.Marshal(doc); err != nil {
+		return nil, fmt.Errorf("loadtest: scenario: %w", err)
+	}
 	var sc Scenario
-	if err := yaml.UnmarshalStrict(b, &sc); err != nil {
+	if err := yaml.UnmarshalStrict(j, &sc); err != nil {
 		return nil, fmt.Errorf("loadtest: scenario: %w", err)
 	}
 	return &sc, nil
+}
+
+// snakeAliases are the snake_case spellings of k6's executor keys.
+var snakeAliases = map[string]string{
+	"start_time": "startTime", "start_vus": "startVUs", "start_rate": "startRate", "time_unit": "timeUnit",
+	"pre_allocated_vus": "preAllocatedVUs", "max_vus": "maxVUs",
+	"graceful_stop": "gracefulStop", "graceful_ramp_down": "gracefulRampDown",
+}
+
+// k6Spelling renames m's snake_case aliases to k6's keys, refusing a key
+// spelled both ways.
+func k6Spelling(m map[string]any) error {
+	for snake, camel := range snakeAliases {
+		v, ok := m[snake]
+		if !ok {
+			continue
+		}
+		if _, both := m[camel]; both {
+			return fmt.Errorf("loadtest: scenario: both %s and %s (k6's spelling) set", snake, camel)
+		}
+		delete(m, snake)
+		m[camel] = v
+	}
+	return nil
 }
 
 // Normalize fills defaults and validates the scenario.
@@ -310,7 +366,7 @@ func (sc *Scenario) validate() error {
 	}
 	for _, name := range sc.ScenarioNames() {
 		if sc.Scenarios[name].StartTime < 0 {
-			return fmt.Errorf("loadtest: scenario %q: start_time must be >= 0", name)
+			return fmt.Errorf("loadtest: scenario %q: startTime must be >= 0", name)
 		}
 		if _, err := sc.Sub(name); err != nil {
 			return err

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Summary is the machine-readable result of a run (--out json=FILE). Ratios
+// Summary is the machine-readable result of a run (-out summary=FILE). Ratios
 // are in [0,1], latencies in milliseconds, rates per second.
 type Summary struct {
 	Scenario  string    `json:"scenario"`

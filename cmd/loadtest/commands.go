@@ -375,13 +375,13 @@ func compareTargets(list string, replicas int) ([]compare.Target, error) {
 	return out, nil
 }
 
-// writeCompareOuts writes json=FILE (the figures of every configuration,
+// writeCompareOuts writes summary=FILE (the figures of every configuration,
 // see [compare.Report]) and html=FILE (the report of [reportRow]).
 func writeCompareOuts(res *compare.Result, outs []string) error {
 	for _, o := range outs {
 		kind, path, _ := strings.Cut(o, "=")
 		switch kind {
-		case "json":
+		case "summary":
 			if err := res.WriteJSONFile(path); err != nil {
 				return err
 			}
@@ -390,7 +390,7 @@ func writeCompareOuts(res *compare.Result, outs []string) error {
 				return err
 			}
 		default:
-			return usagef("bad -out %q: want json=FILE or html=FILE", o)
+			return usagef("bad -out %q: want summary=FILE or html=FILE", o)
 		}
 	}
 	return nil

@@ -68,7 +68,7 @@ func TestEndToEnd(t *testing.T) {
 	summaryFile, htmlFile := filepath.Join(dir, "summary.json"), filepath.Join(dir, "report.html")
 	out, code := runBinary(ctx, t, lt, "run", "-targets", targets, "-database-url", db, "-duration", "3s", "-vus", "8",
 		"-products", "500", "-keys", "zipf", "-zipf-s", "1.1", "-mix", "get=90,list=2,update=6,create=1,delete=1",
-		"-probe", "-threshold", `cache_hit_ratio{tier="l1"}>0`, "-out", "json="+summaryFile, "-out", "html="+htmlFile)
+		"-probe", "-threshold", `cache_hit_ratio{tier="l1"}>0`, "-out", "summary="+summaryFile, "-out", "html="+htmlFile)
 	if code != 0 {
 		t.Fatalf("loadtest run exited %d, want 0:\n%s\n%s", code, out, cl.Output())
 	}
@@ -201,7 +201,7 @@ func TestCompareEndToEnd(t *testing.T) {
 
 	out := filepath.Join(dir, "compare.json")
 	text, code := runBinary(ctx, t, lt, "compare", "-productsd", productsd, "-configs", "none,tiered,static",
-		"-replicas", "2", "-duration", "1s", "-warmup", "500ms", "-vus", "4", "-products", "300", "-out", "json="+out,
+		"-replicas", "2", "-duration", "1s", "-warmup", "500ms", "-vus", "4", "-products", "300", "-out", "summary="+out,
 		"-threshold", "http_req_failed<0.01", "-threshold", "rps_ratio{config:tiered,base:static}>=1000", "-net-latency", "200us", "-rounds", "2",
 		"-summary-export", filepath.Join(dir, "k6.json"))
 	if code != exitThresholds {

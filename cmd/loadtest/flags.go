@@ -65,7 +65,7 @@ func (f *scenarioFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.warmup, "warmup", 0, "run the workload this long first, unmeasured (compare: default 3s)")
 	fs.IntVar(&f.listLimit, "list-limit", 0, "page size of list requests")
 	fs.Int64Var(&f.maxRequests, "max-requests", 0, "stop after this many requests")
-	fs.Var(&f.outs, "out", "output: json=FILE or html=FILE (repeatable)")
+	fs.Var(&f.outs, "out", "output: summary=FILE (the summary as JSON) or html=FILE (repeatable)")
 	fs.StringVar(&f.summaryExport, "summary-export", "", "write the end-of-test summary to FILE in k6's --summary-export JSON shape")
 	fs.BoolVar(&f.progress, "progress", false, "print progress on stderr even when it is not a terminal")
 	fs.BoolVar(&f.quiet, "quiet", false, "no end-of-test summary on stdout")
@@ -299,13 +299,13 @@ func (f *scenarioFlags) report(sum *loadtest.Summary, stdout io.Writer) error {
 		var err error
 		switch {
 		case !ok || path == "":
-			err = usagef("bad -out %q: want json=FILE or html=FILE", o)
-		case kind == "json":
+			err = usagef("bad -out %q: want summary=FILE or html=FILE", o)
+		case kind == "summary":
 			err = sum.WriteJSONFile(path)
 		case kind == "html":
 			err = loadtest.WriteHTMLFile(path, sum)
 		default:
-			err = usagef("bad -out %q: want json=FILE or html=FILE", o)
+			err = usagef("bad -out %q: want summary=FILE or html=FILE", o)
 		}
 		if err != nil {
 			return err
@@ -327,8 +327,11 @@ func (f *scenarioFlags) report(sum *loadtest.Summary, stdout io.Writer) error {
 func (f *scenarioFlags) validateOuts() error {
 	for _, o := range f.outs {
 		kind, path, ok := strings.Cut(o, "=")
-		if !ok || path == "" || (kind != "json" && kind != "html") {
-			return usagef("bad -out %q: want json=FILE or html=FILE", o)
+		if kind == "json" {
+			return usagef("-out json= would be k6's one-point-per-line stream, which loadtest does not write: -out summary=FILE writes the summary as JSON")
+		}
+		if !ok || path == "" || (kind != "summary" && kind != "html") {
+			return usagef("bad -out %q: want summary=FILE or html=FILE", o)
 		}
 	}
 	return nil

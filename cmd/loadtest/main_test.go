@@ -41,6 +41,7 @@ func TestUsageErrors(t *testing.T) {
 		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-mix", "get=x"},
 		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-threshold", "latency<5"},
 		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-out", "xml=f"},
+		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-out", "json=f"}, // not k6's point stream
 		{"loadtest", "run", "-targets", "ftp://x"},
 		{"loadtest", "compare", "-configs", "none,memcached"},
 	} {
