@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // message is the invalidation broadcast, version 1:
@@ -230,10 +228,14 @@ func (c *Cache[V]) send(ctx context.Context, msg message) error {
 		return err
 	}
 	err = c.l2.callWrite(ctx, func(ctx context.Context) error {
-		if _, ok := c.rdb.(*redis.ClusterClient); ok {
-			return c.rdb.SPublish(ctx, b.channel, payload).Err()
+		node, err := b.channelNode(ctx)
+		if err != nil {
+			return err
 		}
-		return c.rdb.Publish(ctx, b.channel, payload).Err()
+		if b.sharded() {
+			return node.SPublish(ctx, b.channel, payload).Err()
+		}
+		return node.Publish(ctx, b.channel, payload).Err()
 	})
 	if err != nil {
 		c.stats.publishFailures.Add(1)

@@ -180,11 +180,15 @@ func (b *bus) run(ctx context.Context) {
 // Redis ever confirmed it.
 func (b *bus) session(ctx context.Context) (confirmed bool, err error) {
 	sent := b.clock()
+	node, err := b.channelNode(ctx)
+	if err != nil {
+		return false, err
+	}
 	var ps *redis.PubSub
-	if _, ok := b.rdb.(*redis.ClusterClient); ok {
-		ps = b.rdb.SSubscribe(ctx, b.channel)
+	if b.sharded() {
+		ps = node.SSubscribe(ctx, b.channel)
 	} else {
-		ps = b.rdb.Subscribe(ctx, b.channel)
+		ps = node.Subscribe(ctx, b.channel)
 	}
 	b.mu.Lock()
 	if ctx.Err() != nil {
