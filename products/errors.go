@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -44,13 +45,13 @@ func dbError(op string, err error) error {
 // schema that is not there yet.
 func unavailableCode(code string) bool {
 	switch {
-	case len(code) >= 2 && code[:2] == "08": // connection exception
+	case pgerrcode.IsConnectionException(code):
 		return true
-	case code == "57P01", code == "57P02", code == "57P03": // shutdown, crash, cannot connect now
+	case code == pgerrcode.AdminShutdown, code == pgerrcode.CrashShutdown, code == pgerrcode.CannotConnectNow:
 		return true
-	case code == "53300": // too many connections
+	case code == pgerrcode.TooManyConnections:
 		return true
-	case code == "42P01": // undefined table: migrations have not run
+	case code == pgerrcode.UndefinedTable: // migrations have not run
 		return true
 	}
 	return false

@@ -126,12 +126,13 @@ func statusText(code int) string {
 // the pgxpool statistics. The cache's own statistics come from
 // tiercacheprom.
 type serviceCollector struct {
-	svc     *Service
-	queries *prometheus.Desc
-	retries *prometheus.Desc
-	pool    map[string]*prometheus.Desc
-	info    *prometheus.Desc
-	outbox  outboxDescs
+	svc          *Service
+	queries      *prometheus.Desc
+	retries      *prometheus.Desc
+	writeRetries *prometheus.Desc
+	pool         map[string]*prometheus.Desc
+	info         *prometheus.Desc
+	outbox       outboxDescs
 }
 
 // outboxDescs describe the invalidation outbox (docs/design.md §3 rule 14).
@@ -189,6 +190,8 @@ func newServiceCollector(svc *Service) *serviceCollector {
 			"Statements the store sent to PostgreSQL, by operation (BEGIN and COMMIT not counted).", []string{"op"}, nil),
 		retries: prometheus.NewDesc("productsd_db_read_retries_total",
 			"Reads retried once on a new connection after theirs was lost (backend terminated, reset).", nil, nil),
+		writeRetries: prometheus.NewDesc("productsd_db_write_retries_total",
+			"Writes retried once on a new connection after theirs was lost before COMMIT was sent.", nil, nil),
 		info: prometheus.NewDesc("productsd_cache_info",
 			"The cache mode this replica runs in (value always 1).", []string{"mode", "replica"}, nil),
 		pool:   map[string]*prometheus.Desc{},
@@ -220,6 +223,7 @@ var poolMetricHelp = map[string]string{
 func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.queries
 	ch <- c.retries
+	ch <- c.writeRetries
 	ch <- c.info
 	c.outbox.describe(ch)
 	for _, d := range c.pool {
@@ -233,6 +237,7 @@ func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.queries, prometheus.CounterValue, float64(c.svc.store.Queries(op)), op)
 	}
 	ch <- prometheus.MustNewConstMetric(c.retries, prometheus.CounterValue, float64(c.svc.store.ReadRetries()))
+	ch <- prometheus.MustNewConstMetric(c.writeRetries, prometheus.CounterValue, float64(c.svc.store.WriteRetries()))
 	replica := ""
 	if c.svc.cache != nil {
 		replica = c.svc.cache.ReplicaID()

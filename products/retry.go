@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -27,8 +28,8 @@ type querier interface {
 // the sweep began is not on its list. More than one retry, because on a
 // loaded machine a retry can take long enough for the next sweep to reach
 // its fresh backend too. Reads are idempotent, so a retry cannot do harm;
-// writes never come here, because a write whose connection broke may or
-// may not have committed.
+// writes never come here: inTx retries a write only when its connection
+// was lost before COMMIT was sent.
 func retryRead[T any](ctx context.Context, s *Store, read func(querier) (T, error)) (T, error) {
 	v, err := read(s.pool)
 	for range readRetries {
@@ -90,8 +91,12 @@ func (s *Store) closeFresh(c *pgx.Conn) {
 func connectionLost(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		c := pgErr.Code
-		return c == "57P01" || c == "57P02" || c == "57P03" || len(c) == 5 && c[:2] == "08"
+		switch c := pgErr.Code; c {
+		case pgerrcode.AdminShutdown, pgerrcode.CrashShutdown, pgerrcode.CannotConnectNow:
+			return true
+		default:
+			return pgerrcode.IsConnectionException(c)
+		}
 	}
 	return pgconn.SafeToRetry(err) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||

@@ -28,8 +28,9 @@ type Store struct {
 	// its own transaction. Set once by NewService, before any write.
 	outbox bool
 
-	readRetries atomic.Uint64 // reads retried after a lost connection
-	freshSlots  chan struct{} // connections opened for retries, at most maxFreshConns
+	readRetries  atomic.Uint64 // reads retried after a lost connection
+	writeRetries atomic.Uint64 // writes retried after a connection lost before they ran
+	freshSlots   chan struct{} // connections opened for retries, at most maxFreshConns
 
 	// Test hooks, nil outside tests.
 	afterGet     func(id uuid.UUID)            // a Get read its row, before it returns
@@ -65,6 +66,10 @@ func (s *Store) Queries(op string) uint64 {
 // ReadRetries returns how many reads were retried because their
 // connection was lost.
 func (s *Store) ReadRetries() uint64 { return s.readRetries.Load() }
+
+// WriteRetries is how many writes were retried on a fresh connection
+// because their pooled one was dead before any of their statements ran.
+func (s *Store) WriteRetries() uint64 { return s.writeRetries.Load() }
 
 // Pool returns the connection pool the store uses.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
@@ -231,15 +236,49 @@ func versions(cond Precondition) []int64 {
 // does not happen (404, 412) rolls the outbox row back with it. The
 // beforeCommit hook runs before the commit, so tests can act while the
 // write is not yet visible. It returns the outbox row's id, 0 without one.
+//
+// A write whose connection is lost before its COMMIT was sent (the pooled
+// connection's backend was terminated, and the termination notice is what
+// BEGIN or the batch read) did not commit: its transaction died with the
+// session. It is retried once on a fresh connection (docs/design.md §3.17).
+// A connection lost once COMMIT was sent leaves the outcome unknown, and
+// the write fails with ErrUnavailable.
 func (s *Store) inTx(ctx context.Context, op string, id uuid.UUID, queue func(*pgx.Batch)) (int64, error) {
-	tx, err := s.pool.Begin(ctx)
+	oid, committing, err := s.tryTx(ctx, s.pool, op, id, queue)
+	if err != nil && !committing && connectionLost(err) && ctx.Err() == nil {
+		s.writeRetries.Add(1)
+		c, cerr := s.freshConn(ctx)
+		if cerr != nil {
+			return 0, dbError(op, errors.Join(err, cerr))
+		}
+		defer s.closeFresh(c)
+		oid, _, err = s.tryTx(ctx, c, op, id, queue)
+	}
+	switch {
+	case err == nil:
+		return oid, nil
+	case errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict):
+		return 0, err
+	}
+	return 0, dbError(op, err)
+}
+
+// beginner is where a write's transaction starts: the pool, or a fresh
+// connection.
+type beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// tryTx is one attempt of inTx on db. committing reports whether COMMIT
+// was sent, after which a lost connection leaves the outcome unknown.
+func (s *Store) tryTx(ctx context.Context, db beginner, op string, id uuid.UUID, queue func(*pgx.Batch)) (oid int64, committing bool, err error) {
+	tx, err := db.Begin(ctx)
 	if err != nil {
-		return 0, dbError(op, err)
+		return 0, false, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	b := &pgx.Batch{}
 	queue(b)
-	var oid int64
 	if s.outbox {
 		s.count(opOutbox)
 		b.Queue(insertOutboxSQL, []string{ProductKey(id)}, []string{ListGroup}).QueryRow(func(row pgx.Row) error {
@@ -247,18 +286,12 @@ func (s *Store) inTx(ctx context.Context, op string, id uuid.UUID, queue func(*p
 		})
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
-			return 0, err
-		}
-		return 0, dbError(op, err)
+		return 0, false, err
 	}
 	if s.beforeCommit != nil {
 		s.beforeCommit(op, id)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, dbError(op, err)
-	}
-	return oid, nil
+	return oid, true, tx.Commit(ctx)
 }
 
 // Ping checks that the database answers.

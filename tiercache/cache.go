@@ -421,9 +421,10 @@ func (c *Cache[V]) Close() error {
 
 // Ready reports whether L1 may be used: the invalidation channel is
 // confirmed, or no channel is needed in this mode. A confirmed channel may
-// still be lapsed (see [Stats].FreshnessAge); reads then bypass L1.
+// still be lapsed (see [Stats].FreshnessAge); reads then bypass L1. A
+// closed cache is never ready.
 func (c *Cache[V]) Ready() bool {
-	return c.bus == nil || c.bus.up.Load()
+	return !c.closed.Load() && (c.bus == nil || c.bus.up.Load())
 }
 
 // Mode returns the mode the cache runs in.

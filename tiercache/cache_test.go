@@ -579,3 +579,19 @@ func TestGroupsWithoutChannel(t *testing.T) {
 		run(t, a, b, src)
 	})
 }
+
+// TestNotReadyAfterClose: a closed cache answers every call with
+// ErrClosed, so it must not report itself ready (a readiness probe would
+// keep sending traffic to it).
+func TestNotReadyAfterClose(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	c := newCache(t, rdb, Options{Namespace: namespace(t, rdb)})
+	waitReady(t, c)
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if c.Ready() {
+		t.Fatal("Ready after Close: got true, want false")
+	}
+}
