@@ -17,9 +17,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tiercache/productcache/internal/httpserver"
 	"github.com/tiercache/productcache/loadtest"
 	"github.com/tiercache/productcache/loadtest/cluster"
-	"github.com/tiercache/productcache/products"
+	"github.com/tiercache/productcache/loadtest/meter"
 )
 
 // Target is one configuration of a comparison.
@@ -237,7 +238,9 @@ func (c *comparer) runOne(ctx context.Context, t Target, round int) (*loadtest.S
 	}
 	opt := c.cfg.Run
 	opt.Targets, opt.IDs = cl.URLs(), c.ids
-	opt.DatabaseURL, opt.RedisURL = cc.DatabaseURL, cc.RedisURL
+	cpu := meter.NewCPU(ctx, cc.RedisURL, cc.DatabaseURL)
+	defer cpu.Close()
+	opt.CPU, opt.Stored = cpu, meter.StoredVersions(cc.DatabaseURL)
 	return loadtest.Run(ctx, &sc, opt)
 }
 
@@ -281,7 +284,11 @@ func (c *comparer) runStatic(ctx context.Context, sc loadtest.Scenario, n int) (
 	opt.Targets, opt.IDs = urls, c.ids
 	// The ceiling uses neither Redis nor the database, which idle meanwhile:
 	// their CPU counts as for the others, for a complete total.
-	opt.RedisURL, opt.CPUDatabaseURL = c.cfg.Cluster.RedisURL, c.cfg.Cluster.DatabaseURL
+	// (The lost-write check has no database to read: the ceiling writes
+	// nowhere.)
+	cpu := meter.NewCPU(ctx, c.cfg.Cluster.RedisURL, c.cfg.Cluster.DatabaseURL)
+	defer cpu.Close()
+	opt.CPU = cpu
 	return loadtest.Run(ctx, &sc, opt)
 }
 
@@ -291,7 +298,7 @@ func (c *comparer) startStatic(ctx context.Context) (string, func(), error) {
 		if err != nil {
 			return "", nil, err
 		}
-		srv := products.NewHTTPServer(c.static, nil)
+		srv := httpserver.New(c.static, nil)
 		go srv.Serve(l)
 		return "http://" + l.Addr().String(), func() { srv.Close() }, nil
 	}
