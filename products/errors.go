@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -43,15 +44,11 @@ func dbError(op string, err error) error {
 // exceptions, the server shutting down or refusing connections, and a
 // schema that is not there yet.
 func unavailableCode(code string) bool {
-	switch {
-	case len(code) >= 2 && code[:2] == "08": // connection exception
-		return true
-	case code == "57P01", code == "57P02", code == "57P03": // shutdown, crash, cannot connect now
-		return true
-	case code == "53300": // too many connections
-		return true
-	case code == "42P01": // undefined table: migrations have not run
+	switch code {
+	case pgerrcode.AdminShutdown, pgerrcode.CrashShutdown, pgerrcode.CannotConnectNow,
+		pgerrcode.TooManyConnections,
+		pgerrcode.UndefinedTable: // migrations have not run
 		return true
 	}
-	return false
+	return pgerrcode.IsConnectionException(code)
 }
