@@ -183,6 +183,9 @@ func demoCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
+	if err := rejectTargets(fs); err != nil {
+		return err
+	}
 	sc, err := f.scenario(fs, file, loadtest.DefaultScenario())
 	if err != nil {
 		return err
@@ -258,6 +261,9 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 	privateRedis := fs.Bool("private-redis", true, "run the replicas against a redis-server of their own, so that its CPU time is theirs alone (-private-redis=false: -redis-url)")
 	file, err := parseArgs(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := rejectTargets(fs); err != nil {
 		return err
 	}
 	thresholds, err := compareThresholds(f.thresholds)
@@ -523,5 +529,17 @@ func chaosCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if errors.Is(err, chaos.ErrBounds) {
 		return fmt.Errorf("%w: %w", loadtest.ErrThresholds, err)
 	}
+	return err
+}
+
+// rejectTargets refuses -targets for a command that starts its own
+// replicas (demo, compare) rather than ignore it.
+func rejectTargets(fs *flag.FlagSet) error {
+	var err error
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "targets" {
+			err = usagef("%s starts its own replicas and sends load to them: -targets is not used (to load running replicas: loadtest run -targets URL,...)", fs.Name())
+		}
+	})
 	return err
 }
