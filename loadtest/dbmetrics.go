@@ -1,14 +1,14 @@
 package loadtest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // dbCounterName is the productsd counter of database queries, labelled op;
@@ -58,65 +58,38 @@ func fetchMetrics(ctx context.Context, client *http.Client, target string) ([]by
 	return b, err == nil
 }
 
-// parseCounter reads the Prometheus text format and returns the samples of
-// one counter by the value of one label. It reports false if the counter
-// never appears.
+// parseCounter reads the Prometheus text format (expfmt) and returns the
+// samples of one counter, or untyped metric, summed by the value of one
+// label. It reports false if the metric never appears or the text does
+// not parse.
 func parseCounter(r io.Reader, name, label string) (map[string]float64, bool) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, false
+	}
+	mf, ok := families[name]
+	if !ok {
+		return nil, false
+	}
 	out := map[string]float64{}
-	found := false
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		labels := ""
-		if strings.HasPrefix(rest, "{") {
-			end := strings.LastIndexByte(rest, '}')
-			if end < 0 {
-				continue
+	for _, m := range mf.GetMetric() {
+		var key string
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == label {
+				key = lp.GetValue()
 			}
-			labels, rest = rest[1:end], rest[end+1:]
-		} else if !strings.HasPrefix(rest, " ") {
-			continue // a longer metric name
 		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			continue
+		switch {
+		case m.Counter != nil:
+			out[key] += m.GetCounter().GetValue()
+		case m.Untyped != nil:
+			out[key] += m.GetUntyped().GetValue()
+		case m.Gauge != nil:
+			out[key] += m.GetGauge().GetValue()
 		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			continue
-		}
-		found = true
-		out[labelValue(labels, label)] += v
 	}
-	return out, found
-}
-
-// labelValue finds key="value" in a Prometheus label set.
-func labelValue(labels, key string) string {
-	for labels != "" {
-		k, rest, ok := strings.Cut(labels, "=")
-		if !ok || len(rest) == 0 || rest[0] != '"' {
-			return ""
-		}
-		var val strings.Builder
-		i := 1
-		for ; i < len(rest) && rest[i] != '"'; i++ {
-			if rest[i] == '\\' && i+1 < len(rest) {
-				i++
-			}
-			val.WriteByte(rest[i])
-		}
-		if strings.TrimSpace(k) == key {
-			return val.String()
-		}
-		labels = strings.TrimLeft(rest[min(i+1, len(rest)):], ", ")
-	}
-	return ""
+	return out, true
 }
 
 // dbDelta subtracts snapshots; seeding is not a query the workload caused.

@@ -29,11 +29,14 @@
 // The [Summary] is printed as text ([Summary.WriteText]), JSON and a
 // self-contained HTML report ([WriteHTML]). Every run also checks its
 // acknowledged writes ([Ledger]): each written id is read back through
-// every target (and from the database, given [RunOptions].DatabaseURL),
+// every target (and from the database, given [RunOptions].Stored),
 // and lost_writes==0 is a threshold of every run. Failures are counted by
 // status code and by transport error ([ClassifyError]).
 //
-// This package only sends load. Package loadtest/cluster starts and stops
+// This package only sends load, and speaks only HTTP: what the targets do
+// not answer over HTTP comes through [CPUMeter] and [StoredVersions],
+// which package loadtest/meter implements on Redis and PostgreSQL.
+// Package loadtest/cluster starts and stops
 // productsd processes, a private redis-server and throwaway databases;
 // package compare runs one scenario against several cache configurations
 // and a static ceiling; package chaos injects faults phase by phase.

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -122,9 +121,9 @@ const verifyUserAgent = "loadtest-lost-write-check"
 // VerifyOptions say where and how long Verify reads.
 type VerifyOptions struct {
 	Targets []string
-	// DatabaseURL, when set, is read as well: the database is where a
-	// write is durable, the targets are where clients see it.
-	DatabaseURL string
+	// Stored, when set, is read as well: the database is where a write
+	// is durable, the targets are where clients see it.
+	Stored StoredVersions
 	// Settle is how long a read may keep being wrong before it counts:
 	// a write is visible everywhere within the invalidation lag, or within
 	// the outbox sweep after a Redis outage. Default 2s.
@@ -227,9 +226,9 @@ func (l *Ledger) Verify(ctx context.Context, client *http.Client, opt VerifyOpti
 		return res, err
 	}
 	res.Reads = reads.Load()
-	if opt.DatabaseURL != "" {
+	if opt.Stored != nil {
 		res.Database = true
-		if err := verifyDB(ctx, opt.DatabaseURL, ids, acks, record); err != nil {
+		if err := verifyDB(ctx, opt.Stored, ids, acks, record); err != nil {
 			return res, err
 		}
 	}
@@ -274,27 +273,17 @@ func readBack(ctx context.Context, client *http.Client, target, id string, a ack
 	return readOK, ""
 }
 
-// verifyDB reads the acknowledged ids from the products table.
-func verifyDB(ctx context.Context, databaseURL string, ids []string, acks map[string]ack,
+// StoredVersions reads the version the database holds for each id; an id
+// with no row is absent from the map. The engine speaks only HTTP; the
+// commands that know the database supply it (loadtest/meter.StoredVersions).
+type StoredVersions func(ctx context.Context, ids []string) (map[string]int64, error)
+
+// verifyDB compares the acknowledged ids with what stored reads.
+func verifyDB(ctx context.Context, stored StoredVersions, ids []string, acks map[string]ack,
 	record func(id, where string, a ack, o outcome, seen string, late bool)) error {
-	conn, err := pgx.Connect(ctx, databaseURL)
+	found, err := stored(ctx, ids)
 	if err != nil {
 		return fmt.Errorf("loadtest: lost-write check: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	found := map[string]int64{}
-	for start := 0; start < len(ids); start += 1000 {
-		batch := ids[start:min(start+1000, len(ids))]
-		rows, err := conn.Query(ctx, "SELECT id::text, version FROM products WHERE id = ANY($1::uuid[])", batch)
-		if err != nil {
-			return fmt.Errorf("loadtest: lost-write check: %w", err)
-		}
-		var id string
-		var v int64
-		_, err = pgx.ForEachRow(rows, []any{&id, &v}, func() error { found[id] = v; return nil })
-		if err != nil {
-			return fmt.Errorf("loadtest: lost-write check: %w", err)
-		}
 	}
 	for _, id := range ids {
 		a := acks[id]

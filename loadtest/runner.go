@@ -35,23 +35,17 @@ type RunOptions struct {
 	Logf func(format string, args ...any)
 	// Interval is the time-series resolution; default 1s.
 	Interval time.Duration
-	// DatabaseURL, when set, is the database of the targets: the
-	// lost-write check reads every acknowledged write from it too, and,
-	// when it is on this machine, the CPU time of its backends counts in
-	// the summary's CPU per request.
-	DatabaseURL string
-	// RedisURL, when set, is the targets' Redis: its CPU time (INFO cpu)
-	// counts in the summary's CPU per request.
-	RedisURL string
+	// Stored, when set, reads the versions the targets' database holds:
+	// the lost-write check compares every acknowledged write with it too.
+	Stored StoredVersions
+	// CPU, when set, meters the parts of the system under test that do
+	// not answer over HTTP (Redis, the database's backends) for the
+	// summary's CPU per request; nil leaves them unmeasured.
+	CPU CPUMeter
 	// SampleDB reads the targets' database query counters at every
 	// interval, for the time series (the HTML report's chart); off, the
 	// targets are read only before and after the run.
 	SampleDB bool
-	// CPUDatabaseURL, when set, is the database whose backends' CPU time
-	// counts, instead of DatabaseURL: for targets that write nowhere, so
-	// that the lost-write check must not read the database, but whose CPU
-	// per request should still be complete (the static ceiling).
-	CPUDatabaseURL string
 	// RedisMeter, when set, splits the targets' Redis CPU by command
 	// family over the measured part (the summary's RedisCommands).
 	RedisMeter RedisMeter
@@ -153,27 +147,25 @@ func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
 		logf("warmup: %v", time.Duration(sc.Warmup))
 		r.warmup(ctx)
 	}
-	meterDB := opt.DatabaseURL
-	if opt.CPUDatabaseURL != "" {
-		meterDB = opt.CPUDatabaseURL
+	meter := opt.CPU
+	if meter == nil {
+		meter = noCPUMeter{}
 	}
-	meter := newCPUMeter(ctx, opt.RedisURL, meterDB)
-	defer meter.close()
 	before, cpuBefore := snapshotTargets(ctx, client, sc.Targets)
-	procBefore := meter.snapshot(ctx)
+	procBefore := meter.Snapshot(ctx)
 	actx := context.WithoutCancel(ctx) // also after Ctrl-C
 	sum := measureRedis(ctx, actx, opt.RedisMeter, func() *Summary { return r.execute(ctx, opt) })
-	procAfter := meter.snapshot(actx)
+	procAfter := meter.Snapshot(actx)
 	after, cpuAfter := snapshotTargets(actx, client, sc.Targets)
 	sum.Interrupted = ctx.Err() != nil
 	sum.DB = dbDelta(before, after, sum.Requests, sum.DurationS)
-	sum.CPU = meter.delta(procBefore, procAfter, cpuBefore, cpuAfter, sum.Requests)
+	sum.CPU = cpuDelta(procBefore, procAfter, cpuBefore, cpuAfter, sum.Requests)
 	if sc.Probe.Enabled {
 		sum.Consistency = r.probe.Analyze()
 	}
 	sum.KeySpace = len(ids)
 	sum.LostWrites, err = r.ledger.Verify(context.WithoutCancel(ctx), client,
-		VerifyOptions{Targets: sc.Targets, DatabaseURL: opt.DatabaseURL, Settle: opt.Settle})
+		VerifyOptions{Targets: sc.Targets, Stored: opt.Stored, Settle: opt.Settle})
 	if err != nil {
 		return nil, err
 	}

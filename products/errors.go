@@ -44,15 +44,11 @@ func dbError(op string, err error) error {
 // exceptions, the server shutting down or refusing connections, and a
 // schema that is not there yet.
 func unavailableCode(code string) bool {
-	switch {
-	case pgerrcode.IsConnectionException(code):
-		return true
-	case code == pgerrcode.AdminShutdown, code == pgerrcode.CrashShutdown, code == pgerrcode.CannotConnectNow:
-		return true
-	case code == pgerrcode.TooManyConnections:
-		return true
-	case code == pgerrcode.UndefinedTable: // migrations have not run
+	switch code {
+	case pgerrcode.AdminShutdown, pgerrcode.CrashShutdown, pgerrcode.CannotConnectNow,
+		pgerrcode.TooManyConnections,
+		pgerrcode.UndefinedTable: // migrations have not run
 		return true
 	}
-	return false
+	return pgerrcode.IsConnectionException(code)
 }

@@ -16,11 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tiercache/productcache/internal/httpserver"
 	"github.com/tiercache/productcache/loadtest"
 	"github.com/tiercache/productcache/loadtest/chaos"
 	"github.com/tiercache/productcache/loadtest/cluster"
 	"github.com/tiercache/productcache/loadtest/compare"
-	"github.com/tiercache/productcache/products"
+	"github.com/tiercache/productcache/loadtest/meter"
 )
 
 // Defaults of docs/design.md §5, used when the environment does not say.
@@ -85,12 +86,16 @@ func runCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	if *seedBin != "" {
 		opt.Seed = func(ctx context.Context, n int) error { return cluster.Seed(ctx, *seedBin, *dbURL, n, nil) }
 	}
+	cpuDB := ""
 	fs.Visit(func(fl *flag.Flag) {
 		if fl.Name == "database-url" {
-			opt.DatabaseURL = *dbURL // named on purpose: the lost-write check reads it too
+			cpuDB = *dbURL // named on purpose: the lost-write check reads it too
+			opt.Stored = meter.StoredVersions(cpuDB)
 		}
 	})
-	opt.RedisURL = *redisURL
+	cpu := meter.NewCPU(ctx, *redisURL, cpuDB)
+	defer cpu.Close()
+	opt.CPU = cpu
 	if err := f.validateOuts(); err != nil {
 		return err
 	}
@@ -178,6 +183,9 @@ func demoCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
+	if err := rejectTargets(fs); err != nil {
+		return err
+	}
 	sc, err := f.scenario(fs, file, loadtest.DefaultScenario())
 	if err != nil {
 		return err
@@ -202,7 +210,9 @@ func demoCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	opt := f.runOptions(stderr)
-	opt.DatabaseURL, opt.RedisURL = dbURL, c.redisURL
+	cpu := meter.NewCPU(ctx, c.redisURL, dbURL)
+	defer cpu.Close()
+	opt.CPU, opt.Stored = cpu, meter.StoredVersions(dbURL)
 	seed := func(ctx context.Context, n int) error { return cluster.Seed(ctx, c.binary, dbURL, n, nil, seedEnv...) }
 	if c.freshDB {
 		if err := seed(ctx, sc.Setup.Products); err != nil {
@@ -251,6 +261,9 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 	privateRedis := fs.Bool("private-redis", true, "run the replicas against a redis-server of their own, so that its CPU time is theirs alone (-private-redis=false: -redis-url)")
 	file, err := parseArgs(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := rejectTargets(fs); err != nil {
 		return err
 	}
 	thresholds, err := compareThresholds(f.thresholds)
@@ -437,7 +450,7 @@ func staticCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	hs := products.NewHTTPServer(srv, nil) // productsd's own settings: the same connection handling
+	hs := httpserver.New(srv, nil) // productsd's own settings: the same connection handling
 	fmt.Fprintf(stdout, "loadtest static listening on http://%s\n", l.Addr())
 	go func() {
 		<-ctx.Done()
@@ -516,5 +529,17 @@ func chaosCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if errors.Is(err, chaos.ErrBounds) {
 		return fmt.Errorf("%w: %w", loadtest.ErrThresholds, err)
 	}
+	return err
+}
+
+// rejectTargets refuses -targets for a command that starts its own
+// replicas (demo, compare) rather than ignore it.
+func rejectTargets(fs *flag.FlagSet) error {
+	var err error
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "targets" {
+			err = usagef("%s starts its own replicas and sends load to them: -targets is not used (to load running replicas: loadtest run -targets URL,...)", fs.Name())
+		}
+	})
 	return err
 }

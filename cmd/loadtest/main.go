@@ -5,6 +5,10 @@
 //	loadtest compare [flags]               one scenario against CACHE_MODE none, redis,
 //	                                       local, tiered and a static handler; print a table
 //	loadtest static [flags]                serve fixed product bytes (the ceiling)
+//	loadtest chaos [flags]                 3 replicas on a private Redis and database;
+//	                                       the default scenario once per fault phase
+//	                                       (Redis killed, stalled, pub/sub cut...), with
+//	                                       each phase's bound checked; print a table
 //
 // Exit status: 0 when every threshold passed, 99 when one failed, 2 for a
 // usage error, 1 for any other error. Run `loadtest <command> -h` for flags.

@@ -44,6 +44,8 @@ func TestUsageErrors(t *testing.T) {
 		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-out", "json=f"}, // not k6's point stream
 		{"loadtest", "run", "-targets", "ftp://x"},
 		{"loadtest", "compare", "-configs", "none,memcached"},
+		{"loadtest", "demo", "-targets", "http://127.0.0.1:1"},    // starts its own replicas
+		{"loadtest", "compare", "-targets", "http://127.0.0.1:1"}, // idem
 	} {
 		var stderr bytes.Buffer
 		err := run(t.Context(), args, getenv, io.Discard, &stderr)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/productcache/internal/httpserver"
 	"github.com/tiercache/productcache/internal/ratelog"
 	"github.com/tiercache/productcache/products"
 	"github.com/tiercache/productcache/tiercache"
@@ -144,7 +145,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv := products.NewHTTPServer(products.NewServer(logger, d.svc, reg), slog.NewLogLogger(logger.Handler(), slog.LevelWarn))
+	srv := httpserver.New(products.NewServer(logger, d.svc, reg), slog.NewLogLogger(logger.Handler(), slog.LevelWarn))
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("ADDR: %w", err)

@@ -20,6 +20,7 @@ import (
 	"github.com/tiercache/productcache/internal/tcpproxy"
 	"github.com/tiercache/productcache/loadtest"
 	"github.com/tiercache/productcache/loadtest/cluster"
+	"github.com/tiercache/productcache/loadtest/meter"
 )
 
 // Config configures [Run].
@@ -302,8 +303,10 @@ func (e *env) runPhase(ctx context.Context, ph Phase) (PhaseResult, error) {
 		done <- o
 		l1Back <- e.l1Back(runCtx, c, o.end)
 	}()
+	cpu := meter.NewCPU(ctx, "", e.cfg.DatabaseURL)
+	defer cpu.Close()
 	sum, err := loadtest.Run(ctx, &sc, loadtest.RunOptions{
-		Targets: e.cl.URLs(), IDs: e.ids, Probe: probe, DatabaseURL: e.cfg.DatabaseURL,
+		Targets: e.cl.URLs(), IDs: e.ids, Probe: probe, CPU: cpu, Stored: meter.StoredVersions(e.cfg.DatabaseURL),
 		Progress: e.cfg.Progress, Settle: 3 * time.Second,
 		OnStart: func(t time.Time) { started <- t },
 	})

@@ -17,9 +17,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tiercache/productcache/internal/httpserver"
 	"github.com/tiercache/productcache/loadtest"
 	"github.com/tiercache/productcache/loadtest/cluster"
-	"github.com/tiercache/productcache/products"
+	"github.com/tiercache/productcache/loadtest/meter"
 )
 
 // Target is one configuration of a comparison.
@@ -237,8 +238,10 @@ func (c *comparer) runOne(ctx context.Context, t Target, round int) (*loadtest.S
 	}
 	opt := c.cfg.Run
 	opt.Targets, opt.IDs = cl.URLs(), c.ids
-	opt.DatabaseURL, opt.RedisURL = cc.DatabaseURL, cc.RedisURL
-	return runMetered(ctx, &sc, opt)
+	cpu := meter.NewCPU(ctx, cc.RedisURL, cc.DatabaseURL)
+	defer cpu.Close()
+	opt.CPU, opt.Stored = cpu, meter.StoredVersions(cc.DatabaseURL)
+	return runMetered(ctx, &sc, opt, cc.RedisURL)
 }
 
 // setup lists (seeding if short) the key space once, and copies the bytes
@@ -281,15 +284,19 @@ func (c *comparer) runStatic(ctx context.Context, sc loadtest.Scenario, n int) (
 	opt.Targets, opt.IDs = urls, c.ids
 	// The ceiling uses neither Redis nor the database, which idle meanwhile:
 	// their CPU counts as for the others, for a complete total.
-	opt.RedisURL, opt.CPUDatabaseURL = c.cfg.Cluster.RedisURL, c.cfg.Cluster.DatabaseURL
-	return runMetered(ctx, &sc, opt)
+	// (The lost-write check has no database to read: the ceiling writes
+	// nowhere.)
+	cpu := meter.NewCPU(ctx, c.cfg.Cluster.RedisURL, c.cfg.Cluster.DatabaseURL)
+	defer cpu.Close()
+	opt.CPU = cpu
+	return runMetered(ctx, &sc, opt, c.cfg.Cluster.RedisURL)
 }
 
 // runMetered runs the scenario with Redis's CPU split by command family
 // (INFO commandstats) when there is a Redis to read.
-func runMetered(ctx context.Context, sc *loadtest.Scenario, opt loadtest.RunOptions) (*loadtest.Summary, error) {
-	if opt.RedisURL != "" {
-		if m, err := cluster.NewRedisMeter(opt.RedisURL); err == nil {
+func runMetered(ctx context.Context, sc *loadtest.Scenario, opt loadtest.RunOptions, redisURL string) (*loadtest.Summary, error) {
+	if redisURL != "" {
+		if m, err := cluster.NewRedisMeter(redisURL); err == nil {
 			defer m.Close()
 			opt.RedisMeter = m
 		}
@@ -303,7 +310,7 @@ func (c *comparer) startStatic(ctx context.Context) (string, func(), error) {
 		if err != nil {
 			return "", nil, err
 		}
-		srv := products.NewHTTPServer(c.static, nil)
+		srv := httpserver.New(c.static, nil)
 		go srv.Serve(l)
 		return "http://" + l.Addr().String(), func() { srv.Close() }, nil
 	}

@@ -1,4 +1,7 @@
-package products
+// Package httpserver holds the http.Server settings productsd serves with,
+// shared with loadtest's static ceiling without the load generator
+// linking the product service.
+package httpserver
 
 import (
 	"log"
@@ -6,13 +9,13 @@ import (
 	"time"
 )
 
-// NewHTTPServer returns the http.Server that productsd serves h with. Its
+// New returns the http.Server that productsd serves h with. Its
 // timeouts bound what a slow or stalled client can hold: headers within
 // 5s, a whole request within 15s, a response written within 30s, an idle
 // keep-alive connection for 2 minutes. They cost every request a few
 // deadline updates; loadtest's static ceiling uses the same server, so
 // that a comparison with it measures the cache, not the timeout policy.
-func NewHTTPServer(h http.Handler, errorLog *log.Logger) *http.Server {
+func New(h http.Handler, errorLog *log.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
