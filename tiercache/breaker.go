@@ -19,6 +19,14 @@ type breaker struct {
 	failures  atomic.Int64
 	openUntil atomic.Int64 // unix nanoseconds; 0 when closed
 	opens     *atomic.Uint64
+	now       func() int64 // unix nanoseconds; nil is the wall clock (tests set a fake one)
+}
+
+func (b *breaker) clock() int64 {
+	if b.now != nil {
+		return b.now()
+	}
+	return time.Now().UnixNano()
 }
 
 func (b *breaker) allow() bool {
@@ -26,7 +34,7 @@ func (b *breaker) allow() bool {
 	if until == 0 {
 		return true
 	}
-	now := time.Now().UnixNano()
+	now := b.clock()
 	if now < until {
 		return false
 	}
@@ -41,7 +49,7 @@ func (b *breaker) record(err error) {
 		return
 	}
 	if b.threshold > 0 && b.failures.Add(1) >= b.threshold {
-		if b.openUntil.Swap(time.Now().UnixNano()+b.cooldown) == 0 {
+		if b.openUntil.Swap(b.clock()+b.cooldown) == 0 {
 			b.opens.Add(1)
 		}
 	}
@@ -49,5 +57,5 @@ func (b *breaker) record(err error) {
 
 func (b *breaker) open() bool {
 	u := b.openUntil.Load()
-	return u != 0 && time.Now().UnixNano() < u
+	return u != 0 && b.clock() < u
 }
