@@ -230,7 +230,7 @@ func (e *env) heal(ctx context.Context) error {
 
 // clock places a phase's events on the run's timeline.
 type clock struct {
-	ctx   context.Context
+	done  <-chan struct{} // the phase's end
 	start time.Time
 	phase time.Duration
 }
@@ -245,7 +245,7 @@ func (c clock) at(d time.Duration) bool {
 	select {
 	case <-t.C:
 		return true
-	case <-c.ctx.Done():
+	case <-c.done:
 		return false
 	}
 }
@@ -295,10 +295,10 @@ func (e *env) runPhase(ctx context.Context, ph Phase) (PhaseResult, error) {
 			l1Back <- -1
 			return
 		}
-		c := clock{ctx: runCtx, start: start, phase: e.cfg.Phase}
+		c := clock{done: runCtx.Done(), start: start, phase: e.cfg.Phase}
 		o := outcome{}
 		if ph.inject != nil {
-			o = ph.inject(e, c)
+			o = ph.inject(ctx, e, c)
 		}
 		done <- o
 		l1Back <- e.l1Back(runCtx, c, o.end)

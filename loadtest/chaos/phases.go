@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -24,7 +25,7 @@ type Phase struct {
 	// VictimOnly: requests may fail only on the target the fault hit.
 	VictimOnly bool
 
-	inject func(e *env, c clock) outcome
+	inject func(ctx context.Context, e *env, c clock) outcome
 }
 
 // outboxAllowance is the bound of the README for faults that keep an
@@ -44,34 +45,34 @@ var Phases = []Phase{
 	{
 		Name: "redis-kill", Fault: "Redis kill -9, restarted after 5 s",
 		Bound: "no failed reads; no stale read 1 s after Redis is back", Allowance: outboxAllowance, NoFailedReads: true,
-		inject: func(e *env, c clock) outcome {
+		inject: func(ctx context.Context, e *env, c clock) outcome {
 			from, to := window(c.d())
 			if !c.at(from) {
 				return outcome{}
 			}
 			e.redis.Kill()
 			c.at(min(from+5*time.Second, to))
-			return outcome{end: c.since(), err: e.redis.Start()}
+			return outcome{end: c.since(), err: e.redis.Start(ctx)}
 		},
 	},
 	{
 		Name: "redis-stall", Fault: "Redis DEBUG SLEEP 2", Bound: "no failed reads, no stale reads", NoFailedReads: true,
-		inject: func(e *env, c clock) outcome {
+		inject: func(ctx context.Context, e *env, c clock) outcome {
 			from, _ := window(c.d())
 			if !c.at(from) {
 				return outcome{}
 			}
-			err := e.admin.Do(c.ctx, "DEBUG", "SLEEP", "2").Err()
+			err := e.admin.Do(ctx, "DEBUG", "SLEEP", "2").Err()
 			return outcome{end: c.since(), err: err}
 		},
 	},
 	{
 		Name: "pubsub-kill", Fault: "CLIENT KILL TYPE pubsub every 2 s", Bound: "no failed reads, no stale reads", NoFailedReads: true,
-		inject: func(e *env, c clock) outcome {
+		inject: func(ctx context.Context, e *env, c clock) outcome {
 			from, to := window(c.d())
 			var err error
 			c.every(from, to, 2*time.Second, func() {
-				if kerr := e.admin.Do(c.ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); kerr != nil && err == nil {
+				if kerr := e.admin.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); kerr != nil && err == nil {
 					err = kerr
 				}
 			})
@@ -81,11 +82,11 @@ var Phases = []Phase{
 	{
 		Name: "pg-terminate", Fault: "pg_terminate_backend of the replicas' connections every 3 s",
 		Bound: "no failed reads, no stale reads", NoFailedReads: true,
-		inject: func(e *env, c clock) outcome {
+		inject: func(ctx context.Context, e *env, c clock) outcome {
 			from, to := window(c.d())
 			var err error
 			c.every(from, to, 3*time.Second, func() {
-				if _, terr := e.terminateBackends(c.ctx); terr != nil && err == nil {
+				if _, terr := e.terminateBackends(ctx); terr != nil && err == nil {
 					err = terr
 				}
 			})
@@ -95,32 +96,32 @@ var Phases = []Phase{
 	{
 		Name: "replica-kill", Fault: "replica 0 SIGKILLed, restarted after 5 s",
 		Bound: "only requests to replica 0 fail; no stale reads", VictimOnly: true,
-		inject: func(e *env, c clock) outcome {
-			return e.restartReplica(c, true)
+		inject: func(ctx context.Context, e *env, c clock) outcome {
+			return e.restartReplica(ctx, c, true)
 		},
 	},
 	{
 		Name: "replica-term", Fault: "replica 0 SIGTERMed (rolling restart), restarted",
 		Bound: "only requests to replica 0 fail; no stale reads", VictimOnly: true,
-		inject: func(e *env, c clock) outcome {
-			return e.restartReplica(c, false)
+		inject: func(ctx context.Context, e *env, c clock) outcome {
+			return e.restartReplica(ctx, c, false)
 		},
 	},
 	{
 		Name: "cpu-starve", Fault: "2 busy loops per CPU for 8 s", Bound: "no stale reads",
-		inject: func(e *env, c clock) outcome {
+		inject: func(ctx context.Context, e *env, c clock) outcome {
 			from, to := window(c.d())
 			if !c.at(from) {
 				return outcome{}
 			}
-			err := e.burn(c.ctx, to-from)
+			err := e.burn(ctx, to-from)
 			return outcome{end: c.since(), err: err}
 		},
 	},
 	{
 		Name: "net-cut", Fault: "last replica's link to Redis: +20 ms each way, then cut for 5 s",
 		Bound: "no failed reads; no stale read 1 s after the link is back", Allowance: outboxAllowance, NoFailedReads: true,
-		inject: func(e *env, c clock) outcome {
+		inject: func(ctx context.Context, e *env, c clock) outcome {
 			from, to := window(c.d())
 			if !c.at(from) {
 				return outcome{}
@@ -138,7 +139,7 @@ var Phases = []Phase{
 
 // restartReplica kills (or stops) replica 0 at the start of the window and
 // starts it again 5 s later.
-func (e *env) restartReplica(c clock, kill bool) outcome {
+func (e *env) restartReplica(ctx context.Context, c clock, kill bool) outcome {
 	from, to := window(c.d())
 	if !c.at(from) {
 		return outcome{}
@@ -150,7 +151,7 @@ func (e *env) restartReplica(c clock, kill bool) outcome {
 		r.Stop()
 	}
 	c.at(min(from+5*time.Second, to))
-	err := r.Restart(c.ctx)
+	err := r.Restart(ctx)
 	return outcome{end: c.since(), victim: r.URL(), err: err}
 }
 

@@ -44,7 +44,6 @@ type Cluster struct {
 type Replica struct {
 	Index int
 	cfg   Config
-	ctx   context.Context
 
 	mu   sync.Mutex // guards proc and url
 	proc *Process
@@ -73,7 +72,7 @@ func StartCluster(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	c := &Cluster{}
 	for i := range cfg.Replicas {
-		r := &Replica{Index: i, cfg: cfg, ctx: ctx}
+		r := &Replica{Index: i, cfg: cfg}
 		if err := r.start(ctx, "127.0.0.1:0"); err != nil {
 			c.Stop()
 			return nil, err
@@ -157,7 +156,9 @@ func (r *Replica) Kill() { r.Process().Kill() }
 func (r *Replica) Stop() { r.Process().Stop() }
 
 // Restart starts the replica again, on the port it had, after it was
-// killed or stopped, and waits until it answers /healthz.
+// killed or stopped, and waits until it answers /healthz (at most the
+// start timeout). The new process gets SIGTERM when ctx ends, like those
+// StartCluster started, so pass the cluster's context, not a short one.
 func (r *Replica) Restart(ctx context.Context) error {
 	p := r.Process()
 	select {
@@ -166,7 +167,7 @@ func (r *Replica) Restart(ctx context.Context) error {
 		return fmt.Errorf("cluster: replica %d still runs", r.Index)
 	}
 	addr := strings.TrimPrefix(r.URL(), "http://")
-	if err := r.start(r.ctx, addr); err != nil {
+	if err := r.start(ctx, addr); err != nil {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.StartTimeout)

@@ -15,7 +15,6 @@ import (
 type RedisServer struct {
 	addr   string
 	output io.Writer
-	ctx    context.Context
 	proc   *Process
 }
 
@@ -30,8 +29,8 @@ func StartRedis(ctx context.Context, output io.Writer) (*RedisServer, error) {
 	}
 	addr := l.Addr().String()
 	_ = l.Close()
-	s := &RedisServer{addr: addr, output: output, ctx: ctx}
-	return s, s.Start()
+	s := &RedisServer{addr: addr, output: output}
+	return s, s.Start(ctx)
 }
 
 // Addr is host:port.
@@ -40,10 +39,11 @@ func (s *RedisServer) Addr() string { return s.addr }
 // URL is a REDIS_URL of the server.
 func (s *RedisServer) URL() string { return "redis://" + s.addr + "/0" }
 
-// Start starts the server again, on its port, after Kill or Stop.
-func (s *RedisServer) Start() error {
+// Start starts the server again, on its port, after Kill or Stop. The
+// server gets SIGTERM when ctx ends (or on Stop).
+func (s *RedisServer) Start(ctx context.Context) error {
 	_, port, _ := net.SplitHostPort(s.addr)
-	p, err := Start(s.ctx, "redis-server", []string{
+	p, err := Start(ctx, "redis-server", []string{
 		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--daemonize", "no", "--enable-debug-command", "local", "--loglevel", "warning",
 	}, nil, s.output, nil)
