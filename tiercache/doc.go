@@ -107,4 +107,7 @@
 //	                                         TestRandomizedConsistency
 //	14 durable invalidation (ErrDeferred)    products: TestWriterDiesWithUnsentInvalidation,
 //	                                         TestRedisRestartUnderLoad; cmd/productsd: TestWriterKilledWithUnsentInvalidation
+//	16 stale only on request (StaleIfError)  TestStaleIfErrorServesCopyOnlyWhenAskedAndYoungEnough,
+//	                                         TestStaleIfErrorKeepsNotFound, TestSoftTimeoutServesCopyWhileLoadCompletes,
+//	                                         TestFailSafeStoreBounded
 package tiercache
