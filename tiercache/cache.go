@@ -42,12 +42,13 @@ type Source uint8
 
 // The sources of a value.
 const (
-	SourceL1     Source = iota + 1 // this replica's LRU
-	SourceL2                       // Redis
-	SourceLoader                   // the LoadFunc (the database)
+	SourceL1       Source = iota + 1 // this replica's LRU
+	SourceL2                         // Redis
+	SourceLoader                     // the LoadFunc (the database)
+	SourceFailSafe                   // the fail-safe copy, after the loader failed (docs/design.md §3.16)
 )
 
-// String returns "l1", "l2" or "loader".
+// String returns "l1", "l2", "loader" or "failsafe".
 func (s Source) String() string {
 	switch s {
 	case SourceL1:
@@ -56,6 +57,8 @@ func (s Source) String() string {
 		return "l2"
 	case SourceLoader:
 		return "loader"
+	case SourceFailSafe:
+		return "failsafe"
 	}
 	return "Source(" + strconv.Itoa(int(s)) + ")"
 }
@@ -69,6 +72,13 @@ type Info struct {
 	L1Stored    bool   // the value was installed in L1
 	L2Stored    bool   // the value was written to L2
 	Negative    bool   // the answer is a cached or fresh "not found"
+
+	// Stale is set only on a read with [StaleIfError] that was answered
+	// from the fail-safe copy; Age is then how long ago the load that read
+	// the copy began, and StaleReason is StaleError or StaleTimeout.
+	Stale       bool
+	Age         time.Duration
+	StaleReason string
 }
 
 // Cache is a typed two-tier read-through cache. See the package
@@ -81,11 +91,14 @@ type Cache[V any] struct {
 	l1     *l1[V] // nil in ModeL2Only
 	l2     *l2    // nil in ModeL1Only
 	flight flight[fillResult[V]]
-	groups groups
-	bus    *bus // nil unless ModeTiered and not Standalone
-	stats  stats
-	retry  retryQueue
-	warn   *ratelog.Limiter
+	// failSafe holds the last loaded value of each key for reads with
+	// StaleIfError; invalidations leave it alone (docs/design.md §3.16).
+	failSafe failSafe[V]
+	groups   groups
+	bus      *bus // nil unless ModeTiered and not Standalone
+	stats    stats
+	retry    retryQueue
+	warn     *ratelog.Limiter
 
 	base time.Time // the origin of the clock, see clockNow
 
@@ -126,6 +139,9 @@ func New[V any](rdb redis.UniversalClient, codec Codec[V], opt Options) (*Cache[
 		if err != nil {
 			return nil, err
 		}
+	}
+	if c.failSafe, err = newFailSafe[V](opt.FailSafeSize); err != nil {
+		return nil, err
 	}
 	c.groups.init(c.l2)
 	switch {
@@ -169,6 +185,9 @@ func (c *Cache[V]) GetInfo(ctx context.Context, key string, load LoadFunc[V], op
 			return e.val, Info{Source: SourceL1}, nil
 		}
 	}
+	if p.staleIfError > 0 {
+		return c.missFailSafe(ctx, key, load, now, p)
+	}
 	return c.miss(ctx, key, load, now, p)
 }
 
@@ -176,6 +195,8 @@ func (c *Cache[V]) GetInfo(ctx context.Context, key string, load LoadFunc[V], op
 type plan struct {
 	skipL1, skipL2 bool
 	grouped        bool // the key is a page of a group: its own L2 TTL
+
+	staleIfError, softTimeout time.Duration // docs/design.md §3.16; zero: off
 }
 
 // l1Serves reports whether L1 may answer a read that began at now: the
@@ -304,6 +325,7 @@ func (c *Cache[V]) load(key string, load LoadFunc[V], tok fenceToken, lease stri
 	ctx, cancel := context.WithTimeout(context.Background(), c.opt.LoadTimeout)
 	defer cancel()
 	c.stats.loads.Add(1)
+	began := c.clockNow()
 	val, err := load(ctx)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		c.stats.loadErrors.Add(1)
@@ -314,6 +336,9 @@ func (c *Cache[V]) load(key string, load LoadFunc[V], tok fenceToken, lease stri
 	}
 	neg := err != nil
 	res.val, res.info.Source, res.info.Negative = val, SourceLoader, neg
+	if !neg {
+		c.failSafe.put(key, val, began)
+	}
 	if lease != "" {
 		res.info.L2Stored = c.storeL2(ctx, key, lease, val, neg, p)
 	}

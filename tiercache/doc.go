@@ -113,6 +113,9 @@
 //	15 invalidation survives a failover      TestInvalidationWaitsForReplicas; products: TestReplayAfterMasterChange,
 //	   (WAIT, replay window, relay)          TestOutboxPrunesDoneRowsAfterWindow, TestWriterCutOffRelaysThroughPostgres;
 //	                                         cmd/productsd: TestSentinelFailoverLosingInvalidation
+//	16 stale only on request (StaleIfError)  TestStaleIfErrorServesCopyOnlyWhenAskedAndYoungEnough,
+//	                                         TestStaleIfErrorKeepsNotFound, TestSoftTimeoutServesCopyWhileLoadCompletes,
+//	                                         TestFailSafeStoreBounded
 //	17 batch reads keep per-key rules        TestGetManyMixed, TestGetManyRacingWriteIsFenced, TestGetManySharesLoadWithGet,
 //	                                         TestGetManyThreeReplicas, TestGetManyLoaderFails, TestGetManyL2OneRoundTrip,
 //	                                         TestGetManyNoJoinOfLoadOlderThanBound, TestGetManyCluster

@@ -5,13 +5,15 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // GetOption varies one [Cache.Get] call.
 type GetOption func(*getOptions)
 
 type getOptions struct {
-	group string
+	group                     string
+	staleIfError, softTimeout time.Duration
 }
 
 // InGroup places the key in group: the effective cache key embeds the
@@ -36,10 +38,12 @@ func (c *Cache[V]) applyOptions(ctx context.Context, key string, now int64, opts
 	for _, f := range opts {
 		f(&o)
 	}
+	fs := plan{staleIfError: o.staleIfError, softTimeout: o.softTimeout}
 	if o.group == "" {
-		return key, plan{}
+		return key, fs
 	}
-	p := plan{grouped: true}
+	p := fs
+	p.grouped = true
 	gen, trusted := c.groupGen(ctx, o.group, now)
 	if !trusted || c.retry.groupPending(o.group) {
 		p.skipL1, p.skipL2 = true, true

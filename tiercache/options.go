@@ -66,6 +66,11 @@ type Options struct {
 	// L1Policy chooses what a full L1 evicts: [PolicyLRU] or [Policy2Q].
 	// Default Policy2Q, which a scan does not flush.
 	L1Policy L1Policy
+	// FailSafeSize bounds, by entry count, the fail-safe store: the last
+	// loaded value of each key, kept apart from L1 and L2 for reads with
+	// [StaleIfError] (docs/design.md §3.16). Default L1Size; negative
+	// disables it.
+	FailSafeSize int
 	// L1TTL is the maximum age of an L1 entry: the staleness bound that
 	// holds whatever fails. Default 30s.
 	L1TTL time.Duration
@@ -181,6 +186,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.L1Size == 0 {
 		o.L1Size = 10000
+	}
+	if o.FailSafeSize == 0 {
+		o.FailSafeSize = o.L1Size
 	}
 	if o.L1Shards == 0 {
 		o.L1Shards = 1

@@ -24,6 +24,8 @@ type stats struct {
 	subscriptionBreaks, retries, retrySucceeded, retryDropped    atomic.Uint64
 	bypassStale, bypassDown, bypassWaking, lapses, pings         atomic.Uint64
 	notReplicated                                                atomic.Uint64
+	staleError, staleTimeout                                     atomic.Uint64
+	staleAgeSum, staleAgeMax                                     atomic.Int64
 	lag                                                          histogram
 }
 
@@ -102,6 +104,12 @@ type Stats struct {
 	L1Len           int           // entries in L1 now
 	L1MaxAge        time.Duration // the longest any L1 entry lives (Options.L1TTL)
 
+	StaleServedError   uint64        // fail-safe answers after a loader failure (§3.16)
+	StaleServedTimeout uint64        // fail-safe answers after the soft timeout (§3.16)
+	StaleAgeSum        time.Duration // total age of the fail-safe answers
+	StaleAgeMax        time.Duration // oldest fail-safe answer
+	FailSafeLen        int           // copies in the fail-safe store now
+
 	LagCounts []uint64      // invalidation lag histogram, per LagBuckets bound then +Inf
 	LagSum    time.Duration // total lag observed
 	LagMax    time.Duration // worst lag observed
@@ -127,7 +135,10 @@ func (c *Cache[V]) Stats() Stats {
 		L1BypassStale: s.bypassStale.Load(), L1BypassDown: s.bypassDown.Load(), L1BypassWaking: s.bypassWaking.Load(),
 		FreshnessPings: s.pings.Load(), FreshnessLapses: s.lapses.Load(),
 		StalenessBound: c.opt.StalenessBound, L1Len: c.Len(), L1MaxAge: c.opt.L1TTL,
-		LagSum: time.Duration(s.lag.sum.Load()), LagMax: time.Duration(s.lag.max.Load()),
+		StaleServedError: s.staleError.Load(), StaleServedTimeout: s.staleTimeout.Load(),
+		StaleAgeSum: time.Duration(s.staleAgeSum.Load()), StaleAgeMax: time.Duration(s.staleAgeMax.Load()),
+		FailSafeLen: c.failSafe.len(),
+		LagSum:      time.Duration(s.lag.sum.Load()), LagMax: time.Duration(s.lag.max.Load()),
 	}
 	if c.l1 != nil {
 		out.L1Hits, out.L1Misses = c.l1.counts()

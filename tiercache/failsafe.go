@@ -1,0 +1,162 @@
+package tiercache
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// Reasons a stale value was served (docs/design.md §3.16), in [Info].
+const (
+	StaleError   = "error"   // the loader failed or panicked
+	StaleTimeout = "timeout" // the loader was slower than the soft timeout
+)
+
+// StaleIfError opts one read into the fail-safe (RFC 5861 stale-if-error,
+// docs/design.md §3.16): only when the loader fails (an error other than
+// ErrNotFound, or a panic) the read returns the last value this replica
+// loaded for the key, if that load began at most maxStale ago, and says so
+// in [Info] (Stale, Age, StaleReason). The copy survives invalidations, so
+// after a write and a failing database it may be the superseded version:
+// the caller accepted that by opting in. Zero or negative: off.
+func StaleIfError(maxStale time.Duration) GetOption {
+	return func(o *getOptions) { o.staleIfError = maxStale }
+}
+
+// SoftTimeout makes a load slower than d count as a failure for a read
+// that also has [StaleIfError] and a usable copy: the read answers with the
+// copy after d while the load goes on and fills the tiers as usual (still
+// collapsed, still fenced). Zero or negative: off.
+func SoftTimeout(d time.Duration) GetOption {
+	return func(o *getOptions) { o.softTimeout = d }
+}
+
+// failSafe is the store of last loaded values: its own bounded LRU, apart
+// from L1 and L2, that invalidations do not touch. Only values read by the
+// loader go in, stamped with the time their load began, so the age it
+// reports is never less than the value's real age. Values found in L2 do
+// not: their database read time is unknown.
+type failSafe[V any] struct {
+	lru *lru.Cache[string, failSafeCopy[V]] // nil when disabled
+}
+
+type failSafeCopy[V any] struct {
+	val    V
+	loaded int64 // clockNow when the load that read it began
+}
+
+func newFailSafe[V any](size int) (failSafe[V], error) {
+	if size <= 0 {
+		return failSafe[V]{}, nil
+	}
+	c, err := lru.New[string, failSafeCopy[V]](size)
+	return failSafe[V]{lru: c}, err
+}
+
+// put keeps val as key's last loaded value. The key is copied: a caller
+// may reuse the string's bytes after the read.
+func (f failSafe[V]) put(key string, val V, loaded int64) {
+	if f.lru != nil {
+		f.lru.Add(strings.Clone(key), failSafeCopy[V]{val: val, loaded: loaded})
+	}
+}
+
+// get returns key's copy if it was loaded at most maxStale before now.
+func (f failSafe[V]) get(key string, now int64, maxStale time.Duration) (failSafeCopy[V], bool) {
+	if f.lru == nil || maxStale <= 0 {
+		return failSafeCopy[V]{}, false
+	}
+	cp, ok := f.lru.Get(key)
+	if !ok || now-cp.loaded > int64(maxStale) {
+		return failSafeCopy[V]{}, false
+	}
+	return cp, true
+}
+
+// len is the number of copies held.
+func (f failSafe[V]) len() int {
+	if f.lru == nil {
+		return 0
+	}
+	return f.lru.Len()
+}
+
+// failsOver reports whether err lets an opted-in read fall back to its
+// copy: a failure of the source, not an answer ("not found") and not a
+// closed cache.
+func failsOver(err error) bool {
+	return err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrClosed)
+}
+
+// missFailSafe is [Cache.miss] for a read with StaleIfError: on a loader
+// failure, or after the soft timeout while the load goes on, it answers
+// with the key's copy if there is one young enough.
+func (c *Cache[V]) missFailSafe(ctx context.Context, key string, load LoadFunc[V], now int64, p plan) (V, Info, error) {
+	if p.softTimeout <= 0 {
+		v, info, err := c.miss(ctx, key, load, now, p)
+		if failsOver(err) {
+			return c.stale(key, p, StaleError, v, info, err)
+		}
+		return v, info, err
+	}
+	type result struct {
+		v    V
+		info Info
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, info, err := c.miss(context.WithoutCancel(ctx), key, load, now, p)
+		done <- result{v, info, err}
+	}()
+	timer := time.NewTimer(p.softTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		if failsOver(r.err) {
+			return c.stale(key, p, StaleError, r.v, r.info, r.err)
+		}
+		return r.v, r.info, r.err
+	case <-timer.C:
+		if v, info, err := c.stale(key, p, StaleTimeout, *new(V), Info{}, nil); err == nil && info.Stale {
+			return v, info, nil
+		}
+	case <-ctx.Done():
+		var zero V
+		return zero, Info{}, ctx.Err()
+	}
+	select {
+	case r := <-done:
+		if failsOver(r.err) {
+			return c.stale(key, p, StaleError, r.v, r.info, r.err)
+		}
+		return r.v, r.info, r.err
+	case <-ctx.Done():
+		var zero V
+		return zero, Info{}, ctx.Err()
+	}
+}
+
+// stale answers with key's fail-safe copy if it is young enough for the
+// read, else with what the failed read got (v, info, err).
+func (c *Cache[V]) stale(key string, p plan, reason string, v V, info Info, err error) (V, Info, error) {
+	now := c.clockNow()
+	cp, ok := c.failSafe.get(key, now, p.staleIfError)
+	if !ok {
+		return v, info, err
+	}
+	if reason == StaleTimeout {
+		c.stats.staleTimeout.Add(1)
+	} else {
+		c.stats.staleError.Add(1)
+	}
+	age := time.Duration(now - cp.loaded)
+	c.stats.staleAgeSum.Add(int64(age))
+	for m := c.stats.staleAgeMax.Load(); int64(age) > m && !c.stats.staleAgeMax.CompareAndSwap(m, int64(age)); {
+		m = c.stats.staleAgeMax.Load()
+	}
+	return cp.val, Info{Source: SourceFailSafe, Stale: true, Age: age, StaleReason: reason}, nil
+}
