@@ -120,3 +120,38 @@ func TestBatchMissingIDFails(t *testing.T) {
 			b, sum.Failures, sum.StatusCodes, sum.Checks)
 	}
 }
+
+// TestCheckBatchAnswer checks the answer checks one by one: a missing id
+// the ledger saw deleted is no failure, the same without the delete is a
+// 404 failure, and a malformed answer fails its check only.
+func TestCheckBatchAnswer(t *testing.T) {
+	r := &runner{ids: []string{"a", "b", "c"}, ledger: NewLedger(), probe: NewProbe(0)}
+	check := func(body string, ranks ...int) sample {
+		var x sample
+		r.checkBatch([]byte(body), ranks, time.Now(), &x)
+		return x
+	}
+	answer := `{"items":[{"id":"a","version":3}],"missing":["b"]}`
+	if x := check(answer, 0, 1); !x.failed || x.failCode != 404 || x.checkOK != 0 {
+		t.Errorf("missing live id: %+v, want a failure under 404", x)
+	}
+	r.ledger.Write("b", 1, 0)
+	r.ledger.Delete("b", time.Millisecond)
+	if x := check(answer, 0, 1); x.failed || x.checks != 1 || x.checkOK != 1 {
+		t.Errorf("missing deleted id: %+v, want a passed check", x)
+	}
+	for _, bad := range []struct {
+		body  string
+		ranks []int
+	}{
+		{`{"items":[{"id":"a","version":3}],"missing":[]}`, []int{0, 1}},                        // b left out
+		{`{"items":[{"id":"b","version":1},{"id":"a","version":3}],"missing":[]}`, []int{0, 1}}, // out of order
+		{`{"items":[{"id":"a","version":3},{"id":"c","version":1}],"missing":[]}`, []int{0}},    // c not asked
+		{`{"items":[{"id":"a"}],"missing":[]}`, []int{0}},                                       // no version
+		{`not json`, []int{0}},
+	} {
+		if x := check(bad.body, bad.ranks...); x.failed || x.checks != 1 || x.checkOK != 0 {
+			t.Errorf("%s asked %v: %+v, want a failed check only", bad.body, bad.ranks, x)
+		}
+	}
+}
