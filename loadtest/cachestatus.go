@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,6 +137,62 @@ func classifyHeader(v string) CacheStatus {
 		cacheStatusMemo.Store(v, cs)
 	}
 	return cs
+}
+
+// KeyTiers counts the keys of a batch read by the tier that answered each,
+// indexed by [Tier].
+type KeyTiers [4]int64
+
+// ClassifyBatchCacheStatus counts the keys of a batch answer (GET
+// /products?ids=) by tier from each member's detail="<hits>/<keys asked>"
+// (the README's HTTP API): a member's hits were answered by its tier, and
+// the keys the client-side member (the last) was asked that no member hit
+// came from the origin. It returns false when no member has a well-formed
+// detail, or the hits exceed the keys asked.
+func ClassifyBatchCacheStatus(members []CacheMember) (KeyTiers, bool) {
+	var kt KeyTiers
+	asked, hits := int64(-1), int64(0)
+	for _, m := range members {
+		d, ok := m.Params["detail"]
+		if !ok {
+			continue
+		}
+		h, a, ok := parseDetail(d)
+		if !ok {
+			return KeyTiers{}, false
+		}
+		kt[tierOfName(m.Name)] += h
+		hits += h
+		asked = a // members run from the origin outward: the last was asked every key
+	}
+	if asked < 0 || hits > asked {
+		return KeyTiers{}, false
+	}
+	kt[TierOrigin] += asked - hits
+	return kt, true
+}
+
+// parseDetail reads "<hits>/<keys asked>".
+func parseDetail(d string) (hits, asked int64, ok bool) {
+	hs, as, found := strings.Cut(d, "/")
+	h, err1 := strconv.ParseInt(hs, 10, 64)
+	a, err2 := strconv.ParseInt(as, 10, 64)
+	if !found || err1 != nil || err2 != nil || h < 0 || h > a {
+		return 0, 0, false
+	}
+	return h, a, true
+}
+
+// classifyBatchHeader classifies a batch's Cache-Status: the collapsed
+// flag, and its keys by tier (false when the header has no usable
+// detail). Not memoised: the detail counts make most values distinct.
+func classifyBatchHeader(v string) (CacheStatus, KeyTiers, bool) {
+	members, err := ParseCacheStatus(v)
+	if err != nil || len(members) == 0 {
+		return CacheStatus{}, KeyTiers{}, false
+	}
+	kt, ok := ClassifyBatchCacheStatus(members)
+	return ClassifyCacheStatus(members), kt, ok
 }
 
 // sfParser is a small RFC 8941 parser for Lists of Items with parameters.

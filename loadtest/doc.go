@@ -21,7 +21,7 @@
 //     the RFC 9211 Cache-Status header ([ParseCacheStatus]), failures, checks,
 //     and database queries as deltas of each target's /metrics;
 //   - the consistency probe ([Probe]): every acknowledged write to a sampled
-//     id and every read of one is logged; after the run each read that began
+//     id and every read of one (each item of a batch read too) is logged; after the run each read that began
 //     more than a grace window after an acknowledgement and returned an
 //     older version is a stale read;
 //   - thresholds ([ParseThreshold]) in k6 syntax, evaluated on the [Summary].
@@ -52,11 +52,13 @@
 //	http_req_failed      share of requests with an unexpected status or a transport error
 //	http_req_duration    {count, avg, min, med, p90, p95, p99, p99_9, max}, all types
 //	checks               {passes, fails, rate}: status as expected; reads carry a version
-//	types.<get|list|create|update|delete>
-//	                     {requests, failed, latency{...}, cache{...} for get and list}
+//	types.<get|list|create|update|delete|batch>
+//	                     {requests, failed, latency{...}, cache{...} for get, list and batch}
 //	cache                {l1, l2, origin, classified, unknown}: which tier answered
-//	                     the reads, from Cache-Status (unknown: no header, e.g. CACHE_MODE=none)
+//	                     the reads, from Cache-Status (unknown: no header, e.g. CACHE_MODE=none);
+//	                     a batch counts each of its keys, from each tier's detail="<hits>/<keys>"
 //	collapsed            reads whose Cache-Status says they waited on another's load
+//	                     (a batch counts once)
 //	tier_latency.<l1|l2|origin|unknown>
 //	                     GET /products/{id} latency {...} by the tier that answered
 //	db_queries           {available, total, per_request, per_s, by_op, by_target}:

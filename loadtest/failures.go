@@ -81,6 +81,8 @@ func (f *failureCounts) add(x *sample) {
 	}
 	if x.cause != CauseNone {
 		f.causes[x.cause]++
+	} else if x.failCode != 0 {
+		f.badCode[x.failCode]++
 	} else if x.code != 0 {
 		f.badCode[x.code]++
 	}

@@ -24,6 +24,8 @@ type fakeAPI struct {
 	// between its commit and its answer).
 	loseUpdates, undoDeletes, dropDeleteAnswers bool
 	fail503Every                                int
+	// dropLastOfBatch answers the last id of every batch as missing.
+	dropLastOfBatch bool
 
 	reads   int            // guarded by mu
 	updated map[string]int // ids whose update was acknowledged; guarded by mu
@@ -33,11 +35,15 @@ type fakeAPI struct {
 	nextID   int
 	queries  []map[string]int   // per replica: op -> count
 	replicas []map[string]int64 // per replica: id -> cached version
+	l2       map[string]int64   // shared by the replicas' batch reads; writes evict it
+	// batchKeys counts the keys of batch reads by the tier that answered
+	// them (indexed by Tier): what the generator must count.
+	batchKeys KeyTiers
 }
 
 func newFakeAPI(t *testing.T, replicas, products int, coherent bool) (*fakeAPI, []string) {
 	t.Helper()
-	f := &fakeAPI{coherent: coherent, products: map[string]int64{}, updated: map[string]int{}}
+	f := &fakeAPI{coherent: coherent, products: map[string]int64{}, updated: map[string]int{}, l2: map[string]int64{}}
 	for range products {
 		f.create()
 	}
@@ -115,6 +121,7 @@ func (f *fakeAPI) handler(replica int) http.Handler {
 				delete(l1, id)
 			}
 		}
+		delete(f.l2, id)
 		f.mu.Unlock()
 		writeProduct(w, id, v, http.StatusOK)
 	})
@@ -130,6 +137,7 @@ func (f *fakeAPI) handler(replica int) http.Handler {
 		f.queries[replica]["delete"]++
 		if !f.undoDeletes {
 			delete(f.products, r.PathValue("id"))
+			delete(f.l2, r.PathValue("id"))
 		}
 		f.mu.Unlock()
 		if f.dropDeleteAnswers {
@@ -138,6 +146,10 @@ func (f *fakeAPI) handler(replica int) http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /products", func(w http.ResponseWriter, r *http.Request) {
+		if ids := r.URL.Query().Get("ids"); ids != "" {
+			f.serveBatch(w, replica, strings.Split(ids, ","))
+			return
+		}
 		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 		after := r.URL.Query().Get("after")
 		f.mu.Lock()
@@ -171,6 +183,58 @@ func (f *fakeAPI) handler(replica int) http.Handler {
 		}
 	})
 	return mux
+}
+
+// serveBatch answers GET /products?ids= as productsd does: L1, then the
+// shared L2, then one query for the rest, with the batch Cache-Status
+// (a member per tier asked, detail="<hits>/<keys asked>").
+func (f *fakeAPI) serveBatch(w http.ResponseWriter, replica int, ids []string) {
+	f.mu.Lock()
+	l1 := f.replicas[replica]
+	var hits KeyTiers
+	items, missing := []map[string]any{}, []string{}
+	for i, id := range ids {
+		v, ok := l1[id]
+		switch {
+		case ok:
+			hits[TierL1]++
+		default:
+			if v, ok = f.l2[id]; ok {
+				hits[TierL2]++
+			} else if v, ok = f.products[id]; ok {
+				f.l2[id] = v
+			}
+			if ok {
+				l1[id] = v
+			}
+		}
+		if !ok || f.dropLastOfBatch && i == len(ids)-1 {
+			missing = append(missing, id)
+			continue
+		}
+		items = append(items, map[string]any{"id": id, "version": v})
+	}
+	hits[TierOrigin] = int64(len(ids)) - hits[TierL1] - hits[TierL2]
+	if hits[TierOrigin] > 0 {
+		f.queries[replica]["get"]++
+	}
+	for t, n := range hits {
+		f.batchKeys[t] += n
+	}
+	f.mu.Unlock()
+	member := func(name string, hit, asked int64) string {
+		m := name + "; fwd=miss"
+		if hit == asked {
+			m = name + "; hit"
+		}
+		return fmt.Sprintf(`%s; detail="%d/%d"`, m, hit, asked)
+	}
+	status := member("productsd-l1", hits[TierL1], int64(len(ids)))
+	if l2asked := int64(len(ids)) - hits[TierL1]; l2asked > 0 {
+		status = member("productsd-l2", hits[TierL2], l2asked) + ", " + status
+	}
+	w.Header().Set("Cache-Status", status)
+	json.NewEncoder(w).Encode(map[string]any{"items": items, "missing": missing})
 }
 
 func (f *fakeAPI) totalQueries() int {

@@ -68,6 +68,15 @@ func (l *Ledger) DeleteUnanswered(id string) {
 	l.mu.Unlock()
 }
 
+// MayBeGone reports whether id may have been deleted: an acknowledged
+// delete, or one that went unanswered. Any other id the run reads exists.
+func (l *Ledger) MayBeGone(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.acks[id]
+	return a.deleted || a.unanswered
+}
+
 // LostWrites is the verdict on the acknowledged writes of a run: each id
 // was read through every target (and from the database, when the check
 // had one) until it showed its latest acknowledged state or the settle

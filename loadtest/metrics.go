@@ -17,12 +17,13 @@ const (
 	ReqCreate
 	ReqUpdate
 	ReqDelete
+	ReqBatch // GET /products?ids=: many keys in one request
 	numReqTypes
 )
 
-var reqTypeNames = [numReqTypes]string{"get", "list", "create", "update", "delete"}
+var reqTypeNames = [numReqTypes]string{"get", "list", "create", "update", "delete", "batch"}
 
-// String returns "get", "list", "create", "update" or "delete".
+// String returns "get", "list", "create", "update", "delete" or "batch".
 func (t ReqType) String() string { return reqTypeNames[t] }
 
 // Latencies are recorded in microseconds, 1µs to 60s, 3 significant digits.
@@ -102,7 +103,7 @@ type window struct {
 	failed    [numReqTypes]int64
 	checks    int64
 	checksOK  int64
-	tiers     [numReqTypes][4]int64 // by Tier
+	tiers     [numReqTypes][4]int64 // by Tier; a batch counts each of its keys
 	collapsed int64
 	iters     int64
 	dropped   int64
@@ -203,6 +204,11 @@ type sample struct {
 	target  string // the base URL the request went to
 	code    int    // the status code; 0 when there was no response
 	cause   Cause  // the transport error, if any
+	// keys counts a batch's keys by the tier that answered each.
+	keys KeyTiers
+	// failCode, when set, is the status the failure is filed under
+	// instead of code: 404 for a batch that left out an existing id.
+	failCode int
 }
 
 // collector aggregates samples from all VUs into totals and a per-second
@@ -252,7 +258,13 @@ func (s *shard) add(x sample) {
 	}
 	w.checks += int64(x.checks)
 	w.checksOK += int64(x.checkOK)
-	w.tiers[x.typ][x.cache.Tier]++
+	if x.typ == ReqBatch {
+		for t, n := range x.keys {
+			w.tiers[x.typ][t] += n
+		}
+	} else {
+		w.tiers[x.typ][x.cache.Tier]++
+	}
 	if x.cache.Collapsed {
 		w.collapsed++
 	}
@@ -350,10 +362,11 @@ func pointOf(w *window, at, dt time.Duration, vus int) Point {
 	return p
 }
 
-// readTiers sums the tiers of the cached reads (get and list).
+// readTiers sums the tiers of the cached reads (get, list and each key of
+// a batch).
 func (w *window) readTiers() [4]int64 {
 	var t [4]int64
-	for _, typ := range []ReqType{ReqGet, ReqList} {
+	for _, typ := range []ReqType{ReqGet, ReqList, ReqBatch} {
 		for i := range t {
 			t[i] += w.tiers[typ][i]
 		}

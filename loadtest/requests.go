@@ -22,6 +22,7 @@ type vu struct {
 	buf     bytes.Buffer
 	created []string
 	n       int64
+	ranks   []int // a batch's keys, reused
 }
 
 // product is the part of a product the generator reads.
@@ -31,7 +32,7 @@ type product struct {
 }
 
 // expected status per request type; anything else is a failure.
-var expectStatus = [numReqTypes]int{200, 200, 201, 200, 204}
+var expectStatus = [numReqTypes]int{200, 200, 201, 200, 204, 200}
 
 // request sends one request to a target picked for it and reads the whole
 // body into v.buf. It notes the target and the status code in x.
@@ -104,6 +105,8 @@ func (r *runner) iterate(ctx context.Context, v *vu, scheduled time.Time) {
 		err = r.doUpdate(ctx, v, &x)
 	case ReqDelete:
 		err = r.doDelete(ctx, v, &x)
+	case ReqBatch:
+		err = r.doBatch(ctx, v, begin, &x)
 	}
 	if err != nil && ctx.Err() != nil {
 		return // the run was cancelled: not the server's fault

@@ -410,7 +410,7 @@ func (r *runner) summarize(coll *collector, end time.Time, dropped int64) *Summa
 			continue
 		}
 		ts := TypeSummary{Requests: w.reqs[t], Failed: w.failed[t], Latency: percentilesOf(w.hist[t])}
-		if t == ReqGet || t == ReqList {
+		if t == ReqGet || t == ReqList || t == ReqBatch {
 			c := ratiosOf(w.tiers[t])
 			ts.Cache = &c
 		}

@@ -55,18 +55,24 @@ type Stage struct {
 }
 
 // Mix weighs the request types; weights need not add up to 1. The zero
-// value means reads only.
+// value means reads only. Batch is GET /products?ids= with
+// [Scenario.BatchSize] distinct ids drawn from the key distribution.
 type Mix struct {
 	Get    float64 `json:"get,omitempty"`
 	List   float64 `json:"list,omitempty"`
 	Create float64 `json:"create,omitempty"`
 	Update float64 `json:"update,omitempty"`
 	Delete float64 `json:"delete,omitempty"`
+	Batch  float64 `json:"batch,omitempty"`
 }
 
 func (m Mix) weights() [numReqTypes]float64 {
-	return [numReqTypes]float64{m.Get, m.List, m.Create, m.Update, m.Delete}
+	return [numReqTypes]float64{m.Get, m.List, m.Create, m.Update, m.Delete, m.Batch}
 }
+
+// MaxBatchSize is the most ids the API takes in one GET /products?ids=
+// (docs/design.md §4).
+const MaxBatchSize = 100
 
 // Setup makes sure Products products exist before the run (see
 // [RunOptions] for a key space given by the caller, or a faster seed).
@@ -133,7 +139,10 @@ type Scenario struct {
 
 	Timeout   Duration `json:"timeout,omitempty"`    // per request; default 10s
 	ListLimit int      `json:"list_limit,omitempty"` // default 50
-	Seed      uint64   `json:"seed,omitempty"`       // RNG seed; default 1
+	// BatchSize is how many distinct ids a batch read asks for (fewer
+	// when the key space is smaller); default 20, at most MaxBatchSize.
+	BatchSize int    `json:"batch_size,omitempty"`
+	Seed      uint64 `json:"seed,omitempty"` // RNG seed; default 1
 	// MaxRequests stops the run after this many iterations (0: no limit).
 	MaxRequests int64 `json:"max_requests,omitempty"`
 }
@@ -295,6 +304,7 @@ func (sc *Scenario) Normalize() error {
 	def(&sc.PreAllocatedVUs, 10)
 	def(&sc.MaxVUs, sc.PreAllocatedVUs)
 	def(&sc.ListLimit, 50)
+	def(&sc.BatchSize, 20)
 	def(&sc.Setup.Products, 1000)
 	defD(&sc.Duration, 10*time.Second)
 	defD(&sc.TimeUnit, time.Second)
@@ -360,6 +370,9 @@ func (sc *Scenario) validate() error {
 	}
 	if sc.ListLimit < 1 || sc.ListLimit > 200 {
 		return fmt.Errorf("loadtest: list_limit must be 1 to 200")
+	}
+	if sc.BatchSize < 1 || sc.BatchSize > MaxBatchSize {
+		return fmt.Errorf("loadtest: batch_size must be 1 to %d", MaxBatchSize)
 	}
 	if _, err := NewKeyChooser(sc.Keys, max(sc.Setup.Products, 1)); err != nil {
 		return err

@@ -67,7 +67,7 @@ func TestEndToEnd(t *testing.T) {
 
 	summaryFile, htmlFile := filepath.Join(dir, "summary.json"), filepath.Join(dir, "report.html")
 	out, code := runBinary(ctx, t, lt, "run", "-targets", targets, "-database-url", db, "-duration", "3s", "-vus", "8",
-		"-products", "500", "-keys", "zipf", "-zipf-s", "1.1", "-mix", "get=90,list=2,update=6,create=1,delete=1",
+		"-products", "500", "-keys", "zipf", "-zipf-s", "1.1", "-mix", "get=85,list=2,update=6,create=1,delete=1,batch=5", "-batch-size", "20",
 		"-probe", "-threshold", `cache_hit_ratio{tier="l1"}>0`, "-out", "summary="+summaryFile, "-out", "html="+htmlFile)
 	if code != 0 {
 		t.Fatalf("loadtest run exited %d, want 0:\n%s\n%s", code, out, cl.Output())
@@ -89,6 +89,11 @@ func TestEndToEnd(t *testing.T) {
 	cache := sum["cache"].(map[string]any)
 	if cache["l1"].(float64) <= 0 || cache["l2"].(float64) <= 0 || cache["origin"].(float64) <= 0 {
 		t.Errorf("cache ratios %v, want L1 hits, L2 hits and database reads across 3 replicas", cache)
+	}
+	batch := sum["types"].(map[string]any)["batch"].(map[string]any)
+	bc := batch["cache"].(map[string]any)
+	if n := batch["requests"].(float64); n == 0 || batch["failed"].(float64) != 0 || bc["classified"].(float64) != 20*n || bc["unknown"].(float64) != 0 {
+		t.Errorf("types.batch %v, want batches of 20 keys, each key classified from productsd's Cache-Status detail, none failed", batch)
 	}
 	if sum["http_reqs"].(float64) < 100 {
 		t.Errorf("only %v requests in 3s", sum["http_reqs"])

@@ -25,7 +25,7 @@ type scenarioFlags struct {
 	name, targets, executor, stages, keys, mix, balance string
 	vus, startVUs, rate, preVUs, maxVUs, products       int
 	startRate                                           int
-	probeSample, listLimit                              int
+	probeSample, listLimit, batchSize                   int
 	duration, timeUnit, grace, timeout, warmup          time.Duration
 	zipfS, hotKeys, hotTraffic                          float64
 	probe                                               bool
@@ -55,7 +55,7 @@ func (f *scenarioFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.zipfS, "zipf-s", 0, "Zipf exponent s (> 0)")
 	fs.Float64Var(&f.hotKeys, "hot-keys", 0, "hotspot: fraction of keys that are hot")
 	fs.Float64Var(&f.hotTraffic, "hot-traffic", 0, "hotspot: fraction of requests to hot keys")
-	fs.StringVar(&f.mix, "mix", "", "request mix weights, e.g. get=90,list=2,update=6,create=1,delete=1")
+	fs.StringVar(&f.mix, "mix", "", "request mix weights, e.g. get=90,list=2,update=6,create=1,delete=1 (batch=N: GET /products?ids= with -batch-size ids)")
 	fs.BoolVar(&f.probe, "probe", false, "run the consistency probe (on in the default scenario; -probe=false turns it off)")
 	fs.IntVar(&f.probeSample, "probe-sample", 0, "ids the probe tracks (the most popular)")
 	fs.DurationVar(&f.grace, "grace", 0, "probe grace window after a write's acknowledgement (default 50ms)")
@@ -64,6 +64,7 @@ func (f *scenarioFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeout, "timeout", 0, "per-request timeout (default 10s)")
 	fs.DurationVar(&f.warmup, "warmup", 0, "run the workload this long first, unmeasured (compare: default 3s)")
 	fs.IntVar(&f.listLimit, "list-limit", 0, "page size of list requests")
+	fs.IntVar(&f.batchSize, "batch-size", 0, "distinct ids per batch read, drawn from the key distribution (default 20, at most 100)")
 	fs.Int64Var(&f.maxRequests, "max-requests", 0, "stop after this many requests")
 	fs.Var(&f.outs, "out", "output: summary=FILE (the summary as JSON) or html=FILE (repeatable)")
 	fs.StringVar(&f.summaryExport, "summary-export", "", "write the end-of-test summary to FILE in k6's --summary-export JSON shape")
@@ -180,6 +181,8 @@ func (f *scenarioFlags) apply(sc *loadtest.Scenario, name string) error {
 		sc.Warmup = d(f.warmup)
 	case "list-limit":
 		sc.ListLimit = f.listLimit
+	case "batch-size":
+		sc.BatchSize = f.batchSize
 	case "max-requests":
 		sc.MaxRequests = f.maxRequests
 	}
@@ -244,16 +247,16 @@ func parseStages(s string) ([]loadtest.Stage, error) {
 	return st, nil
 }
 
-// parseMix reads "get=90,list=2,update=6,create=1,delete=1".
+// parseMix reads "get=90,list=2,update=6,create=1,delete=1,batch=10".
 func parseMix(s string) (loadtest.Mix, error) {
 	var m loadtest.Mix
-	fields := map[string]*float64{"get": &m.Get, "list": &m.List, "create": &m.Create, "update": &m.Update, "delete": &m.Delete}
+	fields := map[string]*float64{"get": &m.Get, "list": &m.List, "create": &m.Create, "update": &m.Update, "delete": &m.Delete, "batch": &m.Batch}
 	for _, p := range splitList(s) {
 		k, v, ok := strings.Cut(p, "=")
 		w, err := strconv.ParseFloat(v, 64)
 		dst := fields[strings.TrimSpace(k)]
 		if !ok || err != nil || dst == nil || w < 0 {
-			return m, fmt.Errorf("bad mix entry %q: want type=weight with type get, list, create, update or delete", p)
+			return m, fmt.Errorf("bad mix entry %q: want type=weight with type get, list, create, update, delete or batch", p)
 		}
 		*dst = w
 	}

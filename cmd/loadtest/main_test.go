@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +40,7 @@ func TestUsageErrors(t *testing.T) {
 		{"loadtest", "fly"},
 		{"loadtest", "run"}, // no targets
 		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-mix", "get=x"},
+		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-mix", "batch=1", "-batch-size", "101"}, // the API takes 100
 		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-threshold", "latency<5"},
 		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-out", "xml=f"},
 		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-out", "json=f"}, // not k6's point stream
@@ -65,7 +67,8 @@ rate: 500
 duration: 20s
 max_vus: 50
 keys: {distribution: hotspot, hot_keys: 0.1, hot_traffic: 0.9}
-mix: {get: 95, update: 5}
+mix: {get: 85, update: 5, batch: 10}
+batch_size: 30
 probe: {enabled: true, grace: 100ms}
 thresholds:
   http_req_duration: ["p(99)<5ms"]
@@ -90,7 +93,8 @@ thresholds:
 		t.Fatal(err)
 	}
 	if sc.Name != "from-file" || sc.Rate != 500 || time.Duration(sc.Duration) != 5*time.Second || sc.MaxVUs != 50 ||
-		sc.Keys.Distribution != "hotspot" || sc.Mix.Update != 5 || time.Duration(sc.Probe.Grace) != 100*time.Millisecond {
+		sc.Keys.Distribution != "hotspot" || sc.Mix.Update != 5 || sc.Mix.Batch != 10 || sc.BatchSize != 30 ||
+		time.Duration(sc.Probe.Grace) != 100*time.Millisecond {
 		t.Errorf("scenario %+v", sc)
 	}
 	if sc.Targets[1] != "http://127.0.0.1:9002" {
@@ -110,9 +114,12 @@ thresholds:
 }
 
 func TestParseMixAndStages(t *testing.T) {
-	m, err := parseMix("get=90, list=2,update=6,create=1,delete=1")
-	if err != nil || m != (loadtest.Mix{Get: 90, List: 2, Update: 6, Create: 1, Delete: 1}) {
+	m, err := parseMix("get=90, list=2,update=6,create=1,delete=1,batch=10")
+	if err != nil || m != (loadtest.Mix{Get: 90, List: 2, Update: 6, Create: 1, Delete: 1, Batch: 10}) {
 		t.Errorf("parseMix = %+v, %v", m, err)
+	}
+	if _, err := parseMix("bulk=1"); err == nil || !strings.Contains(err.Error(), "batch") {
+		t.Errorf("parseMix(bulk=1) = %v, want an error listing the types", err)
 	}
 	st, err := parseStages("5s:20,10s:20,5s:0")
 	if err != nil || len(st) != 3 || time.Duration(st[1].Duration) != 10*time.Second || st[2].Target != 0 {
@@ -120,5 +127,30 @@ func TestParseMixAndStages(t *testing.T) {
 	}
 	if _, err := parseStages("5s"); err == nil {
 		t.Error("parseStages accepted a stage without a target")
+	}
+}
+
+func TestBatchSizeFlag(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	var f scenarioFlags
+	f.register(fs)
+	if _, err := parseArgs(fs, []string{"-mix", "get=80,batch=10,update=10", "-batch-size", "40"}); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := f.scenario(fs, "", loadtest.DefaultScenario())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Targets = []string{"http://127.0.0.1:1"}
+	if err := sc.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if sc.BatchSize != 40 || sc.Mix != (loadtest.Mix{Get: 80, Batch: 10, Update: 10}) {
+		t.Errorf("batch size %d, mix %+v; want 40 and get=80,batch=10,update=10", sc.BatchSize, sc.Mix)
+	}
+	def := loadtest.DefaultScenario()
+	def.Targets = sc.Targets
+	if err := def.Normalize(); err != nil || def.BatchSize != 20 {
+		t.Errorf("default batch size %d (%v), want 20", def.BatchSize, err)
 	}
 }

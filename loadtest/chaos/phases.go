@@ -188,7 +188,7 @@ func (ph Phase) judge(sum *loadtest.Summary, probe *loadtest.Probe, o outcome, l
 	r := PhaseResult{
 		Name: ph.Name, Fault: ph.Fault, Bound: ph.Bound,
 		Requests: sum.Requests, Failed: sum.Failed, Failures: sum.Failures,
-		FailedReads: sum.Types["get"].Failed + sum.Types["list"].Failed,
+		FailedReads: sum.Types["get"].Failed + sum.Types["list"].Failed + sum.Types["batch"].Failed,
 		StaleReads:  sum.Consistency.StaleReads, WorstStale: sum.Consistency.MaxStalenessMs,
 		StaleBound: sum.Consistency.StaleReads, AllowanceMs: float64(ph.Allowance) / float64(time.Millisecond),
 		P99Ms: sum.Latency.P99, L1BackMs: l1Back,
