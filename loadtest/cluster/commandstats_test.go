@@ -39,12 +39,20 @@ func TestRedisMeterSplitsByFamily(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Redis counts whole microseconds per command, so four PINGs can add
+	// up to 0µs: each family must have its calls and no negative time, and
+	// the run as a whole (an EVAL among it) some time.
+	var total float64
 	for i, f := range fams {
 		if f.Name != Families[i] {
 			t.Errorf("family %d is %s, want %s", i, f.Name, Families[i])
 		}
-		if n, ok := want[f.Name]; ok && (f.Calls != n || f.USec <= 0) {
-			t.Errorf("%s: got %d calls, %.0fµs, want %d calls and some time", f.Name, f.Calls, f.USec, n)
+		if n, ok := want[f.Name]; ok && (f.Calls != n || f.USec < 0) {
+			t.Errorf("%s: got %d calls, %.0fµs, want %d calls", f.Name, f.Calls, f.USec, n)
 		}
+		total += f.USec
+	}
+	if total <= 0 {
+		t.Errorf("the commands took %.0fµs in all, want some time", total)
 	}
 }
