@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,9 @@ func TestStaleIfErrorDefaultFromConfig(t *testing.T) {
 	if r.StatusCode != http.StatusOK || !strings.Contains(r.body, `"price_cents":1`) || r.Header.Get("Age") == "" ||
 		!strings.HasPrefix(r.Header.Get("Cache-Status"), `productsd-failsafe; hit; ttl=-`) {
 		t.Fatalf("GET with the database cut: %d, Age %q, Cache-Status %q, %s", r.StatusCode, r.Header.Get("Age"), r.Header.Get("Cache-Status"), r.body)
+	}
+	if m := get(t, base+"/metrics").body; !regexp.MustCompile(`(?m)^tiercache_stale_served_total\{[^}]*reason="error"[^}]*\} 1$`).MatchString(m) {
+		t.Fatalf("/metrics: no tiercache_stale_served_total{reason=\"error\"} 1 in\n%s", m)
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("run: %v", err)
