@@ -94,12 +94,15 @@ var hexValue = func() (t [256]byte) {
 func handleGetProduct(logger *slog.Logger, svc *Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		text, _ := strings.CutPrefix(r.URL.Path, "/products/")
-		e, status, err := svc.productByText(r.Context(), text)
+		e, ans, err := svc.productByText(r.Context(), text, svc.failSafeOptions(svc.staleAllowance(r)))
 		if errors.Is(err, errMalformedID) {
 			writeProblem(w, http.StatusBadRequest, err.Error(), nil)
 			return
 		}
-		setCacheStatus(w, status)
+		setCacheStatus(w, ans.status)
+		if ans.stale {
+			w.Header()["Age"] = []string{strconv.FormatInt(ageSeconds(ans.age), 10)}
+		}
 		if err != nil {
 			writeError(w, r, logger, err)
 			return

@@ -27,6 +27,9 @@ type Service struct {
 	schema atomic.Bool // the migrations have been applied
 	// draining is set on SIGTERM: /readyz answers 503 from then on.
 	draining atomic.Bool
+	// staleIfError and softTimeout are the fail-safe defaults
+	// (docs/design.md §3.16): see [Service.SetFailSafe].
+	staleIfError, softTimeout atomic.Int64 // nanoseconds
 }
 
 // NewService returns a Service over store. cache may be nil, meaning every
@@ -154,41 +157,52 @@ func (s *Service) Product(ctx context.Context, id uuid.UUID) (Entry, string, err
 	rd := newProductRead(s)
 	encodeUUID(rd.key[len(productKeyPrefix):], id)
 	rd.id = id
-	return s.readProduct(ctx, rd)
+	e, ans, err := s.readProduct(ctx, rd, nil)
+	return e, ans.status, err
+}
+
+// answer says how a product read was served: its Cache-Status, and for an
+// answer from the fail-safe store (docs/design.md §3.16) its age.
+type answer struct {
+	status string
+	stale  bool
+	age    time.Duration
 }
 
 // productByText is [Service.Product] of the id as the path spells it
-// (see [parseCanonicalUUID]); errMalformedID if it is not a UUID.
-func (s *Service) productByText(ctx context.Context, text string) (Entry, string, error) {
+// (see [parseCanonicalUUID]); errMalformedID if it is not a UUID. opts are
+// the read's fail-safe options (failSafeOptions).
+func (s *Service) productByText(ctx context.Context, text string, opts []tiercache.GetOption) (Entry, answer, error) {
 	rd := newProductRead(s)
 	id, err := parseCanonicalUUID(text, rd.key[len(productKeyPrefix):])
 	if err != nil {
 		rd.recycle()
-		return Entry{}, "", err
+		return Entry{}, answer{}, err
 	}
 	if err := s.ready(); err != nil {
 		rd.recycle()
-		return Entry{}, "", err
+		return Entry{}, answer{}, err
 	}
 	rd.id = id
 	if s.cache == nil {
 		defer rd.recycle() // the load runs here and now
-		return s.read(ctx, "", rd.load)
+		e, status, err := s.read(ctx, "", rd.load)
+		return e, answer{status: status}, err
 	}
-	return s.readProduct(ctx, rd)
+	return s.readProduct(ctx, rd, opts)
 }
 
 // readProduct reads the product rd names through the cache, and recycles
 // rd when it may.
-func (s *Service) readProduct(ctx context.Context, rd *productRead) (Entry, string, error) {
-	e, info, err := s.lookup(ctx, rd.cacheKey(), rd.load)
+func (s *Service) readProduct(ctx context.Context, rd *productRead, opts []tiercache.GetOption) (Entry, answer, error) {
+	e, info, err := s.lookup(ctx, rd.cacheKey(), rd.load, opts...)
 	if info.Source == tiercache.SourceL1 {
 		rd.recycle()
 		if err == nil {
-			return e, statusL1Hit, nil
+			return e, answer{status: statusL1Hit}, nil
 		}
 	}
-	return e, s.status(info), err
+	return e, answer{status: s.status(info), stale: info.Stale, age: info.Age}, err
 }
 
 // loadProduct reads product id from the store for the cache.
@@ -247,6 +261,9 @@ func (s *Service) lookup(ctx context.Context, key string, load tiercache.LoadFun
 func (s *Service) status(info tiercache.Info) string {
 	if info.Source == 0 {
 		return ""
+	}
+	if info.Stale {
+		return failSafeStatus(info)
 	}
 	return cacheStatus(s.cache.Mode(), info)
 }

@@ -45,6 +45,8 @@ type config struct {
 	replayWindow   time.Duration // OUTBOX_REPLAY_WINDOW: how long done outbox rows are kept for a replay (0: none)
 	minReplicasAck int           // REDIS_MIN_REPLICAS_ACK: tiercache Options.MinReplicasAck (auto: 0)
 	waitTimeout    time.Duration // REDIS_WAIT_TIMEOUT: tiercache Options.ReplicaAckTimeout
+	staleIfError   time.Duration // CACHE_STALE_IF_ERROR: default fail-safe allowance (0: off)
+	softTimeout    time.Duration // CACHE_SOFT_TIMEOUT: opted-in reads answer stale after it (0: off)
 
 	pool  *pgxpool.Config // parsed DATABASE_URL
 	redis *redisConfig    // REDIS_URL parsed for REDIS_MODE; nil when the mode needs no Redis
@@ -80,6 +82,8 @@ func settings() []*setting {
 		{env: "OUTBOX_REPLAY_WINDOW", flag: "outbox-replay-window", def: "30s", usage: "how long delivered invalidations are kept, to be re-sent when the Redis master changes; 0 keeps none"},
 		{env: "REDIS_MIN_REPLICAS_ACK", flag: "redis-min-replicas-ack", def: "auto", usage: "Redis replicas that must acknowledge an invalidation (WAIT) before it is done: auto (1 where the master has replicas, else 0) or a number"},
 		{env: "REDIS_WAIT_TIMEOUT", flag: "redis-wait-timeout", def: "20ms", usage: "how long an invalidation waits for REDIS_MIN_REPLICAS_ACK replicas before it is deferred to the retry and the outbox"},
+		{env: "CACHE_STALE_IF_ERROR", flag: "cache-stale-if-error", def: "0s", usage: "when the database fails, how stale a product read without a stale-if-error directive may be answered (labelled, with Age); 0 (the default): never"},
+		{env: "CACHE_SOFT_TIMEOUT", flag: "cache-soft-timeout", def: "0s", usage: "a database read slower than this answers a read that accepts stale values with its stale copy, the read going on; 0 (the default): off"},
 		{env: "PPROF_ADDR", flag: "pprof-addr", def: "", usage: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060), apart from the API; empty (the default) serves it nowhere"},
 	}
 }
@@ -165,6 +169,8 @@ func resolve(v map[string]string) (config, error) {
 	check(err)
 	c.waitTimeout, err = positiveDuration("REDIS_WAIT_TIMEOUT", v["REDIS_WAIT_TIMEOUT"])
 	check(err)
+	c.staleIfError, c.softTimeout, err = failSafe(v)
+	check(err)
 	c.redisMode, c.redisCAFile = v["REDIS_MODE"], v["REDIS_CA_FILE"]
 	if c.pprofAddr = v["PPROF_ADDR"]; c.pprofAddr != "" {
 		if _, _, err := net.SplitHostPort(c.pprofAddr); err != nil {
@@ -202,6 +208,16 @@ func resolve(v map[string]string) (config, error) {
 		return config{}, errs[0]
 	}
 	return c, nil
+}
+
+// failSafe parses CACHE_STALE_IF_ERROR and CACHE_SOFT_TIMEOUT
+// (docs/design.md §3.16).
+func failSafe(v map[string]string) (stale, soft time.Duration, err error) {
+	if stale, err = nonNegativeDuration("CACHE_STALE_IF_ERROR", v["CACHE_STALE_IF_ERROR"]); err != nil {
+		return 0, 0, err
+	}
+	soft, err = nonNegativeDuration("CACHE_SOFT_TIMEOUT", v["CACHE_SOFT_TIMEOUT"])
+	return stale, soft, err
 }
 
 // replicasAck parses REDIS_MIN_REPLICAS_ACK: "auto" is tiercache's

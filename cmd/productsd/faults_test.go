@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,47 @@ func TestDatabaseComesBack(t *testing.T) {
 	waitFor(t, 10*time.Second, "/readyz 503", func() bool { return get(t, base+"/readyz").StatusCode == http.StatusServiceUnavailable })
 	if code := get(t, base+"/products?limit=7").StatusCode; code != http.StatusServiceUnavailable {
 		t.Fatalf("GET /products after the database went away: got %d, want 503", code)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+// TestStaleIfErrorDefaultFromConfig: CACHE_STALE_IF_ERROR reaches the
+// service: after a write and a database cut, a read without a directive
+// gets the superseded version, labelled stale (docs/design.md §3.16).
+func TestStaleIfErrorDefaultFromConfig(t *testing.T) {
+	t.Parallel()
+	_, dbURL := testenv.Schema(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host, true)
+	u.Host = proxy.Addr()
+	env := map[string]string{"DATABASE_URL": u.String(), "REDIS_URL": testenv.RedisURL(), "CACHE_NAMESPACE": testenv.Namespace(t),
+		"CACHE_STALE_IF_ERROR": "1m"}
+	base, stop, _ := startRun(t, env, "-addr", "127.0.0.1:0")
+	waitFor(t, 15*time.Second, "/readyz 200", func() bool { return get(t, base+"/readyz").StatusCode == http.StatusOK })
+	id := post(t, base, `{"name":"old","price_cents":1}`)
+	if r := get(t, base+"/products/"+id); r.StatusCode != http.StatusOK {
+		t.Fatalf("GET: got %d %s", r.StatusCode, r.body)
+	}
+	req, _ := http.NewRequest(http.MethodPut, base+"/products/"+id, strings.NewReader(`{"name":"new","price_cents":2}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	proxy.SetUp(false)
+	r := get(t, base+"/products/"+id)
+	if r.StatusCode != http.StatusOK || !strings.Contains(r.body, `"price_cents":1`) || r.Header.Get("Age") == "" ||
+		!strings.HasPrefix(r.Header.Get("Cache-Status"), `productsd-failsafe; hit; ttl=-`) {
+		t.Fatalf("GET with the database cut: %d, Age %q, Cache-Status %q, %s", r.StatusCode, r.Header.Get("Age"), r.Header.Get("Cache-Status"), r.body)
+	}
+	if m := get(t, base+"/metrics").body; !regexp.MustCompile(`(?m)^tiercache_stale_served_total\{[^}]*reason="error"[^}]*\} 1$`).MatchString(m) {
+		t.Fatalf("/metrics: no tiercache_stale_served_total{reason=\"error\"} 1 in\n%s", m)
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("run: %v", err)

@@ -70,6 +70,8 @@ func TestBadConfig(t *testing.T) {
 		{"CA file not PEM", map[string]string{"REDIS_URL": "rediss://127.0.0.1:6380", "REDIS_CA_FILE": "run_test.go"}, nil, `REDIS_CA_FILE: run_test.go: no PEM certificate in it`},
 		{"CA without TLS", map[string]string{"REDIS_CA_FILE": "run_test.go"}, nil, `REDIS_CA_FILE: set, but REDIS_URL is not rediss://`},
 		{"shutdown delay", map[string]string{"SHUTDOWN_DELAY": "-1s"}, nil, `SHUTDOWN_DELAY: -1s, want zero or a positive duration`},
+		{"stale if error", map[string]string{"CACHE_STALE_IF_ERROR": "60"}, nil, `CACHE_STALE_IF_ERROR: invalid duration "60"`},
+		{"soft timeout", nil, []string{"-cache-soft-timeout", "-1s"}, `CACHE_SOFT_TIMEOUT: -1s, want zero or a positive duration`},
 		{"namespace", nil, []string{"-cache-namespace", ""}, `CACHE_NAMESPACE: must not be empty`},
 		{"extra args", nil, []string{"serve", "now"}, `unexpected arguments`},
 		{"command", nil, []string{"frobnicate"}, `unknown command "frobnicate"`},

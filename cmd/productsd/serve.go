@@ -83,6 +83,7 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 		}
 	}
 	d.svc = products.NewService(products.NewStore(pool), d.cache, d.rdb, logger)
+	d.svc.SetFailSafe(cfg.staleIfError, cfg.softTimeout)
 	svc.Store(d.svc)
 	return d, nil
 }

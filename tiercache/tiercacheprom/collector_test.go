@@ -59,7 +59,10 @@ var exported = map[string]sample{
 	"L1BypassStale": {"tiercache_l1_bypasses_total", "stale"}, "L1BypassDown": {"tiercache_l1_bypasses_total", "channel_down"},
 	"L1BypassWaking": {"tiercache_l1_bypasses_total", "waking"}, "FreshnessPings": {"tiercache_freshness_pings_total", ""},
 	"FreshnessLapses": {"tiercache_freshness_lapses_total", ""}, "FreshnessAge": {"tiercache_freshness_age_seconds", ""},
-	"StalenessBound": {"tiercache_staleness_bound_seconds", ""},
+	"StalenessBound":   {"tiercache_staleness_bound_seconds", ""},
+	"StaleServedError": {"tiercache_stale_served_total", "error"}, "StaleServedTimeout": {"tiercache_stale_served_total", "timeout"},
+	"StaleAgeSum": {"tiercache_stale_served_age_seconds_total", ""}, "StaleAgeMax": {"tiercache_stale_served_age_max_seconds", ""},
+	"FailSafeLen": {"tiercache_failsafe_entries", ""},
 	// LagCounts and LagSum make the histogram.
 	"LagCounts": {"tiercache_invalidation_lag_seconds", ""}, "LagSum": {"tiercache_invalidation_lag_seconds", ""},
 }

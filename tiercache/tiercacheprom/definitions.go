@@ -41,6 +41,10 @@ func gauge(name, help string, get func(*tiercache.Stats) float64) definition {
 // reason.
 const bypassHelp = "Reads that bypassed L1: the replica was more than the staleness bound behind the invalidation stream (stale), an idle replica was catching up after its first read in a while (waking), or the channel was down or not yet confirmed (channel_down)."
 
+// staleHelp is the help of tiercache_stale_served_total, one series per
+// reason.
+const staleHelp = "Reads that opted in to stale-if-error answered from the fail-safe store (docs/design.md §3.16): the loader failed (error) or was slower than the soft timeout (timeout)."
+
 // definitions covers every field of tiercache.Stats except the lag
 // histogram's counts and sum, which Collect turns into a histogram.
 var definitions = []definition{
@@ -130,6 +134,16 @@ var definitions = []definition{
 		func(s *tiercache.Stats) uint64 { return s.FreshnessLapses }),
 	gauge("freshness_age_seconds", "How far behind the invalidation stream this replica provably is: now minus the send time of the newest answered subscription PING (0 without a channel).",
 		func(s *tiercache.Stats) float64 { return s.FreshnessAge.Seconds() }),
+	reasonCounter("stale_served_total", staleHelp, "error",
+		func(s *tiercache.Stats) uint64 { return s.StaleServedError }),
+	reasonCounter("stale_served_total", staleHelp, "timeout",
+		func(s *tiercache.Stats) uint64 { return s.StaleServedTimeout }),
+	{name: "stale_served_age_seconds_total", help: "Total age of the fail-safe answers; divided by stale_served_total, their mean age.", typ: prometheus.CounterValue,
+		get: func(s *tiercache.Stats) float64 { return s.StaleAgeSum.Seconds() }},
+	gauge("stale_served_age_max_seconds", "The oldest fail-safe answer served.",
+		func(s *tiercache.Stats) float64 { return s.StaleAgeMax.Seconds() }),
+	gauge("failsafe_entries", "Copies in the fail-safe store.",
+		func(s *tiercache.Stats) float64 { return float64(s.FailSafeLen) }),
 	gauge("staleness_bound_seconds", "While freshness_age_seconds exceeds this, L1 is bypassed.",
 		func(s *tiercache.Stats) float64 { return s.StalenessBound.Seconds() }),
 }

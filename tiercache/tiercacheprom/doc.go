@@ -49,6 +49,10 @@
 //	tiercache_l1_max_age_seconds                    the staleness bound of L1 (Options.L1TTL)
 //	tiercache_invalidation_lag_seconds              histogram: publish to eviction on this replica
 //	tiercache_invalidation_lag_max_seconds          the worst lag observed
+//	tiercache_stale_served_total{reason="error"|"timeout"}  fail-safe answers (docs/design.md §3.16)
+//	tiercache_stale_served_age_seconds_total        total age of the fail-safe answers
+//	tiercache_stale_served_age_max_seconds          the oldest fail-safe answer
+//	tiercache_failsafe_entries                      copies in the fail-safe store
 //	tiercache_redis_up                              1 if Redis is usable, 0 while the breaker is open
 //	tiercache_channel_up                            1 if the invalidation channel is confirmed, else 0
 //

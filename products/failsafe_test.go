@@ -1,0 +1,192 @@
+package products
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tiercache/productcache/internal/tcpproxy"
+)
+
+func TestStaleIfErrorDirective(t *testing.T) {
+	for _, tt := range []struct {
+		lines []string
+		want  time.Duration
+		ok    bool
+	}{
+		{nil, 0, false},
+		{[]string{"stale-if-error=60"}, 60 * time.Second, true},
+		{[]string{"max-age=0, Stale-If-Error=5"}, 5 * time.Second, true},
+		{[]string{`no-cache, ext="a,stale-if-error=9", stale-if-error="7"`}, 7 * time.Second, true},
+		{[]string{"max-age=0", "stale-if-error=3"}, 3 * time.Second, true},
+		{[]string{"stale-if-error=0"}, 0, true},
+		{[]string{"stale-if-error=99999999999999999999"}, maxDeltaSeconds * time.Second, true},
+		{[]string{"stale-if-error"}, 0, false},
+		{[]string{"stale-if-error="}, 0, false},
+		{[]string{"stale-if-error=-5"}, 0, false},
+		{[]string{"stale-if-error=1.5"}, 0, false},
+		{[]string{"stale-if-error=abc"}, 0, false},
+		{[]string{"stale-if-error=5, stale-if-error=6"}, 0, false}, // duplicate: invalid
+		{[]string{"stale-while-revalidate=5"}, 0, false},
+	} {
+		got, ok := staleIfError(tt.lines)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("staleIfError(%q) = %v, %v; want %v, %v", tt.lines, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// proxiedReplica starts a tiered replica whose database connections go
+// through a proxy the test can cut or slow down.
+func proxiedReplica(t *testing.T) (*replica, *tcpproxy.Proxy) {
+	t.Helper()
+	e := newEnv(t)
+	u, err := url.Parse(e.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tcpproxy.New(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	u.Host = p.Addr()
+	pe := *e
+	pe.dbURL = u.String()
+	return pe.replica("a", "tiered"), p
+}
+
+// staleSetup creates a product, reads it once through r (its load fills
+// the fail-safe copy), evicts it from L1 and L2, and cuts the database.
+// It returns the id and when the loading read was answered.
+func staleSetup(t *testing.T, r *replica, p *tcpproxy.Proxy) (string, time.Time) {
+	t.Helper()
+	id := r.create(t, "kept", 100)["id"].(string)
+	wantStatus(t, do(t, http.MethodGet, r.url+"/products/"+id, ""), http.StatusOK)
+	loaded := time.Now()
+	evict(t, r, id)
+	p.SetCut(true)
+	return id, loaded
+}
+
+func evict(t *testing.T, r *replica, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.cache.Invalidate(ctx, "product:"+id); err != nil {
+		t.Fatalf("invalidate: %v", err)
+	}
+}
+
+// wantStale fails t unless resp is a 200 from the fail-safe store with
+// detail, an Age of at least minAge and at most maxAge seconds, and a
+// matching negative ttl; it returns the body's price.
+func wantStale(t *testing.T, resp response, detail string, minAge, maxAge int64) float64 {
+	t.Helper()
+	wantStatus(t, resp, http.StatusOK)
+	age, err := strconv.ParseInt(resp.Header.Get("Age"), 10, 64)
+	if err != nil || age < minAge || age > maxAge {
+		t.Fatalf("Age %q, want %d..%d seconds", resp.Header.Get("Age"), minAge, maxAge)
+	}
+	want := statusFailSafe + "; hit; ttl=-" + strconv.FormatInt(age, 10) + `; detail="` + detail + `"`
+	if got := resp.Header.Get("Cache-Status"); got != want {
+		t.Fatalf("Cache-Status %q, want %q", got, want)
+	}
+	return resp.json(t)["price_cents"].(float64)
+}
+
+// wantUnavailable fails t unless resp is a 503 that does not claim to be
+// stale.
+func wantUnavailable(t *testing.T, resp response) {
+	t.Helper()
+	wantProblem(t, resp, http.StatusServiceUnavailable)
+	wantNotStale(t, resp)
+}
+
+func wantNotStale(t *testing.T, resp response) {
+	t.Helper()
+	if resp.Header.Get("Age") != "" || strings.Contains(resp.Header.Get("Cache-Status"), statusFailSafe) {
+		t.Fatalf("%d with Age %q, Cache-Status %q", resp.StatusCode, resp.Header.Get("Age"), resp.Header.Get("Cache-Status"))
+	}
+}
+
+// TestStaleIfErrorServesLabelledCopy: with the database cut, a read with
+// stale-if-error gets the last loaded value with Age and the fail-safe
+// Cache-Status; a read without it gets a 503.
+func TestStaleIfErrorServesLabelledCopy(t *testing.T) {
+	t.Parallel()
+	r, p := proxiedReplica(t)
+	id, _ := staleSetup(t, r, p)
+	wantUnavailable(t, do(t, http.MethodGet, r.url+"/products/"+id, ""))
+	if got := wantStale(t, do(t, http.MethodGet, r.url+"/products/"+id, "", "Cache-Control", "max-age=0, stale-if-error=60"), "db-error", 1, 60); got != 100 {
+		t.Fatalf("stale price %v, want 100", got)
+	}
+	wantUnavailable(t, do(t, http.MethodGet, r.url+"/products/"+id, "", "Cache-Control", "stale-if-error=bogus"))
+	p.SetCut(false)
+	resp := do(t, http.MethodGet, r.url+"/products/"+id, "", "Cache-Control", "stale-if-error=60")
+	wantStatus(t, resp, http.StatusOK)
+	wantNotStale(t, resp)
+}
+
+// TestStaleIfErrorAllowanceBoundsAge: a copy older than the request's
+// allowance is a 503; a larger allowance gets it, with its true age.
+func TestStaleIfErrorAllowanceBoundsAge(t *testing.T) {
+	t.Parallel()
+	r, p := proxiedReplica(t)
+	id, loaded := staleSetup(t, r, p)
+	// The copy is stamped when its load began, before loaded: once past
+	// loaded+1s it is more than 1 s old.
+	time.Sleep(time.Until(loaded.Add(1100 * time.Millisecond)))
+	wantUnavailable(t, do(t, http.MethodGet, r.url+"/products/"+id, "", "Cache-Control", "stale-if-error=1"))
+	wantStale(t, do(t, http.MethodGet, r.url+"/products/"+id, "", "Cache-Control", "stale-if-error=60"), "db-error", 2, 60)
+}
+
+// TestStaleIfErrorAfterWrite: a write, then the database fails: a read
+// that did not opt in never gets the superseded version, an opted-in one
+// gets it labelled stale.
+func TestStaleIfErrorAfterWrite(t *testing.T) {
+	t.Parallel()
+	r, p := proxiedReplica(t)
+	id := r.create(t, "kept", 100)["id"].(string)
+	wantStatus(t, do(t, http.MethodGet, r.url+"/products/"+id, ""), http.StatusOK)
+	r.put(t, id, `{"name":"kept","price_cents":200}`)
+	p.SetCut(true)
+	wantUnavailable(t, do(t, http.MethodGet, r.url+"/products/"+id, ""))
+	wantUnavailable(t, do(t, http.MethodGet, r.url+"/products/"+id, "", "Cache-Control", "stale-if-error=0"))
+	if got := wantStale(t, do(t, http.MethodGet, r.url+"/products/"+id, "", "Cache-Control", "stale-if-error=60"), "db-error", 1, 60); got != 100 {
+		t.Fatalf("stale price %v, want the superseded 100", got)
+	}
+}
+
+// TestStaleIfErrorServerDefault: the server's default allowance applies to
+// requests without the directive; stale-if-error=0 turns it off.
+func TestStaleIfErrorServerDefault(t *testing.T) {
+	t.Parallel()
+	r, p := proxiedReplica(t)
+	r.svc.SetFailSafe(time.Minute, 0)
+	id, _ := staleSetup(t, r, p)
+	wantStale(t, do(t, http.MethodGet, r.url+"/products/"+id, ""), "db-error", 1, 60)
+	wantUnavailable(t, do(t, http.MethodGet, r.url+"/products/"+id, "", "Cache-Control", "stale-if-error=0"))
+}
+
+// TestSoftTimeoutServesCopy: a database slower than the soft timeout gets
+// an opted-in read the copy, labelled db-timeout, long before the load
+// could finish.
+func TestSoftTimeoutServesCopy(t *testing.T) {
+	t.Parallel()
+	r, p := proxiedReplica(t)
+	r.svc.SetFailSafe(0, 100*time.Millisecond)
+	id := r.create(t, "kept", 100)["id"].(string)
+	wantStatus(t, do(t, http.MethodGet, r.url+"/products/"+id, ""), http.StatusOK)
+	evict(t, r, id)
+	p.SetLatency(2 * time.Second) // each way: a query takes at least 4 s
+	start := time.Now()
+	wantStale(t, do(t, http.MethodGet, r.url+"/products/"+id, "", "Cache-Control", "stale-if-error=60"), "db-timeout", 1, 60)
+	if d := time.Since(start); d >= 4*time.Second {
+		t.Fatalf("answered after %v, not before the load's 4 s", d)
+	}
+}
