@@ -373,7 +373,8 @@ func (c *Cache[V]) fromL2(key string, tok fenceToken, raw []byte, p plan, load L
 }
 
 // refreshFromL2 starts a refresh of a value read in L2 within its refresh
-// window, and otherwise returns when its L1 entry should (0 for never).
+// window, and otherwise returns when its L1 entry should (0 for never; at
+// once if the refresh could not start, a slot or the key being busy).
 func (c *Cache[V]) refreshFromL2(key string, st l2Stamp, neg bool, p plan, load LoadFunc[V]) int64 {
 	if neg || st.ttl <= 0 || c.opt.RefreshAhead <= 0 {
 		return 0
@@ -381,8 +382,10 @@ func (c *Cache[V]) refreshFromL2(key string, st l2Stamp, neg bool, p plan, load 
 	remaining := time.Duration(st.expires-time.Now().UnixMilli()) * time.Millisecond
 	ttl := time.Duration(st.ttl) * time.Millisecond
 	if remaining <= c.refreshWindow(ttl) {
-		c.refresh(key, load, p)
-		return 0
+		if c.refresh(key, load, p) {
+			return 0
+		}
+		return c.clockNow() // none could start: the next L1 hit tries
 	}
 	return c.refreshAt(c.clockNow(), remaining, ttl)
 }

@@ -102,7 +102,16 @@ func (c *Cache[V]) refreshNow(key string, load LoadFunc[V], p plan) (fillResult[
 	if c.retry.pending(key) {
 		return fillResult[V]{}, nil
 	}
-	lease := c.l2.refreshLease(c.ref.ctx, key, c.refreshWindow(c.l2TTL(false, p)))
+	// Redis is asked about half as much again as the window (at most
+	// halfway to the full TTL): the stamp a reader went by was taken before
+	// the fill's SET reached Redis, and on another replica's clock. A value
+	// just renewed still has more left. Without the margin a read at the
+	// window's edge found Redis a few milliseconds short of it and
+	// refreshed nothing (TestRefreshAheadZipf: 9 hot-key loads on the
+	// request path in 10s, 0 with it).
+	ttl := c.l2TTL(false, p)
+	w := c.refreshWindow(ttl)
+	lease := c.l2.refreshLease(c.ref.ctx, key, min(w+w/2, w+(ttl-w)/2))
 	if lease == "" {
 		return fillResult[V]{}, nil
 	}

@@ -254,3 +254,36 @@ func TestEagerRefreshFromL1Hit(t *testing.T) {
 		t.Fatalf("loads = %d, want 2", n)
 	}
 }
+
+// BenchmarkRemainingTTL compares the two ways a hit can learn how much of
+// its L2 TTL is left: the stamp in the value (a plain GET, 17 bytes more)
+// against a PTTL pipelined with the GET, on the shared Redis.
+func BenchmarkRemainingTTL(b *testing.B) {
+	rdb := needRedis(b)
+	ns := namespace(b, rdb)
+	ctx := context.Background()
+	key := ns + ":v:{bench}"
+	val := encodeL2(false, make([]byte, 200), l2Stamp{expires: time.Now().Add(time.Hour).UnixMilli(), ttl: 3600000})
+	if err := rdb.Set(ctx, key, val, time.Hour).Err(); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("stamp/GET", func(b *testing.B) {
+		for range b.N {
+			if err := rdb.Get(ctx, key).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("GET+PTTL", func(b *testing.B) {
+		for range b.N {
+			var get *redis.StringCmd
+			var pttl *redis.DurationCmd
+			if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				get, pttl = p.Get(ctx, key), p.PTTL(ctx, key)
+				return nil
+			}); err != nil || get.Err() != nil || pttl.Err() != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
