@@ -123,4 +123,5 @@
 //	                                         TestGetManyNoJoinOfLoadOlderThanBound, TestGetManyCluster
 //	18 eager refresh                         TestEagerRefreshOneLoaderAcrossReplicas, TestEagerRefreshRacingWriteIsFenced,
 //	                                         TestEagerRefreshFromL1Hit, TestCloseCancelsRefresh, TestNoRefreshWhenOff
+//	                                         TestEagerRefreshAtWindowEdge, TestEagerRefreshRetriedWhenSlotsWereFull
 package tiercache

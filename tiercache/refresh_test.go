@@ -287,3 +287,58 @@ func BenchmarkRemainingTTL(b *testing.B) {
 		}
 	})
 }
+
+// A read whose stamp puts it at the window's edge refreshes even though
+// Redis, whose expiry the fill's SET set a little after the stamp, holds
+// the value a little longer than the window.
+func TestEagerRefreshAtWindowEdge(t *testing.T) {
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	opt, done := withRefreshDone(refreshOptions(ns))
+	c := newCache(t, rdb, opt)
+	seedInWindow(t, rdb, c, "k", 1)
+	rdb.PExpire(context.Background(), c.l2.valueKey("k"), 31*time.Minute) // the window is 30
+	src := newSource()
+	src.set("k", 2)
+	mustGet(t, c, "k", src)
+	recv(t, done, "the refresh")
+	if n := src.loads.Load(); n != 1 {
+		t.Fatalf("loads = %d, want the refresh's 1", n)
+	}
+}
+
+// A read in the window that finds every refresh slot taken starts none,
+// and the next L1 hit of that key starts it once a slot is free.
+func TestEagerRefreshRetriedWhenSlotsWereFull(t *testing.T) {
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	opt, done := withRefreshDone(refreshOptions(ns))
+	opt.Standalone = true
+	c := newCache(t, rdb, opt)
+	bl := newBlockingLoader()
+	bl.started = make(chan struct{}, refreshSlots)
+	bl.calls = make(chan struct{}, refreshSlots+1)
+	for i := range refreshSlots {
+		key := "busy" + strconv.Itoa(i)
+		seedInWindow(t, rdb, c, key, 1)
+		mustGetLoad(t, c, key, bl.load(func() int { return 2 }))
+		recv(t, bl.started, "a busy refresh")
+	}
+	seedInWindow(t, rdb, c, "k", 1)
+	src := newSource()
+	src.set("k", 2)
+	if v, info := mustGet(t, c, "k", src); v != 1 || info.Source != SourceL2 || !info.L1Stored {
+		t.Fatalf("Get = %d, %+v; want 1 from L2, stored in L1", v, info)
+	}
+	close(bl.release)
+	for range refreshSlots {
+		recv(t, done, "a busy refresh to end")
+	}
+	if v, info := mustGet(t, c, "k", src); v != 1 || info.Source != SourceL1 {
+		t.Fatalf("Get = %d from %v, want 1 from L1", v, info.Source)
+	}
+	recv(t, done, "the retried refresh")
+	if n := src.loads.Load(); n != 1 {
+		t.Fatalf("loads of k = %d, want 1 (the retried refresh)", n)
+	}
+}
