@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"sync"
+	"time"
 )
 
 // LoadManyFunc loads the values of keys from the source of truth in one
@@ -201,7 +202,7 @@ func (b *manyFill[V]) readL2(viaL2, direct []int) ([]int, []int) {
 
 // fromL2 answers key i from a raw L2 value; false if it is undecodable.
 func (b *manyFill[V]) fromL2(i int, raw []byte) bool {
-	r, err, ok := b.c.fromL2(b.keys[i], b.toks[i], raw, plan{})
+	r, err, ok := b.c.fromL2(b.keys[i], b.toks[i], raw, plan{}, nil)
 	if ok {
 		r.info.LeaseWaited = b.infos[i].LeaseWaited
 		b.settle(i, r, err)
@@ -291,11 +292,16 @@ func (b *manyFill[V]) loadAll(idx []int) {
 		val, ok := vals[k]
 		res := fillResult[V]{val: val, info: b.infos[i]}
 		res.info.Source, res.info.Negative = SourceLoader, !ok
+		var refreshAt int64
 		if lease := b.leaseOf(i); lease != "" {
-			res.info.L2Stored = c.storeL2(ctx, k, lease, val, !ok, plan{})
+			var ttl time.Duration
+			res.info.L2Stored, ttl = c.storeL2(ctx, k, lease, val, !ok, plan{})
+			if res.info.L2Stored && ok {
+				refreshAt = c.refreshAt(c.clockNow(), ttl, ttl)
+			}
 			b.setLease(i, "")
 		}
-		res.info.L1Stored = c.install(k, b.toks[i], val, !ok)
+		res.info.L1Stored = c.install(k, b.toks[i], val, !ok, refreshAt)
 		if ok {
 			b.settle(i, res, nil)
 		} else {

@@ -98,6 +98,7 @@ type Cache[V any] struct {
 	bus      *bus // nil unless ModeTiered and not Standalone
 	stats    stats
 	retry    retryQueue
+	ref      refresher
 	warn     *ratelog.Limiter
 
 	base time.Time // the origin of the clock, see clockNow
@@ -130,6 +131,7 @@ func New[V any](rdb redis.UniversalClient, codec Codec[V], opt Options) (*Cache[
 	c := &Cache[V]{opt: opt, codec: codec, stop: make(chan struct{}), base: time.Now()}
 	c.warn = ratelog.New(c.opt.Logger, time.Second)
 	c.stats.init()
+	c.ref.init()
 	if opt.Mode != ModeL1Only {
 		c.rdb = rdb
 		c.l2 = newL2(rdb, &c.opt, &c.stats)
@@ -181,6 +183,9 @@ func (c *Cache[V]) GetInfo(ctx context.Context, key string, load LoadFunc[V], op
 		if e, ok := c.l1.get(key, now); ok {
 			if e.neg {
 				return zero, Info{Source: SourceL1, Negative: true}, ErrNotFound
+			}
+			if e.refreshAt != 0 && now >= e.refreshAt {
+				c.refreshOnHit(key, e, now, load, p)
 			}
 			return e.val, Info{Source: SourceL1}, nil
 		}
@@ -286,19 +291,19 @@ func (c *Cache[V]) fill(key string, load LoadFunc[V], p plan) (fillResult[V], er
 	}
 	if c.l2 == nil || p.skipL2 || c.retry.pending(key) {
 		return fillResult[V]{}, nil, func() (fillResult[V], error) {
-			return c.load(key, load, tok, "", p, fillResult[V]{})
+			return c.load(context.Background(), key, load, tok, "", p, fillResult[V]{})
 		}
 	}
 	raw, err := c.l2.get(key)
 	if err == nil && raw != nil {
-		if r, err, ok := c.fromL2(key, tok, raw, p); ok {
+		if r, err, ok := c.fromL2(key, tok, raw, p, load); ok {
 			return r, err, nil
 		}
 	}
 	redisUp := err == nil
 	return fillResult[V]{}, nil, func() (fillResult[V], error) {
 		if !redisUp {
-			return c.load(key, load, tok, "", p, fillResult[V]{})
+			return c.load(context.Background(), key, load, tok, "", p, fillResult[V]{})
 		}
 		return c.leaseAndLoad(key, load, tok, p)
 	}
@@ -310,19 +315,20 @@ func (c *Cache[V]) leaseAndLoad(key string, load LoadFunc[V], tok fenceToken, p 
 	var res fillResult[V]
 	raw, found, lease, waited := c.l2.lease(key)
 	if found {
-		if r, err, ok := c.fromL2(key, tok, raw, p); ok {
+		if r, err, ok := c.fromL2(key, tok, raw, p, nil); ok {
 			r.info.LeaseWaited = waited
 			return r, err
 		}
 	}
 	res.info.LeaseWaited = waited
-	return c.load(key, load, tok, lease, p, res)
+	return c.load(context.Background(), key, load, tok, lease, p, res)
 }
 
 // load runs the loader and installs its result: in L2 if lease still holds,
-// in L1 if no invalidation came since tok was taken.
-func (c *Cache[V]) load(key string, load LoadFunc[V], tok fenceToken, lease string, p plan, res fillResult[V]) (fillResult[V], error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.opt.LoadTimeout)
+// in L1 if no invalidation came since tok was taken. parent is
+// context.Background but for a refresh, which Close cancels.
+func (c *Cache[V]) load(parent context.Context, key string, load LoadFunc[V], tok fenceToken, lease string, p plan, res fillResult[V]) (fillResult[V], error) {
+	ctx, cancel := context.WithTimeout(parent, c.opt.LoadTimeout)
 	defer cancel()
 	c.stats.loads.Add(1)
 	began := c.clockNow()
@@ -339,11 +345,16 @@ func (c *Cache[V]) load(key string, load LoadFunc[V], tok fenceToken, lease stri
 	if !neg {
 		c.failSafe.put(key, val, began)
 	}
+	var refreshAt int64
 	if lease != "" {
-		res.info.L2Stored = c.storeL2(ctx, key, lease, val, neg, p)
+		var ttl time.Duration
+		res.info.L2Stored, ttl = c.storeL2(ctx, key, lease, val, neg, p)
+		if res.info.L2Stored && !neg {
+			refreshAt = c.refreshAt(c.clockNow(), ttl, ttl)
+		}
 	}
 	if !p.skipL1 {
-		res.info.L1Stored = c.install(key, tok, val, neg)
+		res.info.L1Stored = c.install(key, tok, val, neg, refreshAt)
 	}
 	if neg {
 		return res, ErrNotFound
@@ -353,10 +364,12 @@ func (c *Cache[V]) load(key string, load LoadFunc[V], tok fenceToken, lease stri
 
 // fromL2 answers from a value read in L2. ok is false when the value cannot
 // be decoded: it is deleted and the fill goes on as after a miss, so a codec
-// change in a rolling deploy costs loads, not errors.
-func (c *Cache[V]) fromL2(key string, tok fenceToken, raw []byte, p plan) (res fillResult[V], err error, ok bool) {
+// change in a rolling deploy costs loads, not errors. A value read in the
+// last part of its TTL starts a refresh with load, if not nil
+// (docs/design.md §3.18).
+func (c *Cache[V]) fromL2(key string, tok fenceToken, raw []byte, p plan, load LoadFunc[V]) (res fillResult[V], err error, ok bool) {
 	res.info.Source = SourceL2
-	neg, payload := decodeL2(raw)
+	neg, payload, st := decodeL2(raw)
 	if !neg {
 		v, err := c.codec.Unmarshal(payload)
 		if err != nil {
@@ -374,8 +387,9 @@ func (c *Cache[V]) fromL2(key string, tok fenceToken, raw []byte, p plan) (res f
 		c.opt.hooks.afterL2Read(key)
 	}
 	res.info.Negative = neg
+	refreshAt := c.refreshFromL2(key, st, neg, p, load)
 	if !p.skipL1 {
-		res.info.L1Stored = c.install(key, tok, res.val, neg)
+		res.info.L1Stored = c.install(key, tok, res.val, neg, refreshAt)
 	}
 	if neg {
 		return res, ErrNotFound, true
@@ -383,28 +397,55 @@ func (c *Cache[V]) fromL2(key string, tok fenceToken, raw []byte, p plan) (res f
 	return res, nil, true
 }
 
-func (c *Cache[V]) storeL2(ctx context.Context, key, lease string, val V, neg bool, p plan) bool {
+// refreshFromL2 starts a refresh of a value read in L2 within its refresh
+// window, and otherwise returns when its L1 entry should (0 for never; at
+// once if the refresh could not start, a slot or the key being busy).
+func (c *Cache[V]) refreshFromL2(key string, st l2Stamp, neg bool, p plan, load LoadFunc[V]) int64 {
+	if neg || st.ttl <= 0 || c.opt.RefreshAhead <= 0 {
+		return 0
+	}
+	remaining := time.Duration(st.expires-time.Now().UnixMilli()) * time.Millisecond
+	ttl := time.Duration(st.ttl) * time.Millisecond
+	if remaining <= c.refreshWindow(ttl) {
+		if c.refresh(key, load, p) {
+			return 0
+		}
+		return c.clockNow() // none could start: the next L1 hit tries
+	}
+	return c.refreshAt(c.clockNow(), remaining, ttl)
+}
+
+// l2TTL is the L2 TTL of a fill, before jitter.
+func (c *Cache[V]) l2TTL(neg bool, p plan) time.Duration {
+	switch {
+	case neg:
+		return c.opt.NegativeTTL
+	case p.grouped:
+		return c.opt.GroupL2TTL
+	}
+	return c.opt.L2TTL
+}
+
+// storeL2 fills L2 under lease; it reports whether it did, and the TTL.
+func (c *Cache[V]) storeL2(ctx context.Context, key, lease string, val V, neg bool, p plan) (bool, time.Duration) {
 	var payload []byte
 	if !neg {
 		b, err := c.codec.Marshal(val)
 		if err != nil {
 			c.stats.encodeErrors.Add(1)
 			c.l2.release(ctx, key, lease)
-			return false
+			return false, 0
 		}
 		payload = b
 	}
-	ttl := c.opt.L2TTL
-	switch {
-	case neg:
-		ttl = c.opt.NegativeTTL
-	case p.grouped:
-		ttl = c.opt.GroupL2TTL
-	}
-	return c.l2.fill(ctx, key, lease, encodeL2(neg, payload), c.jitter(ttl))
+	ttl := c.jitter(c.l2TTL(neg, p))
+	st := l2Stamp{expires: time.Now().Add(ttl).UnixMilli(), ttl: ttl.Milliseconds()}
+	return c.l2.fill(ctx, key, lease, encodeL2(neg, payload, st), ttl), ttl
 }
 
-func (c *Cache[V]) install(key string, tok fenceToken, val V, neg bool) bool {
+// install puts val in L1 unless an invalidation came since tok; refreshAt
+// is when a hit on it should start an eager refresh (0 for never).
+func (c *Cache[V]) install(key string, tok fenceToken, val V, neg bool, refreshAt int64) bool {
 	if c.l1 == nil {
 		return false
 	}
@@ -412,7 +453,7 @@ func (c *Cache[V]) install(key string, tok fenceToken, val V, neg bool) bool {
 	if neg && c.opt.NegativeTTL < ttl {
 		ttl = c.opt.NegativeTTL
 	}
-	ok := c.l1.install(key, tok, &l1Entry[V]{key: key, val: val, neg: neg, expires: c.clockNow() + int64(c.jitter(ttl))})
+	ok := c.l1.install(key, tok, &l1Entry[V]{key: key, val: val, neg: neg, expires: c.clockNow() + int64(c.jitter(ttl)), refreshAt: refreshAt})
 	if !ok {
 		c.stats.fencedFills.Add(1)
 	}
@@ -433,6 +474,7 @@ func (c *Cache[V]) Close() error {
 	}
 	c.closeMu.Lock() // wait for invalidations under way; later ones see closed
 	c.closeMu.Unlock()
+	c.ref.close()
 	close(c.stop)
 	if c.bus != nil {
 		c.bus.close()

@@ -32,6 +32,11 @@
 // group's generation, and InvalidateGroup raises the generation everywhere
 // in O(1) round trips, so old entries are never read again and age out.
 //
+// A value read in the last part of its L2 TTL (Options.RefreshAhead) is
+// refreshed in the background by one replica, the lease deciding which, so
+// a key that stays hot never expires on the request path
+// (docs/design.md §3.18).
+//
 // Loaders that return [ErrNotFound] produce a negative entry, cached for
 // Options.NegativeTTL and invalidated like any other.
 //
@@ -119,4 +124,7 @@
 //	17 batch reads keep per-key rules        TestGetManyMixed, TestGetManyRacingWriteIsFenced, TestGetManySharesLoadWithGet,
 //	                                         TestGetManyThreeReplicas, TestGetManyLoaderFails, TestGetManyL2OneRoundTrip,
 //	                                         TestGetManyNoJoinOfLoadOlderThanBound, TestGetManyCluster
+//	18 eager refresh                         TestEagerRefreshOneLoaderAcrossReplicas, TestEagerRefreshRacingWriteIsFenced,
+//	                                         TestEagerRefreshFromL1Hit, TestCloseCancelsRefresh, TestNoRefreshWhenOff
+//	                                         TestEagerRefreshAtWindowEdge, TestEagerRefreshRetriedWhenSlotsWereFull
 package tiercache

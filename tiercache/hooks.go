@@ -13,6 +13,7 @@ type hooks struct {
 	channelUp       func()           // the subscription was confirmed
 	channelDown     func()           // the subscription broke
 	closeWaiting    func()           // Close is about to wait for invalidations under way
+	refreshDone     func(key string) // an eager refresh ended, whatever it did
 	onMessage       func(src string, keys []string)
 	now             func() int64  // replaces the monotonic clock (nanoseconds)
 	genClock        func() uint64 // replaces the clock group generations start from

@@ -50,6 +50,11 @@ type l1Entry[V any] struct {
 	val     V
 	neg     bool
 	expires int64 // unix nanoseconds on the coarse clock
+
+	// refreshAt is when a hit should start an eager refresh (clock
+	// reading; 0 for never), refreshing whether one did.
+	refreshAt  int64
+	refreshing atomic.Bool
 }
 
 // fenceToken is the generation a load saw before it started.

@@ -359,3 +359,32 @@ func globEscape(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
 	return r.Replace(s)
 }
+
+// refreshLeaseScript takes a key's lease for an eager refresh only while
+// the value is still in its last ARGV[3] milliseconds: a value another
+// replica has just refreshed, one with no TTL, or none at all (the miss
+// path's business) is left alone. It is a script because the check and the
+// SET NX must be one step, or two replicas could refresh one after the
+// other; it runs once per refresh, not per read.
+var refreshLeaseScript = redis.NewScript(`
+local t = redis.call('PTTL', KEYS[1])
+if t < 0 or t > tonumber(ARGV[3]) then return 0 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+`)
+
+// refreshLease takes key's lease for an eager refresh if the value's
+// remaining TTL is within window; it returns the token, or "" if not.
+func (l *l2) refreshLease(ctx context.Context, key string, window time.Duration) string {
+	token := randomToken()
+	var n int64
+	err := l.call(ctx, func(ctx context.Context) (err error) {
+		n, err = refreshLeaseScript.Run(ctx, l.rdb, []string{l.valueKey(key), l.leaseKey(key)}, token, l.opt.LeaseTTL.Milliseconds(), window.Milliseconds()).Int64()
+		return err
+	})
+	if err != nil || n == 0 {
+		return ""
+	}
+	l.stats.leasesTaken.Add(1)
+	return token
+}

@@ -87,6 +87,13 @@ type Options struct {
 	// entries filled together do not expire together. Default 0.1; negative
 	// disables jitter.
 	Jitter float64
+	// RefreshAhead is the last part of an L2 TTL in which a read refreshes
+	// the value in the background, so a key that stays hot never expires on
+	// the request path (docs/design.md §3.18): 0.1 refreshes a value read
+	// in the last tenth of its TTL. One replica refreshes (the L2 lease
+	// decides); the reader gets the current value at once. Default 0.1;
+	// negative disables it.
+	RefreshAhead float64
 
 	// L2Timeout bounds every Redis call on the read path. Default 100ms.
 	// The client must have ContextTimeoutEnabled for the bound to cut a
@@ -221,6 +228,11 @@ func (o Options) withDefaults() (Options, error) {
 	} else if o.Jitter < 0 {
 		o.Jitter = 0
 	}
+	if o.RefreshAhead == 0 {
+		o.RefreshAhead = 0.1
+	} else if o.RefreshAhead < 0 {
+		o.RefreshAhead = 0
+	}
 	if o.BreakerThreshold == 0 {
 		o.BreakerThreshold = 5
 	}
@@ -245,6 +257,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("%w: L1Shards %d, want 1 to 4096", errOptions, o.L1Shards)
 	case o.Jitter >= 1:
 		return fmt.Errorf("%w: Jitter %v must be below 1", errOptions, o.Jitter)
+	case o.RefreshAhead >= 1:
+		return fmt.Errorf("%w: RefreshAhead %v must be below 1", errOptions, o.RefreshAhead)
 	case o.BreakerThreshold < 0 || o.RetryQueueSize < 0:
 		return fmt.Errorf("%w: negative BreakerThreshold or RetryQueueSize", errOptions)
 	case o.StalenessBound <= o.FreshnessInterval && o.StalenessBound > 0:

@@ -23,7 +23,7 @@ type stats struct {
 	ownSkipped, malformed, gaps, flushes, subscribes             atomic.Uint64
 	subscriptionBreaks, retries, retrySucceeded, retryDropped    atomic.Uint64
 	bypassStale, bypassDown, bypassWaking, lapses, pings         atomic.Uint64
-	notReplicated                                                atomic.Uint64
+	notReplicated, refreshes                                     atomic.Uint64
 	staleError, staleTimeout                                     atomic.Uint64
 	staleAgeSum, staleAgeMax                                     atomic.Int64
 	lag                                                          histogram
@@ -65,6 +65,7 @@ type Stats struct {
 	L2Errors      uint64 // Redis calls that failed or were refused by the breaker
 	L2Fills       uint64 // values written to Redis
 	Loads         uint64 // loader calls
+	Refreshes     uint64 // loader calls of eager refreshes (counted in Loads too)
 	LoadErrors    uint64 // loader calls that failed (never cached)
 	Collapsed     uint64 // callers that waited on another caller's load in this replica
 	LeaseWaits    uint64 // fills that waited on another replica's lease
@@ -121,7 +122,7 @@ func (c *Cache[V]) Stats() Stats {
 	out := Stats{
 		L2Hits:   s.l2Hits.Load(),
 		L2Misses: s.l2Misses.Load(), L2Errors: s.l2Errors.Load(), L2Fills: s.l2Fills.Load(),
-		Loads: s.loads.Load(), LoadErrors: s.loadErrors.Load(), Collapsed: s.collapsed.Load(),
+		Loads: s.loads.Load(), Refreshes: s.refreshes.Load(), LoadErrors: s.loadErrors.Load(), Collapsed: s.collapsed.Load(),
 		LeaseWaits: s.leaseWaits.Load(), LeasesTaken: s.leasesTaken.Load(), LeaseTimeouts: s.leaseTimeouts.Load(),
 		FencedFills: s.fencedFills.Load(), FencedL2Fills: s.fencedL2Fills.Load(),
 		DecodeErrors: s.decodeErrors.Load(), EncodeErrors: s.encodeErrors.Load(), BreakerOpens: s.breakerOpens.Load(),

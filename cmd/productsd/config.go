@@ -47,6 +47,7 @@ type config struct {
 	waitTimeout    time.Duration // REDIS_WAIT_TIMEOUT: tiercache Options.ReplicaAckTimeout
 	staleIfError   time.Duration // CACHE_STALE_IF_ERROR: default fail-safe allowance (0: off)
 	softTimeout    time.Duration // CACHE_SOFT_TIMEOUT: opted-in reads answer stale after it (0: off)
+	refreshAhead   float64       // CACHE_REFRESH_AHEAD: tiercache Options.RefreshAhead (0 here: off, -1 there)
 
 	pool  *pgxpool.Config // parsed DATABASE_URL
 	redis *redisConfig    // REDIS_URL parsed for REDIS_MODE; nil when the mode needs no Redis
@@ -68,6 +69,7 @@ func settings() []*setting {
 		{env: "CACHE_L1_POLICY", flag: "cache-l1-policy", def: "2q", usage: "what a full L1 evicts: 2q (scan-resistant) or lru"},
 		{env: "CACHE_L1_TTL", flag: "cache-l1-ttl", def: "30s", usage: "maximum age of an L1 entry: the staleness bound"},
 		{env: "CACHE_L2_TTL", flag: "cache-l2-ttl", def: "1h", usage: "Redis TTL of a value, with jitter"},
+		{env: "CACHE_REFRESH_AHEAD", flag: "cache-refresh-ahead", def: "0.1", usage: "last part of CACHE_L2_TTL in which a read refreshes the value in the background (one replica loads); 0 turns it off"},
 		{env: "CACHE_NEGATIVE_TTL", flag: "cache-negative-ttl", def: "30s", usage: "lifetime of a cached not-found"},
 		{env: "CACHE_NAMESPACE", flag: "cache-namespace", def: "productsd", usage: "prefix of every Redis key and of the invalidation channel"},
 		{env: "REPLICA_ID", flag: "replica-id", def: "", usage: "this replica's name in messages and metrics (default hostname-pid)"},
@@ -147,6 +149,8 @@ func resolve(v map[string]string) (config, error) {
 	c.l1TTL, err = positiveDuration("CACHE_L1_TTL", v["CACHE_L1_TTL"])
 	check(err)
 	c.l2TTL, err = positiveDuration("CACHE_L2_TTL", v["CACHE_L2_TTL"])
+	check(err)
+	c.refreshAhead, err = fraction("CACHE_REFRESH_AHEAD", v["CACHE_REFRESH_AHEAD"])
 	check(err)
 	c.negativeTTL, err = positiveDuration("CACHE_NEGATIVE_TTL", v["CACHE_NEGATIVE_TTL"])
 	check(err)
@@ -245,6 +249,15 @@ func positiveInt(name, s string) (int, error) {
 		return 0, fmt.Errorf("%s: %d, want at least 1", name, n)
 	}
 	return n, nil
+}
+
+// fraction parses a number from 0 up to (not including) 1.
+func fraction(name, s string) (float64, error) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f >= 1 {
+		return 0, fmt.Errorf("%s: %q, want a number from 0 to below 1", name, s)
+	}
+	return f, nil
 }
 
 func nonNegativeDuration(name, s string) (time.Duration, error) {

@@ -53,6 +53,7 @@ func TestBadConfig(t *testing.T) {
 		{"L1 TTL flag", nil, []string{"-cache-l1-ttl", "abc"}, `CACHE_L1_TTL: invalid duration "abc"`},
 		{"flag over env", map[string]string{"CACHE_L2_TTL": "1h"}, []string{"-cache-l2-ttl", "-1s"}, `CACHE_L2_TTL: -1s, want a positive duration`},
 		{"L2 TTL zero", map[string]string{"CACHE_L2_TTL": "0"}, nil, `CACHE_L2_TTL: 0s, want a positive duration`},
+		{"refresh ahead of 1", map[string]string{"CACHE_REFRESH_AHEAD": "1"}, nil, `CACHE_REFRESH_AHEAD: "1", want a number from 0 to below 1`},
 		{"negative TTL", map[string]string{"CACHE_NEGATIVE_TTL": "soon"}, nil, `CACHE_NEGATIVE_TTL: invalid duration "soon"`},
 		{"L1 over L2", map[string]string{"CACHE_L1_TTL": "2h"}, nil, `CACHE_L1_TTL: 2h0m0s exceeds CACHE_L2_TTL 1h0m0s`},
 		{"L1 size", map[string]string{"CACHE_L1_SIZE": "lots"}, nil, `CACHE_L1_SIZE: invalid integer "lots"`},

@@ -71,6 +71,7 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 			L1TTL:             cfg.l1TTL,
 			L2TTL:             cfg.l2TTL,
 			NegativeTTL:       cfg.negativeTTL,
+			RefreshAhead:      refreshAhead(cfg.refreshAhead),
 			StalenessBound:    cfg.stalenessBound,
 			MinReplicasAck:    cfg.minReplicasAck,
 			ReplicaAckTimeout: cfg.waitTimeout,
@@ -302,4 +303,13 @@ func displayURL(a net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
+}
+
+// refreshAhead maps CACHE_REFRESH_AHEAD to tiercache Options.RefreshAhead,
+// where 0 means the default and a negative value turns it off.
+func refreshAhead(f float64) float64 {
+	if f == 0 {
+		return -1
+	}
+	return f
 }

@@ -42,6 +42,7 @@ var exported = map[string]sample{
 	"FencedFills": {"tiercache_fenced_fills_total", "l1"}, "FencedL2Fills": {"tiercache_fenced_fills_total", "l2"},
 	"L2Errors": {"tiercache_l2_errors_total", ""}, "L2Fills": {"tiercache_l2_fills_total", ""},
 	"Loads": {"tiercache_loads_total", ""}, "LoadErrors": {"tiercache_load_errors_total", ""},
+	"Refreshes": {"tiercache_refreshes_total", ""},
 	"Collapsed": {"tiercache_collapsed_total", ""}, "LeaseWaits": {"tiercache_lease_waits_total", ""},
 	"LeasesTaken": {"tiercache_leases_taken_total", ""}, "LeaseTimeouts": {"tiercache_lease_timeouts_total", ""},
 	"DecodeErrors": {"tiercache_decode_errors_total", ""}, "EncodeErrors": {"tiercache_encode_errors_total", ""},

@@ -68,6 +68,8 @@ var definitions = []definition{
 		func(s *tiercache.Stats) uint64 { return s.Loads }),
 	counter("load_errors_total", "Loader calls that failed (never cached).",
 		func(s *tiercache.Stats) uint64 { return s.LoadErrors }),
+	counter("refreshes_total", "Loader calls of eager refreshes (also in loads_total).",
+		func(s *tiercache.Stats) uint64 { return s.Refreshes }),
 	counter("collapsed_total", "Callers that waited on another caller's load in this replica.",
 		func(s *tiercache.Stats) uint64 { return s.Collapsed }),
 	counter("lease_waits_total", "Fills that waited on another replica's lease.",

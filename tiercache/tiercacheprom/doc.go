@@ -21,6 +21,7 @@
 //	tiercache_l2_fills_total                        values written to Redis
 //	tiercache_loads_total                           loader calls
 //	tiercache_load_errors_total                     loader calls that failed
+//	tiercache_refreshes_total                       loader calls of eager refreshes
 //	tiercache_collapsed_total                       callers that shared another caller's load
 //	tiercache_lease_waits_total                     fills that waited on another replica's lease
 //	tiercache_leases_taken_total                    leases this replica took
