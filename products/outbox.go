@@ -122,15 +122,16 @@ type outbox struct {
 	marked atomic.Uint64 // rows marked done by the marker
 	pruned atomic.Uint64 // done rows deleted after the replay window
 
-	replays   atomic.Uint64 // replays of the window after a master change
-	relayed   atomic.Uint64 // rows sent for a cut-off writer on its NOTIFY
-	notified  atomic.Uint64 // NOTIFYs this replica sent for its deferred invalidations
-	listening atomic.Bool   // the relay's LISTEN connection is up
-	replayDue atomic.Bool   // a master change was seen: replay the window
-	wake      chan struct{} // wakes the sweeper for a replay
-	errs      atomic.Uint64 // failed sweeps, re-sends and marks
-	pending   atomic.Int64  // rows in the table at the last sweep
-	oldest    atomic.Uint64 // float64 bits: age in seconds of the oldest row then
+	replays    atomic.Uint64 // replays of the window after a master change
+	relayed    atomic.Uint64 // rows sent for a cut-off writer on its NOTIFY
+	relaySlots chan struct{} // relays in flight off the LISTEN loop
+	notified   atomic.Uint64 // NOTIFYs this replica sent for its deferred invalidations
+	listening  atomic.Bool   // the relay's LISTEN connection is up
+	replayDue  atomic.Bool   // a master change was seen: replay the window
+	wake       chan struct{} // wakes the sweeper for a replay
+	errs       atomic.Uint64 // failed sweeps, re-sends and marks
+	pending    atomic.Int64  // rows in the table at the last sweep
+	oldest     atomic.Uint64 // float64 bits: age in seconds of the oldest row then
 
 	// failing is set while sweeps fail, to log the first failure only.
 	// Only the sweeping goroutine uses it.
@@ -142,7 +143,8 @@ type outbox struct {
 }
 
 func newOutbox(store *Store, cache *tiercache.Cache[Entry], rdb redis.UniversalClient, logger *slog.Logger) *outbox {
-	return &outbox{store: store, cache: cache, rdb: rdb, log: logger, marks: make(chan int64, markQueueSize), wake: make(chan struct{}, 1)}
+	return &outbox{store: store, cache: cache, rdb: rdb, log: logger, marks: make(chan int64, markQueueSize), wake: make(chan struct{}, 1),
+		relaySlots: make(chan struct{}, relayInFlight)}
 }
 
 // done queues the deletion of row id, whose invalidation Redis took. It

@@ -29,7 +29,9 @@ const (
 	// other relay holds it.
 	relayClaimSQL = `SELECT id, keys, groups FROM cache_outbox WHERE id = $1 AND done_at IS NULL FOR UPDATE SKIP LOCKED`
 
-	relayBackoff = time.Second // longest wait between LISTEN connection attempts
+	relayBackoff  = time.Second // longest wait between LISTEN connection attempts
+	relayAttempts = 5           // tries of one relayed row: 25+50+100+200 ms of pauses between them
+	relayInFlight = 8           // relayed rows tried at once, off the LISTEN loop
 )
 
 // notifyDeferred tells the other replicas, through PostgreSQL, that the
@@ -92,18 +94,47 @@ func (o *outbox) listen(ctx context.Context) error {
 }
 
 // relay sends row id if this replica can reach Redis and the row is still
-// pending and unclaimed.
+// pending and unclaimed. A failed attempt (Redis not answering this
+// replica either, a send that failed) is tried again relayAttempts times
+// with a doubling pause before it is left to the sweeper: on a starved
+// machine one slow PING must not cost the peers a whole sweep. Attempts
+// run off the LISTEN loop (at most relayInFlight at once), so a replica
+// that cannot reach Redis, such as the cut-off writer hearing its own
+// NOTIFY, does not hold up the notifications behind it.
 func (o *outbox) relay(ctx context.Context, id int64) {
-	if o.redisUp(ctx) != nil {
+	select {
+	case o.relaySlots <- struct{}{}:
+	default:
+		o.relayAttempts(ctx, id) // all slots busy: in line, never dropped
 		return
 	}
-	n, err := o.sendClaimed(ctx, relayClaimSQL, id)
-	if err != nil {
-		if ctx.Err() == nil {
-			o.errs.Add(1)
-			o.log.Warn("products: outbox relay failed; the sweeper will re-send", "outbox_id", id, "err", err)
+	go func() {
+		defer func() { <-o.relaySlots }()
+		o.relayAttempts(ctx, id)
+	}()
+}
+
+func (o *outbox) relayAttempts(ctx context.Context, id int64) {
+	wait := 25 * time.Millisecond
+	var sendErr error // the last send's failure; nil when Redis did not answer here
+	for range relayAttempts {
+		if o.redisUp(ctx) == nil {
+			n, err := o.sendClaimed(ctx, relayClaimSQL, id)
+			if err == nil {
+				o.relayed.Add(uint64(n)) // 0: done already, or another replica holds it
+				return
+			}
+			sendErr = err
 		}
-		return
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait *= 2
 	}
-	o.relayed.Add(uint64(n))
+	if sendErr != nil && ctx.Err() == nil {
+		o.errs.Add(1)
+		o.log.Warn("products: outbox relay failed; the sweeper will re-send", "outbox_id", id, "err", sendErr)
+	}
 }
