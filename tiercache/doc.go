@@ -107,7 +107,8 @@
 //	                                         TestUndecodableL2ValueIsAMiss, TestCallerContextDoesNotCancelSharedLoad
 //	13 freshness lease                       TestLapseBypassesL1WithoutFlush, TestNoJoinOfLoadOlderThanBound,
 //	                                         TestRedisStallNoStaleReads, TestIdleReplicaProvesFreshnessOnDemand,
-//	                                         TestRandomizedConsistency
+//	                                         TestRandomizedConsistency, TestClusterSubscribesOnMasterWithReadOnly,
+//	                                         TestClusterSubscriptionFollowsFailover
 //	14 durable invalidation (ErrDeferred)    products: TestWriterDiesWithUnsentInvalidation,
 //	                                         TestRedisRestartUnderLoad; cmd/productsd: TestWriterKilledWithUnsentInvalidation
 //	15 invalidation survives a failover      TestInvalidationWaitsForReplicas; products: TestReplayAfterMasterChange,

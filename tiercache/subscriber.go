@@ -180,7 +180,7 @@ func (b *bus) run(ctx context.Context) {
 // Redis ever confirmed it.
 func (b *bus) session(ctx context.Context) (confirmed bool, err error) {
 	sent := b.clock()
-	node, err := b.channelNode(ctx)
+	node, sn, err := b.subscribeNode(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -201,6 +201,8 @@ func (b *bus) session(ctx context.Context) (confirmed bool, err error) {
 	pctx, stopPinger := context.WithCancel(ctx)
 	var pinger sync.WaitGroup
 	pinger.Go(func() { b.ping(pctx, ps) })
+	var moved atomic.Bool
+	pinger.Go(func() { b.watchTopology(pctx, sn, ps, func() { moved.Store(true) }) })
 	defer func() {
 		stopPinger()
 		b.mu.Lock()
@@ -215,6 +217,10 @@ func (b *bus) session(ctx context.Context) (confirmed bool, err error) {
 			if ctx.Err() == nil && isTimeout(err) {
 				err = errPingTimeout
 			}
+			if moved.Load() {
+				b.stats.topologyResubscribes.Add(1)
+				err = errTopologyChanged
+			}
 			return confirmed, err
 		}
 		runHook(b.hooks.beforeApply)
@@ -223,21 +229,35 @@ func (b *bus) session(ctx context.Context) (confirmed bool, err error) {
 			if m.Channel != b.channel {
 				continue
 			}
-			if m.Kind != "subscribe" && m.Kind != "ssubscribe" {
-				return confirmed, errors.New("tiercache: unsubscribed by server")
+			if err := b.confirm(m, sent); err != nil {
+				return confirmed, err
 			}
 			confirmed = true
-			clear(b.src)
-			b.onUp()
-			// Caught up as of the SUBSCRIBE: onUp flushed L1 and forgot
-			// every load, so nothing here predates it.
-			b.advance(sent)
 		case *redis.Message:
 			b.handle(m.Payload)
 		case *redis.Pong:
 			b.pong(m.Payload)
 		}
 	}
+}
+
+// confirm handles Redis's answer about the subscription: a confirmation
+// brings the channel up; an unsubscription ends the session.
+func (b *bus) confirm(m *redis.Subscription, sent int64) error {
+	switch m.Kind {
+	case "subscribe", "ssubscribe":
+	case "sunsubscribe": // Redis drops a slot's subscribers when it loses the slot
+		b.stats.topologyResubscribes.Add(1)
+		return errTopologyChanged
+	default:
+		return errors.New("tiercache: unsubscribed by server")
+	}
+	clear(b.src)
+	b.onUp()
+	// Caught up as of the SUBSCRIBE: onUp flushed L1 and forgot every
+	// load, so nothing here predates it.
+	b.advance(sent)
+	return nil
 }
 
 // idleTicks is how many pinger ticks without a read make the pinger idle
