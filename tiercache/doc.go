@@ -93,7 +93,8 @@
 //	                                         TestFlushFencesAndForgetsFillInFlight, TestMalformedAndOwnMessages,
 //	                                         TestSequencePerIncarnation, TestFailedPublishKeepsSequence,
 //	                                         TestConcurrentWritesAreNoGap, TestConcurrentInvalidationsShareAMessage,
-//	                                         TestSubscriberForgetsSilentPublishers, TestRedisRestart
+//	                                         TestSubscriberForgetsSilentPublishers, TestRedisRestart,
+//	                                         TestLostFirstMessageOfIncarnationIsAGap
 //	7  maximum age                           TestL1MaxAge
 //	8  failed publishes retried              TestFailedPublishIsRetried, TestRetryQueueOverflow,
 //	                                         TestFailedDeleteQueuesBeforeLocalStep, TestCloseWaitsForInvalidation,

@@ -29,23 +29,43 @@ func (b *bus) channelNode(ctx context.Context) (redis.UniversalClient, error) {
 	return cc.MasterForKey(ctx, b.channel)
 }
 
-// publishPayload sends payload on the channel, through channelNode. On a
-// Cluster whose client's slot map is older than a failover or a migration,
-// that node answers with a redirect; the map is then reloaded and the
-// cluster client, which follows redirects, sends it.
+// publishPayload sends payload on the channel, through channelNode, in one
+// pipeline behind this incarnation's registration when one is due
+// (incarnations.go). On a Cluster whose client's slot map is older than a
+// failover or a migration, that node answers with a redirect; the map is
+// then reloaded and the cluster client, which follows redirects, sends it.
 func (b *bus) publishPayload(ctx context.Context, payload []byte) error {
 	node, err := b.channelNode(ctx)
 	if err != nil {
 		return err
 	}
-	cc, ok := b.rdb.(*redis.ClusterClient)
-	if !ok {
-		return node.Publish(ctx, b.channel, payload).Err()
+	cc, sharded := b.rdb.(*redis.ClusterClient)
+	if sharded {
+		err = b.pipelinePublish(ctx, node, payload)
+		if isRedirect(err) {
+			cc.ReloadState(ctx)
+			err = b.pipelinePublish(ctx, cc, payload)
+		}
+		return err
 	}
-	err = node.SPublish(ctx, b.channel, payload).Err()
-	if isRedirect(err) {
-		cc.ReloadState(ctx)
-		err = cc.SPublish(ctx, b.channel, payload).Err()
+	return b.pipelinePublish(ctx, node, payload)
+}
+
+// pipelinePublish sends the registration when due and the publish in one
+// round trip through c.
+func (b *bus) pipelinePublish(ctx context.Context, c redis.UniversalClient, payload []byte) error {
+	var registered func()
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		registered = b.register(ctx, p)
+		if b.sharded() {
+			p.SPublish(ctx, b.channel, payload)
+		} else {
+			p.Publish(ctx, b.channel, payload)
+		}
+		return nil
+	})
+	if err == nil {
+		registered()
 	}
 	return err
 }
