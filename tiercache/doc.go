@@ -98,7 +98,8 @@
 //	                                         TestFlushFencesAndForgetsFillInFlight, TestMalformedAndOwnMessages,
 //	                                         TestSequencePerIncarnation, TestFailedPublishKeepsSequence,
 //	                                         TestConcurrentWritesAreNoGap, TestConcurrentInvalidationsShareAMessage,
-//	                                         TestSubscriberForgetsSilentPublishers, TestRedisRestart
+//	                                         TestSubscriberForgetsSilentPublishers, TestRedisRestart,
+//	                                         TestLostFirstMessageOfIncarnationIsAGap
 //	7  maximum age                           TestL1MaxAge
 //	8  failed publishes retried              TestFailedPublishIsRetried, TestRetryQueueOverflow,
 //	                                         TestFailedDeleteQueuesBeforeLocalStep, TestCloseWaitsForInvalidation,
@@ -112,7 +113,8 @@
 //	                                         TestUndecodableL2ValueIsAMiss, TestCallerContextDoesNotCancelSharedLoad
 //	13 freshness lease                       TestLapseBypassesL1WithoutFlush, TestNoJoinOfLoadOlderThanBound,
 //	                                         TestRedisStallNoStaleReads, TestIdleReplicaProvesFreshnessOnDemand,
-//	                                         TestRandomizedConsistency
+//	                                         TestRandomizedConsistency, TestClusterSubscribesOnMasterWithReadOnly,
+//	                                         TestClusterSubscriptionFollowsFailover
 //	14 durable invalidation (ErrDeferred)    products: TestWriterDiesWithUnsentInvalidation,
 //	                                         TestRedisRestartUnderLoad; cmd/productsd: TestWriterKilledWithUnsentInvalidation
 //	15 invalidation survives a failover      TestInvalidationWaitsForReplicas; products: TestReplayAfterMasterChange,

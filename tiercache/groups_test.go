@@ -64,7 +64,7 @@ func TestFailedRefreshDistrustsGroups(t *testing.T) {
 	srv := startRedisServer(t)
 	admin := srv.client(t)
 	// b may not read group generations: every refresh fails.
-	brdb := aclUser(t, srv, admin, "b", "~bug2:v:*", "~bug2:l:*", "&*", "+@all")
+	brdb := aclUser(t, srv, admin, "b", "~bug2:v:*", "~bug2:l:*", "~bug2:incarnations*", "&*", "+@all")
 	src := newSource()
 	src.set("page", 1)
 	optB := fastOptions("bug2")

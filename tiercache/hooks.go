@@ -15,11 +15,12 @@ type hooks struct {
 	closeWaiting    func()           // Close is about to wait for invalidations under way
 	refreshDone     func(key string) // an eager refresh ended, whatever it did
 	onMessage       func(src string, keys []string)
-	now             func() int64  // replaces the monotonic clock (nanoseconds)
-	genClock        func() uint64 // replaces the clock group generations start from
-	beforeSend      func()        // a batch of invalidations is about to be published
-	unbatched       bool          // publish each invalidation alone (the baseline of a benchmark)
-	neverIdle       bool          // the pinger keeps its pace without reads
+	dropMessage     func(payload string) bool // true: the subscriber never sees this message
+	now             func() int64              // replaces the monotonic clock (nanoseconds)
+	genClock        func() uint64             // replaces the clock group generations start from
+	beforeSend      func()                    // a batch of invalidations is about to be published
+	unbatched       bool                      // publish each invalidation alone (the baseline of a benchmark)
+	neverIdle       bool                      // the pinger keeps its pace without reads
 }
 
 // runHook runs h if it is set.

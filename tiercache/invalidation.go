@@ -227,16 +227,7 @@ func (c *Cache[V]) send(ctx context.Context, msg message) error {
 	if err != nil {
 		return err
 	}
-	err = c.l2.callWrite(ctx, func(ctx context.Context) error {
-		node, err := b.channelNode(ctx)
-		if err != nil {
-			return err
-		}
-		if b.sharded() {
-			return node.SPublish(ctx, b.channel, payload).Err()
-		}
-		return node.Publish(ctx, b.channel, payload).Err()
-	})
+	err = c.l2.callWrite(ctx, func(ctx context.Context) error { return b.publishPayload(ctx, payload) })
 	if err != nil {
 		c.stats.publishFailures.Add(1)
 		return err

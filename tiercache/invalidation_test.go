@@ -378,3 +378,48 @@ func TestSubscriberForgetsSilentPublishers(t *testing.T) {
 		t.Fatal("a publisher heard from within publisherTTL was forgotten")
 	}
 }
+
+// TestLostFirstMessageOfIncarnationIsAGap: a publisher incarnation that
+// started after the reader subscribed has its first message lost on the way
+// to the reader; its second must be taken for a gap (L1 flushed), not as
+// the start of its numbering, or the reader keeps serving what the lost
+// message invalidated (docs/design.md §3.6).
+func TestLostFirstMessageOfIncarnationIsAGap(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	src := newSource()
+	applied := make(chan []string, 10)
+	var dropped atomic.Bool
+	optB := Options{Namespace: ns, L1TTL: time.Hour}
+	optB.hooks.dropMessage = func(string) bool { return dropped.CompareAndSwap(false, true) }
+	optB.hooks.onMessage = func(_ string, keys []string) { applied <- keys }
+	b := newCache(t, rdb, optB)
+	waitReady(t, b)
+	a := newCache(t, rdb, Options{Namespace: ns}) // a new incarnation
+	waitReady(t, a)
+	ctx := context.Background()
+	src.set("k", 1)
+	mustGet(t, b, "k", src)
+	if _, info := mustGet(t, b, "k", src); info.Source != SourceL1 {
+		t.Fatalf("b: got %v, want an L1 hit", info.Source)
+	}
+	src.set("k", 2)
+	for _, k := range []string{"k", "other"} { // a's messages 1 (dropped by b) and 2
+		if err := a.Invalidate(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if keys := <-applied; len(keys) != 1 || keys[0] != "other" {
+		t.Fatalf("b applied %v first, want [other]", keys)
+	}
+	if !dropped.Load() {
+		t.Fatal("no message dropped")
+	}
+	if v, _ := mustGet(t, b, "k", src); v != 2 {
+		t.Fatalf("b serves %d after the lost invalidation, want 2 (gaps %d)", v, b.Stats().Gaps)
+	}
+	if g := b.Stats().Gaps; g != 1 {
+		t.Fatalf("gaps: got %d, want 1", g)
+	}
+}

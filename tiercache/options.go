@@ -159,6 +159,12 @@ type Options struct {
 	// read joins a load that began longer ago than this. Default 25ms; it
 	// must exceed FreshnessInterval.
 	StalenessBound time.Duration
+	// TopologyInterval is how often, on a Redis Cluster, the subscriber asks
+	// the node its subscription is on whether that node still is the master
+	// of the channel's slot; when it is not (a failover, a slot migration)
+	// the subscription counts as broken and moves to the new master
+	// (docs/design.md §3.13). Default 200ms.
+	TopologyInterval time.Duration
 	// ReconnectBackoff is the longest wait between subscription attempts.
 	// Default 1s.
 	ReconnectBackoff time.Duration
@@ -222,6 +228,7 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.FreshnessInterval, 5*time.Millisecond)
 	def(&o.StalenessBound, 25*time.Millisecond)
 	def(&o.ReconnectBackoff, time.Second)
+	def(&o.TopologyInterval, 200*time.Millisecond)
 	def(&o.RetryInterval, 100*time.Millisecond)
 	if o.Jitter == 0 {
 		o.Jitter = 0.1
@@ -271,7 +278,7 @@ func (o Options) validate() error {
 		"L2Timeout": o.L2Timeout, "WriteTimeout": o.WriteTimeout, "LoadTimeout": o.LoadTimeout, "ReplicaAckTimeout": o.ReplicaAckTimeout, "LeaseTTL": o.LeaseTTL,
 		"LeaseWait": o.LeaseWait, "LeasePoll": o.LeasePoll, "BreakerCooldown": o.BreakerCooldown,
 		"PingTimeout": o.PingTimeout, "GroupL2TTL": o.GroupL2TTL, "FreshnessInterval": o.FreshnessInterval, "StalenessBound": o.StalenessBound,
-		"ReconnectBackoff": o.ReconnectBackoff, "RetryInterval": o.RetryInterval,
+		"ReconnectBackoff": o.ReconnectBackoff, "RetryInterval": o.RetryInterval, "TopologyInterval": o.TopologyInterval,
 	} {
 		if d < 0 {
 			return fmt.Errorf("%w: %s %v is negative", errOptions, name, d)

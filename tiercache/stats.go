@@ -23,7 +23,7 @@ type stats struct {
 	ownSkipped, malformed, gaps, flushes, subscribes             atomic.Uint64
 	subscriptionBreaks, retries, retrySucceeded, retryDropped    atomic.Uint64
 	bypassStale, bypassDown, bypassWaking, lapses, pings         atomic.Uint64
-	notReplicated, refreshes                                     atomic.Uint64
+	notReplicated, refreshes, topologyResubscribes               atomic.Uint64
 	staleError, staleTimeout                                     atomic.Uint64
 	staleAgeSum, staleAgeMax                                     atomic.Int64
 	lag                                                          histogram
@@ -88,12 +88,15 @@ type Stats struct {
 	Flushes            uint64 // L1 flushes
 	Subscribes         uint64 // confirmed subscriptions
 	SubscriptionBreaks uint64 // confirmed subscriptions that broke
-	Subscribed         bool   // the channel is confirmed now (or not needed)
-	Retries            uint64 // retry rounds attempted
-	RetrySucceeded     uint64 // retry rounds that went through
-	RetryDropped       uint64 // keys dropped because the retry queue was full
-	RetryQueued        int64  // keys and groups waiting for a retry now
-	NotReplicated      uint64 // invalidations (and retries) the master took but too few replicas acknowledged (§3.15)
+	// TopologyResubscribes counts sharded subscriptions ended because their
+	// node no longer was the master of the channel's slot (§3.13).
+	TopologyResubscribes uint64
+	Subscribed           bool   // the channel is confirmed now (or not needed)
+	Retries              uint64 // retry rounds attempted
+	RetrySucceeded       uint64 // retry rounds that went through
+	RetryDropped         uint64 // keys dropped because the retry queue was full
+	RetryQueued          int64  // keys and groups waiting for a retry now
+	NotReplicated        uint64 // invalidations (and retries) the master took but too few replicas acknowledged (§3.15)
 
 	L1BypassStale   uint64        // reads that bypassed L1 because this replica was not caught up (§3.13)
 	L1BypassDown    uint64        // reads that bypassed L1 because the channel was down or not yet confirmed
@@ -130,7 +133,8 @@ func (c *Cache[V]) Stats() Stats {
 		Received: s.received.Load(), Applied: s.applied.Load(), OwnSkipped: s.ownSkipped.Load(),
 		Malformed: s.malformed.Load(), Gaps: s.gaps.Load(), Flushes: s.flushes.Load(),
 		Subscribes: s.subscribes.Load(), SubscriptionBreaks: s.subscriptionBreaks.Load(),
-		Subscribed: c.Ready(), Retries: s.retries.Load(), RetrySucceeded: s.retrySucceeded.Load(),
+		TopologyResubscribes: s.topologyResubscribes.Load(),
+		Subscribed:           c.Ready(), Retries: s.retries.Load(), RetrySucceeded: s.retrySucceeded.Load(),
 		RetryDropped: s.retryDropped.Load(), RetryQueued: c.retry.size.Load(),
 		NotReplicated: s.notReplicated.Load(),
 		L1BypassStale: s.bypassStale.Load(), L1BypassDown: s.bypassDown.Load(), L1BypassWaking: s.bypassWaking.Load(),

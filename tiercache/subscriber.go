@@ -33,12 +33,15 @@ type bus struct {
 	inc     string     // this incarnation's random id, see message
 	sendMu  sync.Mutex // serialises sends, so sequence numbers arrive in order
 	seq     uint64     // guarded by sendMu: this incarnation's last accepted message
-	batchMu sync.Mutex
-	open    *batch      // guarded by batchMu: the batch callers join, see publish
-	up      atomic.Bool // subscription confirmed
-	freshAt atomic.Int64
-	lapsed  atomic.Bool // a reader or the pinger found freshAt too old
-	cancel  context.CancelFunc
+	// Guarded by sendMu: when this incarnation last registered (incarnations.go).
+	registered   bool
+	registeredAt int64
+	batchMu      sync.Mutex
+	open         *batch      // guarded by batchMu: the batch callers join, see publish
+	up           atomic.Bool // subscription confirmed
+	freshAt      atomic.Int64
+	lapsed       atomic.Bool // a reader or the pinger found freshAt too old
+	cancel       context.CancelFunc
 
 	// Pinging on demand: an idle replica need not prove every 5ms that it
 	// is caught up. demand is set by reads that consult L1 and cleared by
@@ -54,6 +57,7 @@ type bus struct {
 
 	// Subscriber goroutine only.
 	src       map[string]*publisher // per publisher incarnation
+	known     map[string]struct{}   // incarnations registered before this subscription
 	lastPrune int64
 
 	// The cache, through closures, so bus need not be generic.
@@ -84,7 +88,7 @@ func newBus[V any](c *Cache[V]) *bus {
 		channel: c.opt.Namespace + ":inval",
 		inc:     randomToken()[:12],
 		hooks:   &c.opt.hooks, opt: &c.opt, stats: &c.stats, rdb: c.rdb,
-		src:   make(map[string]*publisher),
+		src: make(map[string]*publisher), known: make(map[string]struct{}),
 		clock: c.clockNow, warn: c.warn,
 		wake: make(chan struct{}, 1),
 	}
@@ -180,7 +184,10 @@ func (b *bus) run(ctx context.Context) {
 // Redis ever confirmed it.
 func (b *bus) session(ctx context.Context) (confirmed bool, err error) {
 	sent := b.clock()
-	node, err := b.channelNode(ctx)
+	node, sn, err := b.subscribeNode(ctx)
+	if err == nil { // before subscribing: see incarnations.go
+		b.known, err = b.registry(ctx)
+	}
 	if err != nil {
 		return false, err
 	}
@@ -201,6 +208,8 @@ func (b *bus) session(ctx context.Context) (confirmed bool, err error) {
 	pctx, stopPinger := context.WithCancel(ctx)
 	var pinger sync.WaitGroup
 	pinger.Go(func() { b.ping(pctx, ps) })
+	var moved atomic.Bool
+	pinger.Go(func() { b.watchTopology(pctx, sn, ps, func() { moved.Store(true) }) })
 	defer func() {
 		stopPinger()
 		b.mu.Lock()
@@ -215,6 +224,10 @@ func (b *bus) session(ctx context.Context) (confirmed bool, err error) {
 			if ctx.Err() == nil && isTimeout(err) {
 				err = errPingTimeout
 			}
+			if moved.Load() {
+				b.stats.topologyResubscribes.Add(1)
+				err = errTopologyChanged
+			}
 			return confirmed, err
 		}
 		runHook(b.hooks.beforeApply)
@@ -223,21 +236,35 @@ func (b *bus) session(ctx context.Context) (confirmed bool, err error) {
 			if m.Channel != b.channel {
 				continue
 			}
-			if m.Kind != "subscribe" && m.Kind != "ssubscribe" {
-				return confirmed, errors.New("tiercache: unsubscribed by server")
+			if err := b.confirm(m, sent); err != nil {
+				return confirmed, err
 			}
 			confirmed = true
-			clear(b.src)
-			b.onUp()
-			// Caught up as of the SUBSCRIBE: onUp flushed L1 and forgot
-			// every load, so nothing here predates it.
-			b.advance(sent)
 		case *redis.Message:
 			b.handle(m.Payload)
 		case *redis.Pong:
 			b.pong(m.Payload)
 		}
 	}
+}
+
+// confirm handles Redis's answer about the subscription: a confirmation
+// brings the channel up; an unsubscription ends the session.
+func (b *bus) confirm(m *redis.Subscription, sent int64) error {
+	switch m.Kind {
+	case "subscribe", "ssubscribe":
+	case "sunsubscribe": // Redis drops a slot's subscribers when it loses the slot
+		b.stats.topologyResubscribes.Add(1)
+		return errTopologyChanged
+	default:
+		return errors.New("tiercache: unsubscribed by server")
+	}
+	clear(b.src)
+	b.onUp()
+	// Caught up as of the SUBSCRIBE: onUp flushed L1 and forgot every
+	// load, so nothing here predates it.
+	b.advance(sent)
+	return nil
 }
 
 // idleTicks is how many pinger ticks without a read make the pinger idle
@@ -347,6 +374,10 @@ func (b *bus) advance(sent int64) {
 		for k, p := range b.src {
 			if now-p.seen > int64(publisherTTL) {
 				delete(b.src, k)
+				if b.known == nil {
+					b.known = make(map[string]struct{})
+				}
+				b.known[k] = struct{}{} // its next first number need not be 1
 			}
 		}
 	}
@@ -354,14 +385,16 @@ func (b *bus) advance(sent int64) {
 
 // observe records message m from its publisher incarnation and reports
 // whether it reveals a gap: a sequence number more than one past the last
-// seen. A repeat or an older number (a publish that timed out yet was
-// delivered) is no gap.
+// seen, or, from an incarnation not registered before this subscription, a
+// first number other than 1 (incarnations.go). A repeat or an older number
+// (a publish that timed out yet was delivered) is no gap.
 func (b *bus) observe(m message, now int64) (gap bool) {
 	key := m.Src + "\x00" + m.Inc
 	p := b.src[key]
 	if p == nil {
 		b.src[key] = &publisher{seq: m.Seq, seen: now}
-		return false
+		_, known := b.known[key]
+		return !known && m.Seq > 1
 	}
 	gap = m.Seq > p.seq+1
 	p.seq, p.seen = max(p.seq, m.Seq), now
@@ -411,6 +444,9 @@ func (c *Cache[V]) channelDown(err error) {
 // before they were sent; malformed ones are counted and dropped. A gap in a
 // publisher's sequence means a message was lost, so L1 is flushed.
 func (c *Cache[V]) handleMessage(b *bus, payload string) {
+	if c.opt.hooks.dropMessage != nil && c.opt.hooks.dropMessage(payload) {
+		return // lost on the way, as far as this replica can tell
+	}
 	m, err := decodeMessage([]byte(payload))
 	if err != nil {
 		c.stats.malformed.Add(1)

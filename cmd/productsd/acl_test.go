@@ -21,7 +21,7 @@ import (
 // run as a user with this rule too.
 const aclRule = "on >PASSWORD resetkeys ~NS:* resetchannels &NS:inval -@all " +
 	"+get +set +del +eval +evalsha +scan +publish +spublish +subscribe +ssubscribe +unsubscribe +sunsubscribe " +
-	"+ping +hello +wait +info +cluster|slots +command"
+	"+zadd +zremrangebyscore +zrange +ping +hello +wait +info +cluster|slots +cluster|myid +cluster|keyslot +command"
 
 // setUser creates user with rule (NS and PASSWORD filled in) on addr.
 func setUser(t *testing.T, addr, user, password, ns, rule string) {

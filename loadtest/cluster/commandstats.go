@@ -25,7 +25,8 @@ func family(cmd string) string {
 	case "evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "set", "setnx", "psetex", "setex",
 		"getdel", "getex", "multi", "exec", "watch", "unwatch", "pexpire", "expire", "script|load":
 		return "fills_leases"
-	case "del", "unlink", "publish", "spublish", "incr", "incrby", "wait":
+	case "del", "unlink", "publish", "spublish", "incr", "incrby", "wait",
+		"zadd", "zremrangebyscore": // the incarnation registry (docs/design.md §3.6)
 		return "invalidations"
 	case "ping":
 		return "pings"

@@ -106,6 +106,8 @@ var definitions = []definition{
 		func(s *tiercache.Stats) uint64 { return s.Subscribes }),
 	counter("subscription_breaks_total", "Confirmed subscriptions that broke.",
 		func(s *tiercache.Stats) uint64 { return s.SubscriptionBreaks }),
+	counter("topology_resubscribes_total", "Cluster subscriptions moved because their node no longer was the master of the channel's slot.",
+		func(s *tiercache.Stats) uint64 { return s.TopologyResubscribes }),
 	counter("retries_total", "Invalidation retry rounds attempted.",
 		func(s *tiercache.Stats) uint64 { return s.Retries }),
 	counter("retry_succeeded_total", "Invalidation retry rounds that went through.",

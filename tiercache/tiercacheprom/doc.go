@@ -40,6 +40,7 @@
 //	tiercache_flushes_total                         L1 flushes
 //	tiercache_subscribes_total                      confirmed subscriptions
 //	tiercache_subscription_breaks_total             confirmed subscriptions that broke
+//	tiercache_topology_resubscribes_total           Cluster subscriptions moved to the slot's new master
 //	tiercache_retries_total                         invalidation retry rounds attempted
 //	tiercache_retry_succeeded_total                 retry rounds that went through
 //	tiercache_retry_dropped_total                   keys dropped because the retry queue was full
