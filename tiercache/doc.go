@@ -97,7 +97,8 @@
 //	7  maximum age                           TestL1MaxAge
 //	8  failed publishes retried              TestFailedPublishIsRetried, TestRetryQueueOverflow,
 //	                                         TestFailedDeleteQueuesBeforeLocalStep, TestCloseWaitsForInvalidation,
-//	                                         TestInvalidationIgnoresOpenBreaker, TestOutageWarningsAreRateLimited
+//	                                         TestInvalidationIgnoresOpenBreaker, TestOutageWarningsAreRateLimited,
+//	                                         TestRejectedRetryIsDropped
 //	9  negative results                      TestNegativeCaching
 //	10 groups                                TestGroupInvalidation, TestGroupsWithoutChannel, TestChannelUpRefreshesGroups,
 //	                                         TestFailedGroupBumpFillsNoTier, TestFailedRefreshDistrustsGroups,

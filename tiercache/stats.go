@@ -23,7 +23,7 @@ type stats struct {
 	ownSkipped, malformed, gaps, flushes, subscribes             atomic.Uint64
 	subscriptionBreaks, retries, retrySucceeded, retryDropped    atomic.Uint64
 	bypassStale, bypassDown, bypassWaking, lapses, pings         atomic.Uint64
-	notReplicated                                                atomic.Uint64
+	notReplicated, invalidationsDropped                          atomic.Uint64
 	lag                                                          histogram
 }
 
@@ -90,7 +90,12 @@ type Stats struct {
 	RetrySucceeded     uint64 // retry rounds that went through
 	RetryDropped       uint64 // keys dropped because the retry queue was full
 	RetryQueued        int64  // keys and groups waiting for a retry now
-	NotReplicated      uint64 // invalidations (and retries) the master took but too few replicas acknowledged (§3.15)
+	// InvalidationsDropped counts queued keys and groups dropped because
+	// Redis rejects them for good (CROSSSLOT, WRONGTYPE, a key the ACL
+	// denies, a malformed command): retrying cannot help, and they must not
+	// hold back the entries queued beside them (docs/design.md §3.8).
+	InvalidationsDropped uint64
+	NotReplicated        uint64 // invalidations (and retries) the master took but too few replicas acknowledged (§3.15)
 
 	L1BypassStale   uint64        // reads that bypassed L1 because this replica was not caught up (§3.13)
 	L1BypassDown    uint64        // reads that bypassed L1 because the channel was down or not yet confirmed
@@ -123,7 +128,7 @@ func (c *Cache[V]) Stats() Stats {
 		Subscribes: s.subscribes.Load(), SubscriptionBreaks: s.subscriptionBreaks.Load(),
 		Subscribed: c.Ready(), Retries: s.retries.Load(), RetrySucceeded: s.retrySucceeded.Load(),
 		RetryDropped: s.retryDropped.Load(), RetryQueued: c.retry.size.Load(),
-		NotReplicated: s.notReplicated.Load(),
+		NotReplicated: s.notReplicated.Load(), InvalidationsDropped: s.invalidationsDropped.Load(),
 		L1BypassStale: s.bypassStale.Load(), L1BypassDown: s.bypassDown.Load(), L1BypassWaking: s.bypassWaking.Load(),
 		FreshnessPings: s.pings.Load(), FreshnessLapses: s.lapses.Load(),
 		StalenessBound: c.opt.StalenessBound, L1Len: c.Len(), L1MaxAge: c.opt.L1TTL,
