@@ -102,10 +102,11 @@
 //	9  negative results                      TestNegativeCaching
 //	10 groups                                TestGroupInvalidation, TestGroupsWithoutChannel, TestChannelUpRefreshesGroups,
 //	                                         TestFailedGroupBumpFillsNoTier, TestFailedRefreshDistrustsGroups,
-//	                                         TestGroupPagesShortL2TTL
+//	                                         TestGroupPagesShortL2TTL, TestGroupNamesDoNotAlias, FuzzGroupedKeys
 //	11 Redis down is not an outage           TestRedisRestart, TestRedisCluster
 //	12 no errors cached, panics, decoding    TestErrorsAreNotCached, TestLoaderPanicIsAnErrorForEveryCaller,
-//	                                         TestUndecodableL2ValueIsAMiss, TestCallerContextDoesNotCancelSharedLoad
+//	                                         TestUndecodableL2ValueIsAMiss, TestCallerContextDoesNotCancelSharedLoad,
+//	                                         TestNULIsAnInvalidKey
 //	13 freshness lease                       TestLapseBypassesL1WithoutFlush, TestNoJoinOfLoadOlderThanBound,
 //	                                         TestRedisStallNoStaleReads, TestIdleReplicaProvesFreshnessOnDemand,
 //	                                         TestRandomizedConsistency

@@ -41,6 +41,11 @@ func (m Mode) String() string {
 
 // Options configures a [Cache]. The zero value of every field means the
 // default named in its comment; [New] copies the struct and fills them in.
+//
+// Keys and group names: any string without NUL, the empty one included,
+// in every Redis mode; a key or group with NUL is refused with
+// [ErrInvalidKey]. No two different (key, group) pairs share an entry,
+// whatever separators their names hold (docs/design.md §3.12).
 type Options struct {
 	// Namespace prefixes every Redis key and names the invalidation channel
 	// ("<Namespace>:inval"), so several deployments can share one Redis.
