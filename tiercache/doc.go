@@ -103,7 +103,7 @@
 //	10 groups                                TestGroupInvalidation, TestGroupsWithoutChannel, TestChannelUpRefreshesGroups,
 //	                                         TestFailedGroupBumpFillsNoTier, TestFailedRefreshDistrustsGroups,
 //	                                         TestGroupPagesShortL2TTL, TestGroupNamesDoNotAlias, FuzzGroupedKeys
-//	11 Redis down is not an outage           TestRedisRestart, TestRedisCluster
+//	11 Redis down is not an outage           TestRedisRestart, TestRedisCluster, TestClusterOddKeys
 //	12 no errors cached, panics, decoding    TestErrorsAreNotCached, TestLoaderPanicIsAnErrorForEveryCaller,
 //	                                         TestUndecodableL2ValueIsAMiss, TestCallerContextDoesNotCancelSharedLoad,
 //	                                         TestNULIsAnInvalidKey

@@ -39,3 +39,24 @@ func groupedKey(group string, gen uint64, key string) string {
 	}
 	return "\x00" + group + "\x00" + strconv.FormatUint(gen, 10) + ":" + key
 }
+
+// The Redis keys of one cache key all carry the same hash tag, built by
+// hashTag from the escaped key, so they share one Cluster slot whatever
+// the key holds: "", "}x" and "{a}b" included (docs/design.md §3.12).
+func (l *l2) valueKey(key string) string { return l.opt.Namespace + ":v:{" + hashTag(key) + "}" }
+func (l *l2) leaseKey(key string) string { return l.opt.Namespace + ":l:{" + hashTag(key) + "}" }
+func (l *l2) groupKey(g string) string   { return l.opt.Namespace + ":g:{" + hashTag(g) + "}" }
+
+// tagEscaper writes '%' and '}' as "%25" and "%7D": the result holds no
+// '}', which would end the hash tag early, and tells every key apart.
+var tagEscaper = strings.NewReplacer("%", "%25", "}", "%7D")
+
+// hashTag is the content of key's hash tag: never empty (Redis ignores
+// an empty tag, "{}", and hashes the whole name), never holding '}', and
+// different for different keys. A key without '%' or '}' is its own tag.
+func hashTag(key string) string {
+	if key == "" {
+		return "%"
+	}
+	return tagEscaper.Replace(key)
+}
