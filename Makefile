@@ -102,7 +102,8 @@ FUZZ_TARGETS = \
 	FuzzListParams:./products \
 	FuzzParseCacheStatus:./loadtest \
 	FuzzParseThreshold:./loadtest \
-	FuzzDecodeMessage:./tiercache
+	FuzzDecodeMessage:./tiercache \
+	FuzzGroupedKeys:./tiercache
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		name=$${t%%:*}; pkg=$${t#*:}; \

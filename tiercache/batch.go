@@ -64,6 +64,10 @@ func (c *Cache[V]) GetManyInfo(ctx context.Context, keys []string, load LoadMany
 		if _, done := out[k]; done {
 			continue
 		}
+		if err := validKey(k); err != nil {
+			out[k] = Item[V]{Err: err}
+			continue
+		}
 		if l1ok {
 			if e, ok := c.l1.get(k, now); ok {
 				out[k] = l1Item(e)

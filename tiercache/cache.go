@@ -30,6 +30,9 @@ var (
 	// returns nil, and may replay it on any replica: invalidations are
 	// idempotent.
 	ErrDeferred = errors.New("tiercache: invalidation deferred")
+	// ErrInvalidKey is returned by every call given a key or group name the
+	// cache cannot hold: one that contains NUL (docs/design.md §3.12).
+	ErrInvalidKey = errors.New("tiercache: invalid key")
 )
 
 // LoadFunc loads the value of one key from the source of truth. It runs
@@ -174,10 +177,16 @@ func (c *Cache[V]) GetInfo(ctx context.Context, key string, load LoadFunc[V], op
 	if c.closed.Load() {
 		return zero, Info{}, ErrClosed
 	}
+	if err := validKey(key); err != nil {
+		return zero, Info{}, err
+	}
 	now := c.clockNow()
 	var p plan
 	if len(opts) > 0 {
-		key, p = c.applyOptions(ctx, key, now, opts)
+		var err error
+		if key, p, err = c.applyOptions(ctx, key, now, opts); err != nil {
+			return zero, Info{}, err
+		}
 	}
 	if c.l1 != nil && !p.skipL1 && c.l1Serves(now) {
 		if e, ok := c.l1.get(key, now); ok {

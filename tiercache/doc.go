@@ -103,14 +103,16 @@
 //	7  maximum age                           TestL1MaxAge
 //	8  failed publishes retried              TestFailedPublishIsRetried, TestRetryQueueOverflow,
 //	                                         TestFailedDeleteQueuesBeforeLocalStep, TestCloseWaitsForInvalidation,
-//	                                         TestInvalidationIgnoresOpenBreaker, TestOutageWarningsAreRateLimited
+//	                                         TestInvalidationIgnoresOpenBreaker, TestOutageWarningsAreRateLimited,
+//	                                         TestRejectedRetryIsDropped
 //	9  negative results                      TestNegativeCaching
 //	10 groups                                TestGroupInvalidation, TestGroupsWithoutChannel, TestChannelUpRefreshesGroups,
 //	                                         TestFailedGroupBumpFillsNoTier, TestFailedRefreshDistrustsGroups,
-//	                                         TestGroupPagesShortL2TTL
-//	11 Redis down is not an outage           TestRedisRestart, TestRedisCluster
+//	                                         TestGroupPagesShortL2TTL, TestGroupNamesDoNotAlias, FuzzGroupedKeys
+//	11 Redis down is not an outage           TestRedisRestart, TestRedisCluster, TestClusterOddKeys
 //	12 no errors cached, panics, decoding    TestErrorsAreNotCached, TestLoaderPanicIsAnErrorForEveryCaller,
-//	                                         TestUndecodableL2ValueIsAMiss, TestCallerContextDoesNotCancelSharedLoad
+//	                                         TestUndecodableL2ValueIsAMiss, TestCallerContextDoesNotCancelSharedLoad,
+//	                                         TestNULIsAnInvalidKey
 //	13 freshness lease                       TestLapseBypassesL1WithoutFlush, TestNoJoinOfLoadOlderThanBound,
 //	                                         TestRedisStallNoStaleReads, TestIdleReplicaProvesFreshnessOnDemand,
 //	                                         TestRandomizedConsistency, TestClusterSubscribesOnMasterWithReadOnly,

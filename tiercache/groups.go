@@ -2,7 +2,6 @@ package tiercache
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,14 +32,17 @@ func InGroup(group string) GetOption {
 // last bump of the group has not reached Redis, the read uses neither tier:
 // a page cached under a generation that is not Redis's may be one another
 // writer's bump is about to make current again (docs/design.md §3.10).
-func (c *Cache[V]) applyOptions(ctx context.Context, key string, now int64, opts []GetOption) (string, plan) {
+func (c *Cache[V]) applyOptions(ctx context.Context, key string, now int64, opts []GetOption) (string, plan, error) {
 	var o getOptions
 	for _, f := range opts {
 		f(&o)
 	}
 	fs := plan{staleIfError: o.staleIfError, softTimeout: o.softTimeout}
 	if o.group == "" {
-		return key, fs
+		return key, fs, nil
+	}
+	if err := validKey(o.group); err != nil {
+		return "", plan{}, err
 	}
 	p := fs
 	p.grouped = true
@@ -48,7 +50,7 @@ func (c *Cache[V]) applyOptions(ctx context.Context, key string, now int64, opts
 	if !trusted || c.retry.groupPending(o.group) {
 		p.skipL1, p.skipL2 = true, true
 	}
-	return o.group + "#" + strconv.FormatUint(gen, 10) + ":" + key, p
+	return groupedKey(o.group, gen, key), p, nil
 }
 
 // groupGen returns the group's generation and whether it can be trusted.

@@ -3,7 +3,6 @@ package tiercache
 import (
 	"context"
 	"errors"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -135,7 +134,7 @@ func TestGroupPagesShortL2TTL(t *testing.T) {
 		t.Fatalf("page not stored in L2: %+v", info)
 	}
 	gen, _ := c.groups.known("list")
-	key := c.l2.valueKey("list#" + strconv.FormatUint(gen, 10) + ":page")
+	key := c.l2.valueKey(groupedKey("list", gen, "page"))
 	ttl, err := rdb.PTTL(context.Background(), key).Result()
 	if err != nil || ttl <= 0 || ttl > 10*time.Second {
 		t.Fatalf("TTL of %s: got %v %v, want at most 10s", key, ttl, err)

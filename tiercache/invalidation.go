@@ -64,6 +64,9 @@ func (c *Cache[V]) invalidate(ctx context.Context, keys, groupNames []string) er
 	if c.closed.Load() {
 		return ErrClosed
 	}
+	if err := validKeys(keys, groupNames); err != nil {
+		return err
+	}
 	c.stats.invalidations.Add(1)
 	proposed := make(map[string]uint64, len(groupNames))
 	for _, g := range groupNames {

@@ -14,9 +14,9 @@ import (
 // l2 is the Redis tier. Every call has a short timeout and goes through a
 // circuit breaker, so a dead Redis costs a read microseconds, not a timeout.
 //
-// Keys: a value lives at "<ns>:v:{<key>}" and its lease at
-// "<ns>:l:{<key>}"; the hash tag keeps both in one Cluster slot so the fill
-// script may touch both.
+// Keys: a value lives at "<ns>:v:{<tag>}" and its lease at
+// "<ns>:l:{<tag>}", where tag is the key escaped by hashTag; the hash tag
+// keeps both in one Cluster slot so the fill script may touch both.
 type l2 struct {
 	rdb   redis.UniversalClient
 	opt   *Options
@@ -30,10 +30,6 @@ func newL2(rdb redis.UniversalClient, opt *Options, st *stats) *l2 {
 	l.br = breaker{threshold: int64(opt.BreakerThreshold), cooldown: int64(opt.BreakerCooldown), opens: &st.breakerOpens}
 	return l
 }
-
-func (l *l2) valueKey(key string) string { return l.opt.Namespace + ":v:{" + key + "}" }
-func (l *l2) leaseKey(key string) string { return l.opt.Namespace + ":l:{" + key + "}" }
-func (l *l2) groupKey(g string) string   { return l.opt.Namespace + ":g:{" + g + "}" }
 
 // call runs a read-path fn under the breaker and Options.L2Timeout.
 func (l *l2) call(ctx context.Context, fn func(ctx context.Context) error) error {

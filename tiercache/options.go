@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -41,6 +42,14 @@ func (m Mode) String() string {
 
 // Options configures a [Cache]. The zero value of every field means the
 // default named in its comment; [New] copies the struct and fills them in.
+//
+// Keys and group names: any string without NUL, the empty one included,
+// in every Redis mode (standalone, Sentinel, Cluster); a key or group with
+// NUL is refused with [ErrInvalidKey]. No two different (key, group) pairs
+// share an entry, whatever separators their names hold, and in a Cluster
+// every Redis key of one cache key carries one hash tag built from the
+// escaped key, so braces in a key never split it over two slots. The
+// Namespace may not hold '{' or '}' (docs/design.md §3.12).
 type Options struct {
 	// Namespace prefixes every Redis key and names the invalidation channel
 	// ("<Namespace>:inval"), so several deployments can share one Redis.
@@ -256,6 +265,8 @@ func (o Options) validate() error {
 	switch {
 	case o.Mode < ModeTiered || o.Mode > ModeL1Only:
 		return fmt.Errorf("%w: unknown mode %d", errOptions, o.Mode)
+	case strings.ContainsAny(o.Namespace, "{}"):
+		return fmt.Errorf("%w: Namespace %q holds a brace, which would change every key's Cluster hash tag", errOptions, o.Namespace)
 	case o.L1Size < 0:
 		return fmt.Errorf("%w: L1Size %d is negative", errOptions, o.L1Size)
 	case o.L1Policy < PolicyDefault || o.L1Policy > Policy2Q:

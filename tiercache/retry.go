@@ -168,6 +168,9 @@ func (c *Cache[V]) retryOnce() {
 	ctx := context.Background()
 	c.stats.retries.Add(1)
 	got, err := c.l2.invalidate(ctx, keys, gens)
+	if rejected(err) {
+		keys, got, err = c.settleAll(ctx, keys, gens)
+	}
 	if err == nil && overflows != 0 {
 		err = c.l2.purge(ctx)
 	}
@@ -182,4 +185,26 @@ func (c *Cache[V]) retryOnce() {
 	}
 	c.doneRetry(keyMap, gens, overflows)
 	c.stats.retrySucceeded.Add(1)
+}
+
+// settleAll is retryOnce's way out of a batch Redis rejects: the entries
+// it rejects for good are dropped, and the keys and group generations of
+// the others that went through are returned for the broadcast.
+func (c *Cache[V]) settleAll(ctx context.Context, keys []string, gens map[string]uint64) ([]string, map[string]uint64, error) {
+	items := make([]retryItem, 0, len(keys)+len(gens))
+	for _, k := range keys {
+		items = append(items, retryItem{name: k})
+	}
+	for g := range gens {
+		items = append(items, retryItem{name: g, group: true})
+	}
+	got := make(map[string]uint64, len(gens))
+	done, err := c.settle(ctx, items, gens, got)
+	keys = keys[:0]
+	for _, it := range done {
+		if !it.group {
+			keys = append(keys, it.name)
+		}
+	}
+	return keys, got, err
 }

@@ -15,18 +15,18 @@ var LagBuckets = []time.Duration{
 
 // stats is the cache's counters, all atomic.
 type stats struct {
-	l2Hits, l2Misses, l2Errors, l2Fills                          atomic.Uint64
-	loads, loadErrors, collapsed, leaseWaits, leasesTaken        atomic.Uint64
-	leaseTimeouts, fencedFills, fencedL2Fills                    atomic.Uint64
-	decodeErrors, encodeErrors, breakerOpens                     atomic.Uint64
-	invalidations, published, publishFailures, received, applied atomic.Uint64
-	ownSkipped, malformed, gaps, flushes, subscribes             atomic.Uint64
-	subscriptionBreaks, retries, retrySucceeded, retryDropped    atomic.Uint64
-	bypassStale, bypassDown, bypassWaking, lapses, pings         atomic.Uint64
-	notReplicated, refreshes, topologyResubscribes               atomic.Uint64
-	staleError, staleTimeout                                     atomic.Uint64
-	staleAgeSum, staleAgeMax                                     atomic.Int64
-	lag                                                          histogram
+	l2Hits, l2Misses, l2Errors, l2Fills                                  atomic.Uint64
+	loads, loadErrors, collapsed, leaseWaits, leasesTaken                atomic.Uint64
+	leaseTimeouts, fencedFills, fencedL2Fills                            atomic.Uint64
+	decodeErrors, encodeErrors, breakerOpens                             atomic.Uint64
+	invalidations, published, publishFailures, received, applied         atomic.Uint64
+	ownSkipped, malformed, gaps, flushes, subscribes                     atomic.Uint64
+	subscriptionBreaks, retries, retrySucceeded, retryDropped            atomic.Uint64
+	bypassStale, bypassDown, bypassWaking, lapses, pings                 atomic.Uint64
+	notReplicated, refreshes, topologyResubscribes, invalidationsDropped atomic.Uint64
+	staleError, staleTimeout                                             atomic.Uint64
+	staleAgeSum, staleAgeMax                                             atomic.Int64
+	lag                                                                  histogram
 }
 
 func (s *stats) init() { s.lag.counts = make([]atomic.Uint64, len(LagBuckets)+1) }
@@ -96,6 +96,11 @@ type Stats struct {
 	RetrySucceeded       uint64 // retry rounds that went through
 	RetryDropped         uint64 // keys dropped because the retry queue was full
 	RetryQueued          int64  // keys and groups waiting for a retry now
+	// InvalidationsDropped counts queued keys and groups dropped because
+	// Redis rejects them for good (CROSSSLOT, WRONGTYPE, a key the ACL
+	// denies, a malformed command): retrying cannot help, and they must not
+	// hold back the entries queued beside them (docs/design.md §3.8).
+	InvalidationsDropped uint64
 	NotReplicated        uint64 // invalidations (and retries) the master took but too few replicas acknowledged (§3.15)
 
 	L1BypassStale   uint64        // reads that bypassed L1 because this replica was not caught up (§3.13)
@@ -136,7 +141,7 @@ func (c *Cache[V]) Stats() Stats {
 		TopologyResubscribes: s.topologyResubscribes.Load(),
 		Subscribed:           c.Ready(), Retries: s.retries.Load(), RetrySucceeded: s.retrySucceeded.Load(),
 		RetryDropped: s.retryDropped.Load(), RetryQueued: c.retry.size.Load(),
-		NotReplicated: s.notReplicated.Load(),
+		NotReplicated: s.notReplicated.Load(), InvalidationsDropped: s.invalidationsDropped.Load(),
 		L1BypassStale: s.bypassStale.Load(), L1BypassDown: s.bypassDown.Load(), L1BypassWaking: s.bypassWaking.Load(),
 		FreshnessPings: s.pings.Load(), FreshnessLapses: s.lapses.Load(),
 		StalenessBound: c.opt.StalenessBound, L1Len: c.Len(), L1MaxAge: c.opt.L1TTL,

@@ -56,6 +56,7 @@ var exported = map[string]sample{
 	"RetrySucceeded": {"tiercache_retry_succeeded_total", ""}, "RetryDropped": {"tiercache_retry_dropped_total", ""},
 	"NotReplicated":        {"tiercache_not_replicated_total", ""},
 	"TopologyResubscribes": {"tiercache_topology_resubscribes_total", ""},
+	"InvalidationsDropped": {"tiercache_invalidations_dropped_total", "rejected"},
 	"RetryQueued":          {"tiercache_retry_queue", ""}, "L1Len": {"tiercache_l1_entries", ""},
 	"L1MaxAge": {"tiercache_l1_max_age_seconds", ""}, "LagMax": {"tiercache_invalidation_lag_max_seconds", ""},
 	"L1BypassStale": {"tiercache_l1_bypasses_total", "stale"}, "L1BypassDown": {"tiercache_l1_bypasses_total", "channel_down"},

@@ -116,6 +116,8 @@ var definitions = []definition{
 		func(s *tiercache.Stats) uint64 { return s.NotReplicated }),
 	counter("retry_dropped_total", "Keys dropped because the invalidation retry queue was full.",
 		func(s *tiercache.Stats) uint64 { return s.RetryDropped }),
+	reasonCounter("invalidations_dropped_total", "Queued invalidation keys and groups dropped because Redis rejects them for good (CROSSSLOT, WRONGTYPE, a key the ACL denies, a malformed command).", "rejected",
+		func(s *tiercache.Stats) uint64 { return s.InvalidationsDropped }),
 	gauge("subscribed", "1 while the invalidation channel is confirmed or not needed (L1 may be used), else 0.",
 		func(s *tiercache.Stats) float64 { return boolValue(s.Subscribed) }),
 	gauge("retry_queue", "Keys and groups waiting for an invalidation retry.",
