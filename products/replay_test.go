@@ -49,6 +49,9 @@ func TestReplayAfterMasterChange(t *testing.T) {
 	waitFor(t, 5*time.Second, "b to serve version 1 from the lost L2 value", func() bool { return b.version(t, id) == 1 })
 	a.svc.MasterChanged()
 	waitFor(t, 5*time.Second, "b to serve version 2 after the replay", func() bool { return b.version(t, id) == 2 })
+	// The replay is counted once its last batch went out, just after the
+	// publish b saw: wait for the count, then check there was one.
+	waitFor(t, 5*time.Second, "the replay counted", func() bool { return a.svc.outbox.replays.Load() >= 1 })
 	if n := a.svc.outbox.replays.Load(); n != 1 {
 		t.Fatalf("replays = %d, want 1", n)
 	}
