@@ -20,7 +20,7 @@ import (
 // TestACLRuleDocumented keeps them together. The Cluster and Sentinel tests
 // run as a user with this rule too.
 const aclRule = "on >PASSWORD resetkeys ~NS:* resetchannels &NS:inval -@all " +
-	"+get +set +del +eval +evalsha +scan +publish +spublish +subscribe +ssubscribe +unsubscribe +sunsubscribe " +
+	"+get +mget +set +del +eval +evalsha +scan +publish +spublish +subscribe +ssubscribe +unsubscribe +sunsubscribe " +
 	"+zadd +zremrangebyscore +zrange +ping +hello +wait +info +cluster|slots +cluster|myid +cluster|keyslot +command"
 
 // setUser creates user with rule (NS and PASSWORD filled in) on addr.
@@ -52,6 +52,14 @@ func TestRedisACL(t *testing.T) {
 	url := "redis://productsd:s3cret@" + rs.Addr() + "/0"
 	ps := startReplicas(t, map[string]string{"REDIS_URL": url, "CACHE_NAMESPACE": ns}, "acl-a", "acl-b")
 	exerciseReplicas(t, ps)
+	// A batch read on a cold L1 reads L2 with MGET: one replica fills L2,
+	// the other's batch must find it there.
+	id := post(t, ps[0].url, `{"name":"acl batch","price_cents":1}`)
+	ps[0].version(t, id)
+	if r := get(t, ps[1].url+"/products?ids="+id); r.StatusCode != http.StatusOK ||
+		!strings.Contains(r.Header.Get("Cache-Status"), "productsd-l2; hit") {
+		t.Fatalf("batch read of a value in L2: %d, Cache-Status %q, want 200 and an L2 hit", r.StatusCode, r.Header.Get("Cache-Status"))
+	}
 	if st := get(t, ps[0].url+"/readyz").body; !strings.Contains(st, `"redis":"up"`) {
 		t.Fatalf("/readyz: %s", st)
 	}
