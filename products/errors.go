@@ -45,10 +45,9 @@ func dbError(op string, err error) error {
 // schema that is not there yet.
 func unavailableCode(code string) bool {
 	switch code {
-	case pgerrcode.AdminShutdown, pgerrcode.CrashShutdown, pgerrcode.CannotConnectNow,
-		pgerrcode.TooManyConnections,
+	case pgerrcode.TooManyConnections,
 		pgerrcode.UndefinedTable: // migrations have not run
 		return true
 	}
-	return pgerrcode.IsConnectionException(code)
+	return sessionEndedCode(code)
 }

@@ -95,7 +95,7 @@ func (o *outbox) listen(ctx context.Context) error {
 
 // relay sends row id if this replica can reach Redis and the row is still
 // pending and unclaimed. A failed attempt (Redis not answering this
-// replica either, a send that failed) is tried again relayAttempts times
+// replica either, a send that failed) is tried up to relayAttempts times in all,
 // with a doubling pause before it is left to the sweeper: on a starved
 // machine one slow PING must not cost the peers a whole sweep. Attempts
 // run off the LISTEN loop (at most relayInFlight at once), so a replica
@@ -105,16 +105,16 @@ func (o *outbox) relay(ctx context.Context, id int64) {
 	select {
 	case o.relaySlots <- struct{}{}:
 	default:
-		o.relayAttempts(ctx, id) // all slots busy: in line, never dropped
+		o.relayRow(ctx, id) // all slots busy: in line, never dropped
 		return
 	}
 	go func() {
 		defer func() { <-o.relaySlots }()
-		o.relayAttempts(ctx, id)
+		o.relayRow(ctx, id)
 	}()
 }
 
-func (o *outbox) relayAttempts(ctx context.Context, id int64) {
+func (o *outbox) relayRow(ctx context.Context, id int64) {
 	wait := 25 * time.Millisecond
 	var sendErr error // the last send's failure; nil when Redis did not answer here
 	for range relayAttempts {

@@ -83,6 +83,17 @@ func (s *Store) closeFresh(c *pgx.Conn) {
 	<-s.freshSlots
 }
 
+// sessionEndedCode reports SQLSTATEs with which the server ended or
+// refused the session: admin shutdown, crash, not accepting connections
+// yet, or a connection exception (class 08).
+func sessionEndedCode(code string) bool {
+	switch code {
+	case pgerrcode.AdminShutdown, pgerrcode.CrashShutdown, pgerrcode.CannotConnectNow:
+		return true
+	}
+	return pgerrcode.IsConnectionException(code)
+}
+
 // connectionLost reports errors that mean the connection, not the
 // statement, failed: the server ended the session (admin shutdown, crash,
 // a connection exception), the socket was reset or closed, or the stream
@@ -91,12 +102,7 @@ func (s *Store) closeFresh(c *pgx.Conn) {
 func connectionLost(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch c := pgErr.Code; c {
-		case pgerrcode.AdminShutdown, pgerrcode.CrashShutdown, pgerrcode.CannotConnectNow:
-			return true
-		default:
-			return pgerrcode.IsConnectionException(c)
-		}
+		return sessionEndedCode(pgErr.Code)
 	}
 	return pgconn.SafeToRetry(err) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
