@@ -312,3 +312,53 @@ func compareJSON(t *testing.T, b []byte) []map[string]any {
 	}
 	return doc.Configs
 }
+
+// TestDemoEndToEnd runs `loadtest demo` briefly: it makes a database,
+// seeds it, starts two replicas behind the simulated network's proxies,
+// runs the scenario with no failed request, writes the summary, and drops
+// the database it made.
+func TestDemoEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL and Redis; skipped with -short")
+	}
+	dbURL := envOr(os.Getenv, "DATABASE_URL", defaultDatabaseURL)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	requirePostgres(ctx, t, dbURL)
+	productsd, lt := binaries(t)
+	out := filepath.Join(t.TempDir(), "demo.json")
+	text, code := runBinary(ctx, t, lt, "demo", "-productsd", productsd, "-replicas", "2", "-duration", "1s",
+		"-vus", "4", "-products", "200", "-net-latency", "200us", "-quiet", "-out", "summary="+out)
+	if code != 0 {
+		t.Fatalf("demo exited %d, want 0:\n%s", code, text)
+	}
+	for _, want := range []string{"migrating and seeding 200 products", "through proxies adding 200µs each way", "2 tiered replicas: http://"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, text)
+		}
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum struct {
+		Requests int64 `json:"http_reqs"`
+		Failed   int64 `json:"http_req_failures"`
+	}
+	if err := json.Unmarshal(b, &sum); err != nil || sum.Requests == 0 || sum.Failed != 0 {
+		t.Errorf("summary %s: want requests and no failures (%v)", b, err)
+	}
+	db := regexp.MustCompile(`fresh database \(postgres://[^/]*/(loadtest_[0-9a-f]+)`).FindStringSubmatch(text)
+	if db == nil {
+		t.Fatalf("demo did not name its database:\n%s", text)
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db[1]).Scan(&exists); err != nil || exists {
+		t.Errorf("database %s still exists (%v)", db[1], err)
+	}
+}
