@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"go/parser"
+	"go/token"
 	"io"
 	"os"
 	"path/filepath"
@@ -193,6 +195,24 @@ func TestClusterCommandsRejectUnusedFlags(t *testing.T) {
 			t.Errorf("%s %v: %v", tt.cmd, tt.args, err)
 		case tt.flag != "" && (err == nil || !strings.Contains(err.Error(), tt.flag) || exitCode(err, io.Discard) != 2):
 			t.Errorf("%s %v: %v, want a usage error naming %s", tt.cmd, tt.args, err, tt.flag)
+		}
+	}
+}
+
+// TestPackageCommentListsEveryCommand: the package comment and the usage
+// text name every command that has a -h (commandUsage).
+func TestPackageCommentListsEveryCommand(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "main.go", nil, parser.ParseComments|parser.PackageClauseOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := f.Doc.Text()
+	for name := range commandUsage {
+		if !strings.Contains(doc, "loadtest "+name+" ") {
+			t.Errorf("the package comment does not list %q:\n%s", name, doc)
+		}
+		if !strings.Contains(usage, "\n  "+name+" ") {
+			t.Errorf("the usage text does not list %q", name)
 		}
 	}
 }
