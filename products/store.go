@@ -240,7 +240,7 @@ func versions(cond Precondition) []int64 {
 // A write whose connection is lost before its COMMIT was sent (the pooled
 // connection's backend was terminated, and the termination notice is what
 // BEGIN or the batch read) did not commit: its transaction died with the
-// session. It is retried once on a fresh connection (docs/design.md §3.17).
+// session. It is retried once on a fresh connection (docs/design.md §4).
 // A connection lost once COMMIT was sent leaves the outcome unknown, and
 // the write fails with ErrUnavailable.
 func (s *Store) inTx(ctx context.Context, op string, id uuid.UUID, queue func(*pgx.Batch)) (int64, error) {
