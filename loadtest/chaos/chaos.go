@@ -93,6 +93,9 @@ type env struct {
 	baseDB string   // the server's URL, for pg_terminate_backend
 	app    string   // the replicas' application_name
 	ids    []string
+	// mix, when set, replaces the default scenario's request mix (a test
+	// that needs many writes on a slow machine).
+	mix *loadtest.Mix
 }
 
 // Run starts the private servers and the replicas, runs each phase, and
@@ -302,6 +305,9 @@ func (e *env) measure(ctx context.Context, ph Phase) (measurement, error) {
 	sc.Setup.Products = len(e.ids)
 	sc.Timeout = loadtest.Duration(5 * time.Second)
 	sc.Thresholds = nil // the bounds below judge the phase
+	if e.mix != nil {
+		sc.Mix = *e.mix
+	}
 	probe := loadtest.NewProbe(loadtest.DefaultGrace)
 	started := make(chan time.Time, 1)
 	runCtx, cancel := context.WithCancel(ctx)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tiercache/productcache/loadtest"
 )
 
 // fakeProducts is the database behind the fake replicas.
@@ -39,16 +41,24 @@ type fakeReplica struct {
 	mu      sync.Mutex
 	copies  map[string]int64 // non-nil while stale
 	failing bool
-	// staleAnswers counts answers older than a version written at least
-	// staleAge before; staleEnough is closed when they reach staleWanted.
-	staleAnswers int
-	staleEnough  chan struct{}
+	// faulty counts 503s and answers older than a version written at
+	// least staleAge before; enough is closed when it reaches
+	// faultyWanted.
+	faulty int
+	enough chan struct{}
 }
 
 const (
-	staleAge    = 300 * time.Millisecond // well past the probe's 50 ms grace
-	staleWanted = 20
+	staleAge     = 300 * time.Millisecond // well past the probe's 50 ms grace
+	faultyWanted = 5
 )
+
+// noteFaulty counts a faulty answer; r.mu is held.
+func (r *fakeReplica) noteFaulty() {
+	if r.faulty++; r.faulty == faultyWanted {
+		close(r.enough)
+	}
+}
 
 func (r *fakeReplica) setStale(on bool) {
 	r.mu.Lock()
@@ -77,9 +87,7 @@ func (r *fakeReplica) read(id string) (int64, bool) {
 	switch {
 	case stale:
 		if copied < v && time.Since(written) >= staleAge {
-			if r.staleAnswers++; r.staleAnswers == staleWanted {
-				close(r.staleEnough)
-			}
+			r.noteFaulty()
 		}
 		return copied, true
 	case ok && r.copies != nil:
@@ -115,6 +123,9 @@ func writeProduct(w http.ResponseWriter, id string, v int64, status int) {
 func (r *fakeReplica) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	failing := r.failing
+	if failing {
+		r.noteFaulty()
+	}
 	r.mu.Unlock()
 	if failing {
 		http.Error(w, "unavailable", http.StatusServiceUnavailable)
@@ -153,13 +164,13 @@ func (r *fakeReplica) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 func fakeEnv(t *testing.T, n int) (*env, []*fakeReplica) {
 	t.Helper()
 	db := &fakeProducts{versions: map[string]int64{}, written: map[string]time.Time{}}
-	e := &env{cfg: Config{Phase: 2 * time.Second, VUs: 8}}
+	e := &env{cfg: Config{Phase: 4 * time.Second, VUs: 8}}
 	for range 4 {
 		e.ids = append(e.ids, db.create())
 	}
 	var replicas []*fakeReplica
 	for range n {
-		r := &fakeReplica{db: db, staleEnough: make(chan struct{})}
+		r := &fakeReplica{db: db, enough: make(chan struct{})}
 		srv := httptest.NewServer(r)
 		t.Cleanup(srv.Close)
 		r.url = srv.URL
@@ -169,39 +180,37 @@ func fakeEnv(t *testing.T, n int) (*env, []*fakeReplica) {
 	return e, replicas
 }
 
-// faultUntilHalf is a fault that begins with the phase (set) and ends
-// halfway through it (unset); its outcome's end is when it was undone.
-func faultUntilHalf(set func(bool), victim string) func(context.Context, *env, clock) outcome {
+// faultFor is a fault of replica r that begins with the phase (set(true))
+// and ends (set(false)) once r has given faultyWanted faulty answers,
+// however slowly a busy machine sends the requests, or three quarters
+// into the phase; its outcome's end is when it was undone.
+func faultFor(r *fakeReplica, set func(bool), victim string) func(context.Context, *env, clock) outcome {
 	set(true)
 	return func(_ context.Context, _ *env, c clock) outcome {
-		c.at(c.d() / 2)
+		late := time.NewTimer(time.Until(c.start.Add(c.d() * 3 / 4)))
+		defer late.Stop()
+		select {
+		case <-r.enough:
+		case <-late.C:
+		case <-c.done:
+		}
 		set(false)
 		return outcome{end: c.since(), victim: victim}
 	}
 }
 
 // TestStaleReadsAgainstTheAllowance: a replica that keeps serving what it
-// read while the other takes writes, until it has answered staleWanted
-// reads with a version older than one written staleAge before (however
-// slowly a busy machine sends the writes), at most until the phase ends.
-// Its stale reads break a phase without an allowance; with an allowance
-// they pass, since none began after the fault ended plus the allowance;
-// and they break it again when the fault is taken to have ended at the
-// phase's start (the replica stayed stale past the allowance).
+// read while the other takes writes (a third of the requests), until
+// faultFor ends it. Its stale reads break a phase without an allowance;
+// with an allowance they pass, since none began after the fault ended
+// plus the allowance; and they break it again when the fault is taken to
+// have ended at the phase's start (the replica stayed stale past the
+// allowance).
 func TestStaleReadsAgainstTheAllowance(t *testing.T) {
 	t.Parallel()
 	e, replicas := fakeEnv(t, 2)
-	e.cfg.Phase = 4 * time.Second
-	stale := replicas[1]
-	stale.setStale(true)
-	ph := Phase{Name: "stale", inject: func(_ context.Context, _ *env, c clock) outcome {
-		select {
-		case <-stale.staleEnough:
-		case <-c.done:
-		}
-		stale.setStale(false)
-		return outcome{end: c.since()}
-	}}
+	e.mix = &loadtest.Mix{Get: 2, Update: 1}
+	ph := Phase{Name: "stale", inject: faultFor(replicas[1], replicas[1].setStale, "")}
 	m, err := e.measure(t.Context(), ph)
 	if err != nil {
 		t.Fatal(err)
@@ -231,14 +240,14 @@ func TestStaleReadsAgainstTheAllowance(t *testing.T) {
 }
 
 // TestFailedRequestsAgainstTheBounds: a replica that answers 503 until
-// halfway through the phase. Its failures are counted, as reads and on its
+// faultFor ends it. Its failures are counted, as reads and on its
 // URL; they are allowed where the bound lets the fault's victim fail and
 // break every other bound on failures.
 func TestFailedRequestsAgainstTheBounds(t *testing.T) {
 	t.Parallel()
 	e, replicas := fakeEnv(t, 2)
 	healthy, victim := replicas[0].url, replicas[1].url
-	m, err := e.measure(t.Context(), Phase{Name: "failing", inject: faultUntilHalf(replicas[1].setFailing, victim)})
+	m, err := e.measure(t.Context(), Phase{Name: "failing", inject: faultFor(replicas[1], replicas[1].setFailing, victim)})
 	if err != nil {
 		t.Fatal(err)
 	}
