@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -17,14 +16,7 @@ import (
 // redis-server and database, and checks the table, the JSON figures, the
 // bounds, and that the victim's failures are on the victim alone.
 func TestChaosEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL and redis-server; skipped with -short")
-	}
-	dbURL := envOr(os.Getenv, "DATABASE_URL", defaultDatabaseURL)
-	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
-	defer cancel()
-	requirePostgres(ctx, t, dbURL)
-	productsd, lt := binaries(t)
+	ctx, _, productsd, lt := startE2E(t, 120*time.Second)
 	out := filepath.Join(t.TempDir(), "chaos.json")
 	text, code := runBinary(ctx, t, lt, "chaos", "-productsd", productsd, "-phase", "5s",
 		"-phases", "replica-kill,pg-terminate", "-products", "300", "-vus", "8", "-out", out)
