@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,8 +47,10 @@ func TestUsageErrors(t *testing.T) {
 		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-out", "json=f"}, // not k6's point stream
 		{"loadtest", "run", "-targets", "ftp://x"},
 		{"loadtest", "compare", "-configs", "none,memcached"},
-		{"loadtest", "demo", "-targets", "http://127.0.0.1:1"},    // starts its own replicas
-		{"loadtest", "compare", "-targets", "http://127.0.0.1:1"}, // idem
+		{"loadtest", "compare", "-configs", "tiered@REDIS_MIN_REPLICAS_ACK"}, // not KEY=VALUE
+		{"loadtest", "compare", "-redis-replica", "-private-redis=false"},    // a replica of what
+		{"loadtest", "demo", "-targets", "http://127.0.0.1:1"},               // starts its own replicas
+		{"loadtest", "compare", "-targets", "http://127.0.0.1:1"},            // idem
 	} {
 		var stderr bytes.Buffer
 		err := run(t.Context(), args, getenv, io.Discard, &stderr)
@@ -152,5 +155,19 @@ func TestBatchSizeFlag(t *testing.T) {
 	def.Targets = sc.Targets
 	if err := def.Normalize(); err != nil || def.BatchSize != 20 {
 		t.Errorf("default batch size %d (%v), want 20", def.BatchSize, err)
+	}
+}
+
+// TestCompareTargetsWithEnv: MODE@KEY=VALUE gives one configuration's
+// replicas settings of their own, and names it.
+func TestCompareTargetsWithEnv(t *testing.T) {
+	got, err := compareTargets("tiered@REDIS_MIN_REPLICAS_ACK=0,tiered@REDIS_MIN_REPLICAS_ACK=1@REDIS_WAIT_TIMEOUT=5ms,none", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Mode != "tiered" || got[0].Name != "tiered@REDIS_MIN_REPLICAS_ACK=0" ||
+		!slices.Equal(got[1].Env, []string{"REDIS_MIN_REPLICAS_ACK=1", "REDIS_WAIT_TIMEOUT=5ms"}) ||
+		got[2].Mode != "none" || len(got[2].Env) != 0 || got[2].Replicas != 2 {
+		t.Fatalf("got %+v", got)
 	}
 }
