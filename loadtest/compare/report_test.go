@@ -215,6 +215,7 @@ func TestWritesSection(t *testing.T) {
 		"wait0: ", "medians of 3 rounds: 110 writes/s, update p99 3.00ms", // (1000+100)/10 s; p99s 2, 3, 4
 		"wait1: ", "medians of 3 rounds: 60 writes/s, update p99 9.00ms",
 		"writes round 2: wait0 120 writes/s", "of 1200 failed",
+		"wait1 / wait0, median of the rounds' ratios: 0.55x writes/s, 3.00x update p99",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("writes section lacks %q:\n%s", want, out)

@@ -56,14 +56,35 @@ func (r *Result) writeWrites(w io.Writer) {
 		fmt.Fprintf(w, "%s: %.0f writes/s, update p99 %s, %d of %d failed%s\n", row.Name, f.PerS,
 			loadtest.FormatMs(f.UpdateP99), f.Failed, f.Requests, r.writeMedians(row.Name))
 	}
+	ratios := map[string][2][]float64{}
 	for i, rows := range r.Rounds {
 		cells := make([]string, 0, len(rows))
+		first, _ := Writes(rows[0].Summary)
 		for _, row := range rows {
 			f, _ := Writes(row.Summary)
 			cells = append(cells, fmt.Sprintf("%s %.0f writes/s update p99 %s", row.Name, f.PerS, loadtest.FormatMs(f.UpdateP99)))
+			if row.Name != rows[0].Name && first.PerS > 0 && first.UpdateP99 > 0 {
+				q := ratios[row.Name]
+				ratios[row.Name] = [2][]float64{append(q[0], f.PerS/first.PerS), append(q[1], f.UpdateP99/first.UpdateP99)}
+			}
 		}
 		fmt.Fprintf(w, "writes round %d: %s\n", i+1, strings.Join(cells, "; "))
 	}
+	for _, row := range r.Rows[1:] {
+		if q := ratios[row.Name]; len(q[0]) > 0 {
+			fmt.Fprintf(w, "%s / %s, median of the rounds' ratios: %.2fx writes/s, %.2fx update p99 (rounds: %s)\n",
+				row.Name, r.Rows[0].Name, median(q[0]), median(q[1]), ratioList(q[0], q[1]))
+		}
+	}
+}
+
+// ratioList formats each round's write-rate and p99 ratios.
+func ratioList(rates, p99s []float64) string {
+	out := make([]string, len(rates))
+	for i := range rates {
+		out[i] = fmt.Sprintf("%.2f/%.2f", rates[i], p99s[i])
+	}
+	return strings.Join(out, " ")
 }
 
 // writeMedians describes the median write rate and update p99 of a
