@@ -31,6 +31,11 @@
 // Groups retire many keys at once: a key read with [InGroup] embeds the
 // group's generation, and InvalidateGroup raises the generation everywhere
 // in O(1) round trips, so old entries are never read again and age out.
+// No clock takes part: a bump is the higher of the writer's generation
+// plus one and Redis's plus one, and a counter Redis lost starts again from
+// a fresh random seed, never from 0, so it does not repeat a generation
+// handed out before. A replica that hears or reads a generation below its
+// own takes Redis's (docs/design.md §3.10).
 //
 // A value read in the last part of its L2 TTL (Options.RefreshAhead) is
 // refreshed in the background by one replica, the lease deciding which, so
@@ -108,7 +113,9 @@
 //	9  negative results                      TestNegativeCaching
 //	10 groups                                TestGroupInvalidation, TestGroupsWithoutChannel, TestChannelUpRefreshesGroups,
 //	                                         TestFailedGroupBumpFillsNoTier, TestFailedRefreshDistrustsGroups,
-//	                                         TestGroupPagesShortL2TTL, TestGroupNamesDoNotAlias, FuzzGroupedKeys
+//	                                         TestGroupPagesShortL2TTL, TestGroupNamesDoNotAlias, FuzzGroupedKeys,
+//	                                         TestGroupGenerationsSurviveLostCounterAndSkewedClock,
+//	                                         TestGroupsTakeLowerGenerations
 //	11 Redis down is not an outage           TestRedisRestart, TestRedisCluster, TestClusterOddKeys
 //	12 no errors cached, panics, decoding    TestErrorsAreNotCached, TestLoaderPanicIsAnErrorForEveryCaller,
 //	                                         TestUndecodableL2ValueIsAMiss, TestCallerContextDoesNotCancelSharedLoad,

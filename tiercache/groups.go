@@ -70,10 +70,18 @@ func (c *Cache[V]) groupGen(ctx context.Context, name string, now int64) (uint64
 	return n, true
 }
 
-// groups tracks this replica's view of each group's generation. A
-// generation only moves forward: from Redis when the group is first used,
-// when the channel (re)connects or while this replica is not caught up, from
-// invalidation messages, and from this replica's own writes.
+// groups tracks this replica's view of each group's generation: from Redis
+// when the group is first used, when the channel (re)connects or while this
+// replica is not caught up, from invalidation messages, and from this
+// replica's own writes. No clock takes part (docs/design.md §3.10).
+//
+// A generation moves forward, with two exceptions for a counter that Redis
+// lost and started again from a random seed, which can be below the one in
+// memory. A message with a lower generation than the one in memory makes
+// the replica forget it, so the next read asks Redis; a read from Redis
+// lower than the one in memory when the read began replaces it. A lower
+// generation may also be a concurrent bump that overtook this one on the
+// way; then Redis holds the higher one, and the next read finds it.
 type groups struct {
 	l2    *l2
 	stale atomic.Bool // the refresh after the channel came up failed
@@ -100,14 +108,53 @@ func (g *groups) local(name string) uint64 {
 	return n
 }
 
-// fetch reads the group's generation from Redis and raises the local one to
-// it.
+// fetch reads the group's generation from Redis and takes it (see adopt).
 func (g *groups) fetch(ctx context.Context, name string) (uint64, error) {
+	before, had := g.known(name)
 	gens, err := g.l2.groupGens(ctx, []string{name})
 	if err != nil {
 		return 0, err
 	}
-	return g.raise(name, gens[name]), nil
+	return g.adopt(name, before, had, gens[name]), nil
+}
+
+// adopt takes n, read from Redis when the replica's generation was before
+// (had: it had one). A lower n than before means Redis lost the counter
+// since (generations in memory came from Redis, or from this replica's own
+// bump, which Redis takes or the retry queue keeps out of both tiers), so
+// n replaces before unless a message moved the generation meanwhile.
+// Otherwise the generation is raised to n.
+func (g *groups) adopt(name string, before uint64, had bool, n uint64) uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur, ok := g.m[name]
+	switch {
+	case had && n < before && ok && cur == before:
+		g.m[name] = n
+		return n
+	case ok && cur > n:
+		return cur
+	}
+	g.m[name] = n
+	return n
+}
+
+// heard applies the generations of another replica's message: a higher one
+// raises this replica's, a lower one makes it forget its own, so the next
+// read asks Redis.
+func (g *groups) heard(gens map[string]uint64) {
+	if len(gens) == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for name, n := range gens {
+		if cur, ok := g.m[name]; ok && n < cur {
+			delete(g.m, name)
+			continue
+		}
+		g.m[name] = n
+	}
 }
 
 // raise moves the group's generation to at least n and returns it.
@@ -121,12 +168,13 @@ func (g *groups) raise(name string, n uint64) uint64 {
 	return n
 }
 
-func (g *groups) names() []string {
+// snapshot copies the generations in memory.
+func (g *groups) snapshot() map[string]uint64 {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	out := make([]string, 0, len(g.m))
-	for k := range g.m {
-		out = append(out, k)
+	out := make(map[string]uint64, len(g.m))
+	for k, n := range g.m {
+		out[k] = n
 	}
 	return out
 }
@@ -138,13 +186,18 @@ func (g *groups) refresh(ctx context.Context) error {
 	if g.l2 == nil {
 		return nil
 	}
-	gens, err := g.l2.groupGens(ctx, g.names())
+	before := g.snapshot()
+	names := make([]string, 0, len(before))
+	for name := range before {
+		names = append(names, name)
+	}
+	gens, err := g.l2.groupGens(ctx, names)
 	if err != nil {
 		g.stale.Store(true)
 		return err
 	}
 	for name, n := range gens {
-		g.raise(name, n)
+		g.adopt(name, before[name], true, n)
 	}
 	g.stale.Store(false)
 	return nil

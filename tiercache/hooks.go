@@ -1,5 +1,7 @@
 package tiercache
 
+import "time"
+
 // hooks let tests pause the cache at the points where races happen, so the
 // races can be staged with channel handshakes instead of sleeps. All are nil
 // outside tests.
@@ -17,7 +19,8 @@ type hooks struct {
 	onMessage       func(src string, keys []string)
 	dropMessage     func(payload string) bool // true: the subscriber never sees this message
 	now             func() int64              // replaces the monotonic clock (nanoseconds)
-	genClock        func() uint64             // replaces the clock group generations start from
+	genSeed         func() uint64             // replaces the random seed of a lost or new group counter
+	wallClock       func() time.Time          // replaces the wall clock that stamps messages (lag statistics only)
 	beforeSend      func()                    // a batch of invalidations is about to be published
 	unbatched       bool                      // publish each invalidation alone (the baseline of a benchmark)
 	neverIdle       bool                      // the pinger keeps its pace without reads

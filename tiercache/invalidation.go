@@ -126,29 +126,40 @@ func (c *Cache[V]) notReplicated(ctx context.Context, keys []string, gens map[st
 	return fmt.Errorf("%w: %w", ErrDeferred, werr)
 }
 
-// nextGen proposes a generation above both the one this replica knows and
-// the clock, so it wins even against a Redis that lost the counter.
+// nextGen proposes a generation one above the one this replica knows; Redis
+// makes it at least one above its own, or a fresh seed where it lost the
+// counter. No clock takes part (docs/design.md §3.10).
 func (c *Cache[V]) nextGen(group string) uint64 {
-	n := c.groups.local(group) + 1
-	t := uint64(time.Now().UnixMicro())
-	if c.opt.hooks.genClock != nil {
-		t = c.opt.hooks.genClock()
-	}
-	return max(n, t)
+	return c.groups.local(group) + 1
 }
 
 // applyLocal fences and evicts keys in L1, forgets in-flight loads of them so
-// later readers start a fresh one, and raises group generations.
+// later readers start a fresh one, and raises group generations to the
+// ones of this replica's own invalidation.
 func (c *Cache[V]) applyLocal(keys []string, gens map[string]uint64) {
+	c.evict(keys)
+	for g, n := range gens {
+		c.groups.raise(g, n)
+	}
+}
+
+// evict fences and evicts keys in L1 and forgets in-flight loads of them.
+func (c *Cache[V]) evict(keys []string) {
 	for _, k := range keys {
 		if c.l1 != nil {
 			c.l1.invalidate(k)
 		}
 		c.flight.forget(k)
 	}
-	for g, n := range gens {
-		c.groups.raise(g, n)
+}
+
+// wallNow reads the wall clock, which stamps messages for the lag
+// statistics and decides nothing else.
+func (c *Cache[V]) wallNow() time.Time {
+	if c.opt.hooks.wallClock != nil {
+		return c.opt.hooks.wallClock()
 	}
+	return time.Now()
 }
 
 // publish sends msg's keys and groups to every other replica and returns
@@ -225,7 +236,7 @@ func (b *bus) join(msg message) (bt *batch, lead bool) {
 // delivered twice, which receivers take as a repeat, not a gap.)
 func (c *Cache[V]) send(ctx context.Context, msg message) error {
 	b := c.bus
-	msg.V, msg.Src, msg.Inc, msg.Seq, msg.TS = messageVersion, c.opt.ReplicaID, b.inc, b.seq+1, time.Now().UnixMicro()
+	msg.V, msg.Src, msg.Inc, msg.Seq, msg.TS = messageVersion, c.opt.ReplicaID, b.inc, b.seq+1, c.wallNow().UnixMicro()
 	payload, err := json.Marshal(msg)
 	if err != nil {
 		return err

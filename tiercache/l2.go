@@ -212,14 +212,30 @@ func (l *l2) del(ctx context.Context, key string) {
 	})
 }
 
-// bumpGroupScript raises a group's generation to at least ARGV[1] and at
-// least one past its stored value. Generations start from the clock (unix
-// microseconds), so a Redis that lost the counter still moves forward.
+// bumpGroupScript raises a group's generation to at least ARGV[1] (the
+// writer's own generation plus one) and at least one past its stored
+// value. A missing counter (never made, or lost by Redis) starts from
+// ARGV[2], a fresh random seed, so it does not hand out a generation that
+// was used before it was lost (docs/design.md §3.10).
 var bumpGroupScript = redis.NewScript(`
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local n = math.max(cur + 1, tonumber(ARGV[1]))
+local cur = redis.call('GET', KEYS[1])
+local n
+if cur then
+  n = math.max(tonumber(cur) + 1, tonumber(ARGV[1]))
+else
+  n = math.max(tonumber(ARGV[2]), tonumber(ARGV[1]))
+end
 redis.call('SET', KEYS[1], string.format('%d', n))
 return n
+`)
+
+// seedGroupScript returns a group's generation, first creating a missing
+// counter from ARGV[1], a fresh random seed.
+var seedGroupScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then return cur end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
 `)
 
 // invalidate deletes keys (values and leases) and bumps groups in one
@@ -248,7 +264,7 @@ func (l *l2) invalidateOn(ctx context.Context, rdb redis.Cmdable, keys []string,
 			}
 			for g, min := range groups {
 				names = append(names, g)
-				cmds = append(cmds, bumpGroupScript.Eval(ctx, p, []string{l.groupKey(g)}, strconv.FormatUint(min, 10)))
+				cmds = append(cmds, bumpGroupScript.Eval(ctx, p, []string{l.groupKey(g)}, strconv.FormatUint(min, 10), l.seed()))
 			}
 			if want > 0 {
 				wait = p.Do(ctx, "wait", want, l.opt.ReplicaAckTimeout.Milliseconds())
@@ -274,8 +290,32 @@ func (l *l2) invalidateOn(ctx context.Context, rdb redis.Cmdable, keys []string,
 	return out, nil
 }
 
-// groupGens reads the stored generations of groups (0 where none).
+// groupGens reads the stored generations of groups. A missing counter is
+// created from a fresh seed, in a second round trip: a generation read
+// from Redis is never one that a lost counter handed out before.
 func (l *l2) groupGens(ctx context.Context, groups []string) (map[string]uint64, error) {
+	out, err := l.storedGens(ctx, groups)
+	if err != nil {
+		return nil, err
+	}
+	for g, n := range out {
+		if n != 0 {
+			continue
+		}
+		err := l.call(ctx, func(ctx context.Context) error {
+			n, err := seedGroupScript.Run(ctx, l.rdb, []string{l.groupKey(g)}, l.seed()).Uint64()
+			out[g] = n
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// storedGens reads the stored generations of groups (0 where none).
+func (l *l2) storedGens(ctx context.Context, groups []string) (map[string]uint64, error) {
 	out := make(map[string]uint64, len(groups))
 	if len(groups) == 0 {
 		return out, nil

@@ -465,7 +465,8 @@ func (c *Cache[V]) handleMessage(b *bus, payload string) {
 	if m.Flush {
 		c.flushL1()
 	}
-	c.applyLocal(m.Keys, m.Groups)
+	c.evict(m.Keys)
+	c.groups.heard(m.Groups)
 	c.stats.applied.Add(1)
 	if m.TS > 0 {
 		c.stats.lag.observe(time.Since(time.UnixMicro(m.TS)))

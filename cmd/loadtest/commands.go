@@ -307,10 +307,11 @@ func (c *clusterFlags) network(dbURL string) (replicaDB, replicaRedis string, cl
 // compareCmd: the same scenario against each configuration.
 func compareCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cc := newClusterCmd("compare", getenv, stderr)
-	configs := cc.fs.String("configs", "none,redis,local,tiered,static", "configurations, in order (none, redis, local, tiered, static)")
+	configs := cc.fs.String("configs", "none,redis,local,tiered,static", "configurations, in order (none, redis, local, tiered, static); MODE@KEY=VALUE[@KEY=VALUE...] adds to that configuration's replicas' environment, e.g. tiered@REDIS_MIN_REPLICAS_ACK=1")
 	inProcess := cc.fs.Bool("static-in-process", false, "serve the static ceiling from this process instead of child processes (its CPU is then not measured)")
 	rounds := cc.fs.Int("rounds", 1, "run every configuration this many times, taking turns (round 2 in reverse order); rows and ratios are then medians")
 	privateRedis := cc.fs.Bool("private-redis", true, "run the replicas against a redis-server of their own, so that its CPU time is theirs alone (-private-redis=false: -redis-url)")
+	redisReplica := cc.fs.Bool("redis-replica", false, "give the private redis-server a replica (another redis-server replicating from it), for WAIT (REDIS_MIN_REPLICAS_ACK)")
 	file, err := cc.parse(args)
 	if err != nil {
 		return err
@@ -318,6 +319,9 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 	cfg, thresholds, err := cc.compareConfig(file, *configs, *rounds, *privateRedis)
 	if err != nil {
 		return err
+	}
+	if *redisReplica && !*privateRedis {
+		return usagef("-redis-replica needs -private-redis")
 	}
 	if !*inProcess {
 		exe, err := os.Executable()
@@ -333,13 +337,12 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 	defer drop()
 	cfg.NamespacePrefix, cfg.Cluster.DatabaseURL = prefix, dbURL
 	if *privateRedis {
-		rs, err := cluster.StartRedis(ctx, cc.c.output(stderr))
+		stop, err := cc.c.privateRedis(ctx, *redisReplica, stderr)
 		if err != nil {
-			return fmt.Errorf("%w (or run with -private-redis=false)", err)
+			return err
 		}
-		defer rs.Stop()
-		cfg.Cluster.RedisURL = rs.URL()
-		fmt.Fprintf(stderr, "loadtest: a private redis-server on %s\n", rs.Addr())
+		defer stop()
+		cfg.Cluster.RedisURL = cc.c.redisURL
 	} else {
 		defer cc.c.cleanRedis(prefix, stderr)
 		fmt.Fprintf(stderr, "loadtest: cache namespaces %s-<config>-*\n", prefix)
@@ -438,15 +441,44 @@ func countFailed(rs []loadtest.ThresholdResult) int {
 	return n
 }
 
+// privateRedis starts the replicas' own redis-server (and, with replica,
+// one replicating from it) and points c at it; stop stops them.
+func (c *clusterFlags) privateRedis(ctx context.Context, replica bool, stderr io.Writer) (stop func(), err error) {
+	rs, err := cluster.StartRedis(ctx, c.output(stderr))
+	if err != nil {
+		return nil, fmt.Errorf("%w (or run with -private-redis=false)", err)
+	}
+	c.redisURL = rs.URL()
+	fmt.Fprintf(stderr, "loadtest: a private redis-server on %s\n", rs.Addr())
+	if !replica {
+		return rs.Stop, nil
+	}
+	rr, err := cluster.StartRedisReplica(ctx, c.output(stderr), rs)
+	if err != nil {
+		rs.Stop()
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "loadtest: its replica on %s\n", rr.Addr())
+	return func() { rr.Stop(); rs.Stop() }, nil
+}
+
+// compareTargets parses -configs: each a mode, optionally followed by
+// @KEY=VALUE settings for its replicas; the whole entry names it.
 func compareTargets(list string, replicas int) ([]compare.Target, error) {
 	var out []compare.Target
 	for _, name := range splitList(list) {
-		switch name {
+		parts := strings.Split(name, "@")
+		switch parts[0] {
 		case "none", "redis", "local", "tiered", "static":
-			out = append(out, compare.Target{Name: name, Mode: name, Replicas: replicas})
 		default:
 			return nil, usagef("unknown configuration %q (none, redis, local, tiered, static)", name)
 		}
+		for _, kv := range parts[1:] {
+			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+				return nil, usagef("configuration %q: %q is not KEY=VALUE", name, kv)
+			}
+		}
+		out = append(out, compare.Target{Name: name, Mode: parts[0], Replicas: replicas, Env: parts[1:]})
 	}
 	return out, nil
 }

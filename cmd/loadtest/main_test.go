@@ -55,6 +55,8 @@ func TestUsageErrors(t *testing.T) {
 		{"loadtest", "compare", "-quiet"},                            // compare always prints its table
 		{"loadtest", "compare", "-redis-url", "redis://127.0.0.1:1"}, // the replicas use a private redis-server
 		{"loadtest", "compare", "-rounds", "0"},
+		{"loadtest", "compare", "-configs", "tiered@REDIS_MIN_REPLICAS_ACK"}, // not KEY=VALUE
+		{"loadtest", "compare", "-redis-replica", "-private-redis=false"},    // a replica of what
 	} {
 		var stderr bytes.Buffer
 		err := run(t.Context(), args, getenv, io.Discard, &stderr)
@@ -214,5 +216,19 @@ func TestPackageCommentListsEveryCommand(t *testing.T) {
 		if !strings.Contains(usage, "\n  "+name+" ") {
 			t.Errorf("the usage text does not list %q", name)
 		}
+	}
+}
+
+// TestCompareTargetsWithEnv: MODE@KEY=VALUE gives one configuration's
+// replicas settings of their own, and names it.
+func TestCompareTargetsWithEnv(t *testing.T) {
+	got, err := compareTargets("tiered@REDIS_MIN_REPLICAS_ACK=0,tiered@REDIS_MIN_REPLICAS_ACK=1@REDIS_WAIT_TIMEOUT=5ms,none", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Mode != "tiered" || got[0].Name != "tiered@REDIS_MIN_REPLICAS_ACK=0" ||
+		!slices.Equal(got[1].Env, []string{"REDIS_MIN_REPLICAS_ACK=1", "REDIS_WAIT_TIMEOUT=5ms"}) ||
+		got[2].Mode != "none" || len(got[2].Env) != 0 || got[2].Replicas != 2 {
+		t.Fatalf("got %+v", got)
 	}
 }

@@ -45,6 +45,7 @@ type config struct {
 	replayWindow   time.Duration // OUTBOX_REPLAY_WINDOW: how long done outbox rows are kept for a replay (0: none)
 	minReplicasAck int           // REDIS_MIN_REPLICAS_ACK: tiercache Options.MinReplicasAck (auto: 0)
 	waitTimeout    time.Duration // REDIS_WAIT_TIMEOUT: tiercache Options.ReplicaAckTimeout
+	topologyEvery  time.Duration // REDIS_TOPOLOGY_INTERVAL: tiercache Options.TopologyInterval
 	staleIfError   time.Duration // CACHE_STALE_IF_ERROR: default fail-safe allowance (0: off)
 	softTimeout    time.Duration // CACHE_SOFT_TIMEOUT: opted-in reads answer stale after it (0: off)
 	refreshAhead   float64       // CACHE_REFRESH_AHEAD: tiercache Options.RefreshAhead (0 here: off, -1 there)
@@ -84,6 +85,7 @@ func settings() []*setting {
 		{env: "OUTBOX_REPLAY_WINDOW", flag: "outbox-replay-window", def: "30s", usage: "how long delivered invalidations are kept, to be re-sent when the Redis master changes; 0 keeps none"},
 		{env: "REDIS_MIN_REPLICAS_ACK", flag: "redis-min-replicas-ack", def: "auto", usage: "Redis replicas that must acknowledge an invalidation (WAIT) before it is done: auto (1 where the master has replicas, else 0) or a number"},
 		{env: "REDIS_WAIT_TIMEOUT", flag: "redis-wait-timeout", def: "20ms", usage: "how long an invalidation waits for REDIS_MIN_REPLICAS_ACK replicas before it is deferred to the retry and the outbox"},
+		{env: "REDIS_TOPOLOGY_INTERVAL", flag: "redis-topology-interval", def: "200ms", usage: "REDIS_MODE cluster: how often the invalidation subscriber checks that its node still masters the channel's slot, and moves to the new master when not"},
 		{env: "CACHE_STALE_IF_ERROR", flag: "cache-stale-if-error", def: "0s", usage: "when the database fails, how stale a product read without a stale-if-error directive may be answered (labelled, with Age); 0 (the default): never"},
 		{env: "CACHE_SOFT_TIMEOUT", flag: "cache-soft-timeout", def: "0s", usage: "a database read slower than this answers a read that accepts stale values with its stale copy, the read going on; 0 (the default): off"},
 		{env: "PPROF_ADDR", flag: "pprof-addr", def: "", usage: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060), apart from the API; empty (the default) serves it nowhere"},
@@ -172,6 +174,8 @@ func resolve(v map[string]string) (config, error) {
 	c.minReplicasAck, err = replicasAck(v["REDIS_MIN_REPLICAS_ACK"])
 	check(err)
 	c.waitTimeout, err = positiveDuration("REDIS_WAIT_TIMEOUT", v["REDIS_WAIT_TIMEOUT"])
+	check(err)
+	c.topologyEvery, err = positiveDuration("REDIS_TOPOLOGY_INTERVAL", v["REDIS_TOPOLOGY_INTERVAL"])
 	check(err)
 	c.staleIfError, c.softTimeout, err = failSafe(v)
 	check(err)

@@ -71,6 +71,8 @@ func TestBadConfig(t *testing.T) {
 		{"CA file not PEM", map[string]string{"REDIS_URL": "rediss://127.0.0.1:6380", "REDIS_CA_FILE": "run_test.go"}, nil, `REDIS_CA_FILE: run_test.go: no PEM certificate in it`},
 		{"CA without TLS", map[string]string{"REDIS_CA_FILE": "run_test.go"}, nil, `REDIS_CA_FILE: set, but REDIS_URL is not rediss://`},
 		{"shutdown delay", map[string]string{"SHUTDOWN_DELAY": "-1s"}, nil, `SHUTDOWN_DELAY: -1s, want zero or a positive duration`},
+		{"topology interval", map[string]string{"REDIS_TOPOLOGY_INTERVAL": "0"}, nil, `REDIS_TOPOLOGY_INTERVAL: 0s, want a positive duration`},
+		{"topology interval flag", nil, []string{"-redis-topology-interval", "often"}, `REDIS_TOPOLOGY_INTERVAL: invalid duration "often"`},
 		{"stale if error", map[string]string{"CACHE_STALE_IF_ERROR": "60"}, nil, `CACHE_STALE_IF_ERROR: invalid duration "60"`},
 		{"soft timeout", nil, []string{"-cache-soft-timeout", "-1s"}, `CACHE_SOFT_TIMEOUT: -1s, want zero or a positive duration`},
 		{"namespace", nil, []string{"-cache-namespace", ""}, `CACHE_NAMESPACE: must not be empty`},
@@ -134,6 +136,13 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 	if cfg.replicaID == "" {
 		t.Fatal("no default replica id")
+	}
+	if cfg.topologyEvery != 200*time.Millisecond {
+		t.Fatalf("REDIS_TOPOLOGY_INTERVAL default: got %v, want 200ms", cfg.topologyEvery)
+	}
+	env = map[string]string{"REDIS_TOPOLOGY_INTERVAL": "50ms"}
+	if cfg, err = parseConfig("serve", nil, envFunc(env), io.Discard, nil); err != nil || cfg.topologyEvery != 50*time.Millisecond {
+		t.Fatalf("REDIS_TOPOLOGY_INTERVAL=50ms: got %v, %v", cfg.topologyEvery, err)
 	}
 }
 

@@ -75,6 +75,7 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 			StalenessBound:    cfg.stalenessBound,
 			MinReplicasAck:    cfg.minReplicasAck,
 			ReplicaAckTimeout: cfg.waitTimeout,
+			TopologyInterval:  cfg.topologyEvery,
 			OnMasterChange:    masterChanged,
 			Logger:            logger,
 		})

@@ -6,7 +6,10 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // RedisServer is a private redis-server: no persistence, on a loopback
@@ -16,11 +19,32 @@ type RedisServer struct {
 	addr   string
 	output io.Writer
 	proc   *Process
+	extra  []string // more arguments of redis-server (--replicaof)
 }
 
 // StartRedis starts a redis-server and waits until it accepts
 // connections. It gets SIGTERM when ctx ends.
 func StartRedis(ctx context.Context, output io.Writer) (*RedisServer, error) {
+	return startRedis(ctx, output, nil)
+}
+
+// StartRedisReplica starts a redis-server replicating from master and
+// waits until its link is up and the master counts it, so that a WAIT for
+// one replica is answered from the first write on.
+func StartRedisReplica(ctx context.Context, output io.Writer, master *RedisServer) (*RedisServer, error) {
+	host, port, _ := net.SplitHostPort(master.addr)
+	s, err := startRedis(ctx, output, []string{"--replicaof", host, port})
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReplicaLink(ctx, master.addr, s.addr); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func startRedis(ctx context.Context, output io.Writer, extra []string) (*RedisServer, error) {
 	// redis-server cannot pick its own port and say which (port 0 turns
 	// TCP off), so this one probes for a free port.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -29,8 +53,29 @@ func StartRedis(ctx context.Context, output io.Writer) (*RedisServer, error) {
 	}
 	addr := l.Addr().String()
 	_ = l.Close()
-	s := &RedisServer{addr: addr, output: output}
+	s := &RedisServer{addr: addr, output: output, extra: extra}
 	return s, s.Start(ctx)
+}
+
+// waitReplicaLink waits until the replica reports its link to the master
+// up and the master reports a connected replica.
+func waitReplicaLink(ctx context.Context, master, replica string) error {
+	m := redis.NewClient(&redis.Options{Addr: master})
+	defer m.Close()
+	r := redis.NewClient(&redis.Options{Addr: replica})
+	defer r.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mi, _ := m.Info(ctx, "replication").Result()
+		ri, _ := r.Info(ctx, "replication").Result()
+		if strings.Contains(ri, "master_link_status:up") && !strings.Contains(mi, "connected_slaves:0") {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("cluster: replica %s not linked to %s\n%s", replica, master, ri)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Addr is host:port.
@@ -43,10 +88,11 @@ func (s *RedisServer) URL() string { return "redis://" + s.addr + "/0" }
 // server gets SIGTERM when ctx ends (or on Stop).
 func (s *RedisServer) Start(ctx context.Context) error {
 	_, port, _ := net.SplitHostPort(s.addr)
-	p, err := Start(ctx, "redis-server", []string{
+	args := append([]string{
 		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--daemonize", "no", "--enable-debug-command", "local", "--loglevel", "warning",
-	}, nil, s.output, nil)
+	}, s.extra...)
+	p, err := Start(ctx, "redis-server", args, nil, s.output, nil)
 	if err != nil {
 		return err
 	}

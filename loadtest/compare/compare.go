@@ -28,6 +28,10 @@ type Target struct {
 	Name     string `json:"name"`
 	Mode     string `json:"mode"` // CACHE_MODE, or "static" for the ceiling
 	Replicas int    `json:"replicas"`
+	// Env is added to this configuration's replicas' environment
+	// (KEY=VALUE), after Config.Cluster.Env: for example
+	// REDIS_MIN_REPLICAS_ACK=1.
+	Env []string `json:"env,omitempty"`
 }
 
 // DefaultTargets are the configurations of docs/design.md §6: the database
@@ -217,6 +221,7 @@ func (c *comparer) runOne(ctx context.Context, t Target, round int) (*loadtest.S
 	}
 	cc := c.cfg.Cluster
 	cc.Mode, cc.Replicas = t.Mode, t.Replicas
+	cc.Env = append(slices.Clip(cc.Env), t.Env...)
 	// Each round starts with cold caches, L2 included, like the first.
 	cc.Namespace = fmt.Sprintf("%s-%s-%s", c.cfg.NamespacePrefix, t.Name, c.stamp)
 	if round > 0 {

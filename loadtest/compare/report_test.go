@@ -188,3 +188,42 @@ func TestRoundsPartial(t *testing.T) {
 		t.Errorf("a round without a ratio must still marshal: %v", err)
 	}
 }
+
+// TestWritesSection: a write-heavy comparison prints each configuration's
+// write rate and update p99, per round and as medians of the rounds.
+func TestWritesSection(t *testing.T) {
+	t.Parallel()
+	writes := func(updates int64, p99 float64) *loadtest.Summary {
+		s := summary(1000, 1, 0, false, 0)
+		s.DurationS = 10
+		up := loadtest.TypeSummary{Requests: updates}
+		up.Latency.P99 = p99
+		s.Types = map[string]loadtest.TypeSummary{"update": up, "create": {Requests: 100, Failed: 1}, "get": {Requests: 5000}}
+		return s
+	}
+	r := &Result{}
+	for i, n := range []int64{900, 1100, 1000} {
+		r.finish([]Row{
+			{Target: Target{Name: "wait0"}, Summary: writes(n, float64(i+2))},
+			{Target: Target{Name: "wait1"}, Summary: writes(n/2, 9)},
+		}, 3)
+	}
+	var b bytes.Buffer
+	r.writeWrites(&b)
+	out := b.String()
+	for _, want := range []string{
+		"wait0: ", "medians of 3 rounds: 110 writes/s, update p99 3.00ms", // (1000+100)/10 s; p99s 2, 3, 4
+		"wait1: ", "medians of 3 rounds: 60 writes/s, update p99 9.00ms",
+		"writes round 2: wait0 120 writes/s", "of 1200 failed",
+		"wait1 / wait0, median of the rounds' ratios: 0.55x writes/s, 3.00x update p99",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("writes section lacks %q:\n%s", want, out)
+		}
+	}
+	var none bytes.Buffer
+	testResult().writeWrites(&none)
+	if none.Len() != 0 {
+		t.Errorf("a comparison without writes printed %q", none.String())
+	}
+}

@@ -50,6 +50,7 @@ func (r *Result) WriteTable(w io.Writer) {
 	}
 	r.writeRedisFamilies(w)
 	r.writeRounds(w)
+	r.writeWrites(w)
 	if notes := r.designNotes(); len(notes) > 0 {
 		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
 	}
