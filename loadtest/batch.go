@@ -14,6 +14,9 @@ import (
 type batchAnswer struct {
 	Items   []product `json:"items"`
 	Missing []string  `json:"missing"`
+	// Stale has the age in seconds of each item served stale from the
+	// fail-safe store (stale-if-error), by id.
+	Stale map[string]int64 `json:"stale"`
 }
 
 // batchRanks draws the keys of one batch from the key distribution:
@@ -51,6 +54,9 @@ func (r *runner) doBatch(ctx context.Context, v *vu, begin time.Time, x *sample)
 	}
 	if cs, keys, ok := classifyBatchHeader(resp.Header.Get("Cache-Status")); ok {
 		x.cache, x.keys = cs, keys
+		if keys[TierFailSafe] > 0 {
+			x.noteAge(resp)
+		}
 	}
 	if x.status(resp) {
 		r.checkBatch(v.buf.Bytes(), ranks, begin, x)
@@ -74,7 +80,8 @@ func (r *runner) checkBatch(body []byte, ranks []int, begin time.Time, x *sample
 		switch {
 		case i < len(b.Items) && b.Items[i].ID == id && b.Items[i].Version > 0:
 			if k < r.probeN {
-				r.probe.Read(id, b.Items[i].Version, begin.Sub(r.start))
+				_, labelled := b.Stale[id]
+				r.probe.read(id, b.Items[i].Version, begin.Sub(r.start), labelled)
 			}
 			i++
 		case j < len(b.Missing) && b.Missing[j] == id:
