@@ -14,9 +14,14 @@ import (
 type batchAnswer struct {
 	Items   []product `json:"items"`
 	Missing []string  `json:"missing"`
-	// Stale has the age in seconds of each item served stale from the
-	// fail-safe store (stale-if-error), by id.
-	Stale map[string]int64 `json:"stale"`
+	// Stale lists the items served stale from the fail-safe store
+	// (stale-if-error), in the order of Items (the README's HTTP API).
+	Stale []staleItem `json:"stale"`
+}
+
+type staleItem struct {
+	ID  string `json:"id"`
+	Age int64  `json:"age"`
 }
 
 // batchRanks draws the keys of one batch from the key distribution:
@@ -74,13 +79,16 @@ func (r *runner) checkBatch(body []byte, ranks []int, begin time.Time, x *sample
 	if json.Unmarshal(body, &b) != nil {
 		return
 	}
-	i, j, lost := 0, 0, false
+	i, j, st, lost := 0, 0, 0, false
 	for _, k := range ranks {
 		id := r.ids[k]
 		switch {
 		case i < len(b.Items) && b.Items[i].ID == id && b.Items[i].Version > 0:
+			labelled := st < len(b.Stale) && b.Stale[st].ID == id
+			if labelled {
+				st++
+			}
 			if k < r.probeN {
-				_, labelled := b.Stale[id]
 				r.probe.read(id, b.Items[i].Version, begin.Sub(r.start), labelled)
 			}
 			i++
@@ -92,8 +100,8 @@ func (r *runner) checkBatch(body []byte, ranks []int, begin time.Time, x *sample
 		}
 	}
 	switch {
-	case i != len(b.Items) || j != len(b.Missing):
-		return // ids not asked for
+	case i != len(b.Items) || j != len(b.Missing) || st != len(b.Stale):
+		return // ids not asked for, or stale ids not among the items in order
 	case lost:
 		x.failed, x.failCode = true, http.StatusNotFound
 		return
