@@ -3,6 +3,7 @@ package products
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/tiercache/productcache/internal/tcpproxy"
+	"github.com/tiercache/productcache/internal/testenv"
 )
 
 func TestStaleIfErrorDirective(t *testing.T) {
@@ -249,5 +252,34 @@ func TestBatchStaleIfError(t *testing.T) {
 	wantNotStale(t, resp)
 	if strings.Contains(string(resp.body), `"stale"`) {
 		t.Fatalf("fresh batch lists stale items: %s", resp.body)
+	}
+}
+
+// A database that refuses connections (here closed with ALLOW_CONNECTIONS
+// false, SQLSTATE 55000 at connect time) is an outage: 503 and, for reads
+// that opted in, the fail-safe, never a 500.
+func TestRefusedConnectionIsUnavailable(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	base := testenv.DatabaseURL()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Skipf("PostgreSQL: %v", err)
+	}
+	defer admin.Close(context.Background())
+	name := testenv.Unique("products_closed")
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name+" WITH ALLOW_CONNECTIONS false"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name) })
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	_, err = pgx.Connect(ctx, u.String())
+	if err == nil || !errors.Is(dbError("get", err), ErrUnavailable) {
+		t.Fatalf("connect to a closed database: %v; dbError %v, want ErrUnavailable", err, dbError("get", err))
 	}
 }
