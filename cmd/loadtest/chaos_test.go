@@ -62,3 +62,41 @@ func TestChaosEndToEnd(t *testing.T) {
 		t.Errorf("a bound was broken:\n%s", text)
 	}
 }
+
+// TestChaosDBOutage runs the db-outage phase: the database closed to the
+// replicas under load, half the reads sending stale-if-error. Reads of
+// both kinds are counted, none is stale without being labelled and asked
+// for, and the database is open again afterwards (the lost-write check
+// reads it).
+func TestChaosDBOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL and redis-server; skipped with -short")
+	}
+	dbURL := envOr(os.Getenv, "DATABASE_URL", defaultDatabaseURL)
+	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
+	defer cancel()
+	requirePostgres(ctx, t, dbURL)
+	productsd, lt := binaries(t)
+	out := filepath.Join(t.TempDir(), "chaos.json")
+	text, code := runBinary(ctx, t, lt, "chaos", "-productsd", productsd, "-phase", "8s",
+		"-phases", "db-outage", "-products", "300", "-vus", "8", "-out", out)
+	var res chaos.Result
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("exit %d, no JSON: %v\n%s", code, err, text)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Phases) != 1 {
+		t.Fatalf("phases %+v", res.Phases)
+	}
+	p := res.Phases[0]
+	if p.OptInReads == 0 || p.OtherReads == 0 || p.StaleReads != 0 || p.UnrequestedStale != 0 || p.OverAllowance != 0 ||
+		p.LostWrites != 0 || p.Unverified != 0 || p.Failures.ByStatus["500"] != 0 {
+		t.Errorf("db-outage: %+v\n%s", p, text)
+	}
+	if code != 0 || !res.OK || !strings.Contains(text, "stale-if-error") {
+		t.Errorf("exit %d (ok %v), table:\n%s", code, res.OK, text)
+	}
+}

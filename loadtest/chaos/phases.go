@@ -102,7 +102,7 @@ var Phases = []Phase{
 	},
 	{
 		Name:  "db-outage",
-		Fault: "20 hot products updated, then PostgreSQL closed to the replicas for 5 s (backends terminated, new connections refused); half the reads send stale-if-error=60",
+		Fault: "PostgreSQL closed to the replicas for 5 s (new connections refused, 20 hot products updated, backends terminated); half the reads send stale-if-error=60",
 		Bound: "no stale read unless labelled and asked for; labelled answers at most 60 s old", StaleIfError: dbOutageAllowance,
 		StaleIfErrorShare: 0.5, BatchWeight: 3,
 		inject: func(ctx context.Context, e *env, c clock) outcome {
