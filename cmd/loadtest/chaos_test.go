@@ -17,25 +17,7 @@ import (
 // redis-server and database, and checks the table, the JSON figures, the
 // bounds, and that the victim's failures are on the victim alone.
 func TestChaosEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL and redis-server; skipped with -short")
-	}
-	dbURL := envOr(os.Getenv, "DATABASE_URL", defaultDatabaseURL)
-	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
-	defer cancel()
-	requirePostgres(ctx, t, dbURL)
-	productsd, lt := binaries(t)
-	out := filepath.Join(t.TempDir(), "chaos.json")
-	text, code := runBinary(ctx, t, lt, "chaos", "-productsd", productsd, "-phase", "5s",
-		"-phases", "replica-kill,pg-terminate", "-products", "300", "-vus", "8", "-out", out)
-	var res chaos.Result
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatalf("exit %d, no JSON: %v\n%s", code, err, text)
-	}
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
-	}
+	res, text, code := runChaos(t, "-phase", "5s", "-phases", "replica-kill,pg-terminate")
 	if len(res.Phases) != 2 || res.Phases[0].Name != "replica-kill" || res.Phases[1].Name != "pg-terminate" {
 		t.Fatalf("phases %+v", res.Phases)
 	}
@@ -69,25 +51,7 @@ func TestChaosEndToEnd(t *testing.T) {
 // for, and the database is open again afterwards (the lost-write check
 // reads it).
 func TestChaosDBOutage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL and redis-server; skipped with -short")
-	}
-	dbURL := envOr(os.Getenv, "DATABASE_URL", defaultDatabaseURL)
-	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
-	defer cancel()
-	requirePostgres(ctx, t, dbURL)
-	productsd, lt := binaries(t)
-	out := filepath.Join(t.TempDir(), "chaos.json")
-	text, code := runBinary(ctx, t, lt, "chaos", "-productsd", productsd, "-phase", "8s",
-		"-phases", "db-outage", "-products", "300", "-vus", "8", "-out", out)
-	var res chaos.Result
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatalf("exit %d, no JSON: %v\n%s", code, err, text)
-	}
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
-	}
+	res, text, code := runChaos(t, "-phase", "8s", "-phases", "db-outage")
 	if len(res.Phases) != 1 {
 		t.Fatalf("phases %+v", res.Phases)
 	}
@@ -99,4 +63,30 @@ func TestChaosDBOutage(t *testing.T) {
 	if code != 0 || !res.OK || !strings.Contains(text, "stale-if-error") {
 		t.Errorf("exit %d (ok %v), table:\n%s", code, res.OK, text)
 	}
+}
+
+// runChaos runs loadtest chaos with args on 300 products and 8 VUs, and
+// returns its JSON result, its output and its exit code.
+func runChaos(t *testing.T, args ...string) (chaos.Result, string, int) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL and redis-server; skipped with -short")
+	}
+	dbURL := envOr(os.Getenv, "DATABASE_URL", defaultDatabaseURL)
+	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
+	defer cancel()
+	requirePostgres(ctx, t, dbURL)
+	productsd, lt := binaries(t)
+	out := filepath.Join(t.TempDir(), "chaos.json")
+	args = append([]string{"chaos", "-productsd", productsd, "-products", "300", "-vus", "8", "-out", out}, args...)
+	text, code := runBinary(ctx, t, lt, args...)
+	var res chaos.Result
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("exit %d, no JSON: %v\n%s", code, err, text)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res, text, code
 }
