@@ -114,7 +114,8 @@ fuzz:
 ## chaos: the default scenario against 3 tiered replicas on a private
 ## redis-server and a fresh database, one fault per phase (Redis kill, Redis
 ## stall, pubsub kills, pg_terminate_backend, replica SIGKILL and SIGTERM, CPU
-## starvation, a slowed and cut link to Redis); prints a table of figures per
+## starvation, a slowed and cut link to Redis, PostgreSQL closed for 5 s with
+## half the reads sending stale-if-error); prints a table of figures per
 ## phase and exits 99 when a phase breaks its README bound. About 4 minutes.
 ## Extra flags: make chaos CHAOS_FLAGS='-phase 30s -phases redis-kill,net-cut'
 chaos:

@@ -14,6 +14,14 @@ import (
 type batchAnswer struct {
 	Items   []product `json:"items"`
 	Missing []string  `json:"missing"`
+	// Stale lists the items served stale from the fail-safe store
+	// (stale-if-error), in the order of Items (the README's HTTP API).
+	Stale []staleItem `json:"stale"`
+}
+
+type staleItem struct {
+	ID  string `json:"id"`
+	Age int64  `json:"age"`
 }
 
 // batchRanks draws the keys of one batch from the key distribution:
@@ -51,6 +59,9 @@ func (r *runner) doBatch(ctx context.Context, v *vu, begin time.Time, x *sample)
 	}
 	if cs, keys, ok := classifyBatchHeader(resp.Header.Get("Cache-Status")); ok {
 		x.cache, x.keys = cs, keys
+		if keys[TierFailSafe] > 0 {
+			x.noteAge(resp)
+		}
 	}
 	if x.status(resp) {
 		r.checkBatch(v.buf.Bytes(), ranks, begin, x)
@@ -68,13 +79,17 @@ func (r *runner) checkBatch(body []byte, ranks []int, begin time.Time, x *sample
 	if json.Unmarshal(body, &b) != nil {
 		return
 	}
-	i, j, lost := 0, 0, false
+	i, j, st, lost := 0, 0, 0, false
 	for _, k := range ranks {
 		id := r.ids[k]
 		switch {
 		case i < len(b.Items) && b.Items[i].ID == id && b.Items[i].Version > 0:
+			labelled := st < len(b.Stale) && b.Stale[st].ID == id
+			if labelled {
+				st++
+			}
 			if k < r.probeN {
-				r.probe.Read(id, b.Items[i].Version, begin.Sub(r.start))
+				r.probe.read(id, b.Items[i].Version, begin.Sub(r.start), labelled)
 			}
 			i++
 		case j < len(b.Missing) && b.Missing[j] == id:
@@ -85,8 +100,8 @@ func (r *runner) checkBatch(body []byte, ranks []int, begin time.Time, x *sample
 		}
 	}
 	switch {
-	case i != len(b.Items) || j != len(b.Missing):
-		return // ids not asked for
+	case i != len(b.Items) || j != len(b.Missing) || st != len(b.Stale):
+		return // ids not asked for, or stale ids not among the items in order
 	case lost:
 		x.failed, x.failCode = true, http.StatusNotFound
 		return

@@ -18,16 +18,22 @@ type Tier int
 
 // The tiers. TierUnknown means the response carried no usable Cache-Status
 // (CACHE_MODE=none, an error, or a server that does not cache).
+// TierFailSafe is a labelled stale answer (RFC 5861 stale-if-error): the
+// database failed and the read had opted in, so the server answered with a
+// copy and said so (a member named "...failsafe", or a hit with a negative
+// ttl, RFC 9211 §2.4). It is its own class, never counted as a cache hit.
 const (
 	TierUnknown Tier = iota
 	TierL1
 	TierL2
 	TierOrigin
+	TierFailSafe
+	numTiers
 )
 
-var tierNames = [...]string{"unknown", "l1", "l2", "origin"}
+var tierNames = [numTiers]string{"unknown", "l1", "l2", "origin", "failsafe"}
 
-// String returns "l1", "l2", "origin" or "unknown".
+// String returns "l1", "l2", "origin", "failsafe" or "unknown".
 func (t Tier) String() string { return tierNames[t] }
 
 // CacheMember is one member of a Cache-Status list: a cache name and its
@@ -138,7 +144,7 @@ func ClassifyCacheStatus(members []CacheMember) CacheStatus {
 			fwd = true
 		}
 		if _, ok := m.Params["hit"]; ok && cs.Tier == TierUnknown {
-			cs.Tier = tierOfName(m.Name)
+			cs.Tier = tierOfMember(m)
 		}
 	}
 	if cs.Tier == TierUnknown && fwd {
@@ -147,9 +153,21 @@ func ClassifyCacheStatus(members []CacheMember) CacheStatus {
 	return cs
 }
 
+// tierOfMember is the tier of a member that answered: a hit with a
+// negative ttl was stale (RFC 9211 §2.4), which only a labelled fail-safe
+// answer may be.
+func tierOfMember(m CacheMember) Tier {
+	if strings.HasPrefix(m.Params["ttl"], "-") {
+		return TierFailSafe
+	}
+	return tierOfName(m.Name)
+}
+
 func tierOfName(name string) Tier {
 	n := strings.ToLower(name)
 	switch {
+	case strings.HasSuffix(n, "failsafe"):
+		return TierFailSafe
 	case strings.HasSuffix(n, "l1"):
 		return TierL1
 	case strings.HasSuffix(n, "l2"):
@@ -203,7 +221,7 @@ func (c *statusMemo) classify(v string) CacheStatus {
 
 // KeyTiers counts the keys of a batch read by the tier that answered each,
 // indexed by [Tier].
-type KeyTiers [4]int64
+type KeyTiers [numTiers]int64
 
 // ClassifyBatchCacheStatus counts the keys of a batch answer (GET
 // /products?ids=) by tier from each member's detail="<hits>/<keys asked>"
@@ -223,7 +241,7 @@ func ClassifyBatchCacheStatus(members []CacheMember) (KeyTiers, bool) {
 		if !ok {
 			return KeyTiers{}, false
 		}
-		kt[tierOfName(m.Name)] += h
+		kt[tierOfMember(m)] += h
 		hits += h
 		asked = a // members run from the origin outward: the last was asked every key
 	}

@@ -24,6 +24,9 @@ type fakeAPI struct {
 	// between its commit and its answer).
 	loseUpdates, undoDeletes, dropDeleteAnswers bool
 	fail503Every                                int
+	// failSafe: a read failed by fail503Every that sent stale-if-error
+	// gets the version before the product's, labelled stale instead.
+	failSafe bool
 	// dropLastOfBatch answers the last id of every batch as missing.
 	dropLastOfBatch bool
 
@@ -79,7 +82,14 @@ func (f *fakeAPI) handler(replica int) http.Handler {
 		f.mu.Lock()
 		f.reads++
 		if f.fail503Every > 0 && f.reads%f.fail503Every == 0 && r.UserAgent() != verifyUserAgent {
+			v := max(f.products[id]-1, 1)
 			f.mu.Unlock()
+			if f.failSafe && strings.HasPrefix(r.Header.Get("Cache-Control"), "stale-if-error=") {
+				w.Header().Set("Cache-Status", `productsd-failsafe; hit; ttl=-3; detail="db-error"`)
+				w.Header().Set("Age", "3")
+				writeProduct(w, id, v, http.StatusOK)
+				return
+			}
 			http.Error(w, "unavailable", http.StatusServiceUnavailable)
 			return
 		}

@@ -98,13 +98,14 @@ func percentile(h *hdrhistogram.Histogram, p float64) float64 {
 // window holds what one shard saw since the last tick.
 type window struct {
 	hist      [numReqTypes]*hdrhistogram.Histogram
-	tierHist  [4]*hdrhistogram.Histogram // GET /products/{id} latency by answering tier
+	tierHist  [numTiers]*hdrhistogram.Histogram // GET /products/{id} latency by answering tier
 	reqs      [numReqTypes]int64
 	failed    [numReqTypes]int64
 	checks    int64
 	checksOK  int64
-	tiers     [numReqTypes][4]int64 // by Tier; a batch counts each of its keys
+	tiers     [numReqTypes][numTiers]int64 // by Tier; a batch counts each of its keys
 	collapsed int64
+	failSafe  failSafeCounts
 	iters     int64
 	dropped   int64
 	fails     failureCounts
@@ -164,6 +165,7 @@ func (w *window) merge(o *window) {
 	w.checks += o.checks
 	w.checksOK += o.checksOK
 	w.collapsed += o.collapsed
+	w.failSafe.merge(o.failSafe)
 	w.iters += o.iters
 	w.dropped += o.dropped
 	w.fails.merge(&o.fails)
@@ -209,6 +211,10 @@ type sample struct {
 	// failCode, when set, is the status the failure is filed under
 	// instead of code: 404 for a batch that left out an existing id.
 	failCode int
+	// optIn: the read sent Cache-Control: stale-if-error=allowS; ageS is
+	// the Age of a labelled fail-safe answer.
+	optIn        bool
+	allowS, ageS int64
 }
 
 // collector aggregates samples from all VUs into totals and a per-second
@@ -268,6 +274,7 @@ func (s *shard) add(x sample) {
 	if x.cache.Collapsed {
 		w.collapsed++
 	}
+	w.failSafe.add(&x)
 	w.iters++
 	w.fails.add(&x)
 	s.mu.Unlock()
@@ -323,6 +330,9 @@ type Point struct {
 	Origin   float64 `json:"origin_ratio"`
 	L1Hits   int64   `json:"l1_hits"`
 	L2Hits   int64   `json:"l2_hits"`
+	// FailSafe counts the keys answered stale, labelled, from the
+	// fail-safe store (stale-if-error): not hits, their own class.
+	FailSafe int64 `json:"failsafe_served"`
 	// DBQueries are the targets' database queries in the interval, -1
 	// when not sampled (see RunOptions.SampleDB).
 	DBQueries int64 `json:"db_queries"`
@@ -349,6 +359,7 @@ func pointOf(w *window, at, dt time.Duration, vus int) Point {
 		T: at.Seconds(), VUs: vus, Requests: n, Errors: failed, Dropped: w.dropped,
 		P50: percentile(all, 50), P95: percentile(all, 95), P99: percentile(all, 99),
 		L1: r.L1, L2: r.L2, Origin: r.Origin, L1Hits: tiers[TierL1], L2Hits: tiers[TierL2],
+		FailSafe: tiers[TierFailSafe],
 	}
 	if dt > 0 {
 		p.RPS = float64(n) / dt.Seconds()
@@ -364,8 +375,8 @@ func pointOf(w *window, at, dt time.Duration, vus int) Point {
 
 // readTiers sums the tiers of the cached reads (get, list and each key of
 // a batch).
-func (w *window) readTiers() [4]int64 {
-	var t [4]int64
+func (w *window) readTiers() [numTiers]int64 {
+	var t [numTiers]int64
 	for _, typ := range []ReqType{ReqGet, ReqList, ReqBatch} {
 		for i := range t {
 			t[i] += w.tiers[typ][i]
@@ -375,21 +386,28 @@ func (w *window) readTiers() [4]int64 {
 }
 
 // HitRatios are the shares of classified reads answered by each tier; they
-// add up to 1 when any read carried a Cache-Status header.
+// add up to 1 when any read carried a Cache-Status header. FailSafe is the
+// share answered stale, labelled, after the database failed (stale-if-error
+// served): its own class, not a hit.
 type HitRatios struct {
 	L1         float64 `json:"l1"`
 	L2         float64 `json:"l2"`
 	Origin     float64 `json:"origin"`
+	FailSafe   float64 `json:"failsafe"`
 	Classified int64   `json:"classified"` // reads with a usable Cache-Status
 	Unknown    int64   `json:"unknown"`    // reads without one
+	// FailSafeServed counts the reads (keys, for a batch) answered from
+	// the fail-safe store.
+	FailSafeServed int64 `json:"failsafe_served"`
 }
 
-func ratiosOf(t [4]int64) HitRatios {
-	r := HitRatios{Unknown: t[TierUnknown]}
-	r.Classified = t[TierL1] + t[TierL2] + t[TierOrigin]
+func ratiosOf(t [numTiers]int64) HitRatios {
+	r := HitRatios{Unknown: t[TierUnknown], FailSafeServed: t[TierFailSafe]}
+	r.Classified = t[TierL1] + t[TierL2] + t[TierOrigin] + t[TierFailSafe]
 	if r.Classified > 0 {
 		c := float64(r.Classified)
 		r.L1, r.L2, r.Origin = float64(t[TierL1])/c, float64(t[TierL2])/c, float64(t[TierOrigin])/c
+		r.FailSafe = float64(t[TierFailSafe]) / c
 	}
 	return r
 }

@@ -36,6 +36,10 @@ type Probe struct {
 type probeLog struct {
 	writes []probeEvent // at = acknowledgement
 	reads  []probeEvent // at = begin
+	// labelled are reads answered stale from the fail-safe store and
+	// labelled so (stale-if-error, asked for by the read): checked like
+	// reads, but counted apart, never as stale reads.
+	labelled []probeEvent
 }
 
 type probeEvent struct {
@@ -75,9 +79,26 @@ func (p *Probe) Write(id string, version int64, ack time.Duration) {
 
 // Read logs a read of id that began at begin and returned version.
 func (p *Probe) Read(id string, version int64, begin time.Duration) {
+	p.read(id, version, begin, false)
+}
+
+// ReadLabelled logs a read that the server answered from its fail-safe
+// store and labelled stale (stale-if-error, which the read sent): an older
+// version it returned is counted in ProbeResult.Labelled*, not as a stale
+// read.
+func (p *Probe) ReadLabelled(id string, version int64, begin time.Duration) {
+	p.read(id, version, begin, true)
+}
+
+func (p *Probe) read(id string, version int64, begin time.Duration, labelled bool) {
 	p.mu.Lock()
 	if l := p.ids[id]; l != nil {
-		l.reads = append(l.reads, probeEvent{at: begin, version: version})
+		e := probeEvent{at: begin, version: version}
+		if labelled {
+			l.labelled = append(l.labelled, e)
+		} else {
+			l.reads = append(l.reads, e)
+		}
 	}
 	p.mu.Unlock()
 }
@@ -113,6 +134,13 @@ type ProbeResult struct {
 	Series []ProbePoint `json:"series,omitempty"`
 	// ConsistentRatio is 1 - stale_reads/reads_after_write.
 	ConsistentRatio float64 `json:"consistent_ratio"`
+	// LabelledReads counts the reads answered from the fail-safe store
+	// and labelled stale (stale-if-error); LabelledStale those of them
+	// that returned a version older than one acknowledged more than the
+	// grace before: asked for and labelled, so not stale reads, but
+	// counted here. They are in none of the figures above.
+	LabelledReads int64 `json:"labelled_reads"`
+	LabelledStale int64 `json:"labelled_stale"`
 }
 
 // ProbePoint is one second of [ProbeResult.Series]: T is its end, in
@@ -195,6 +223,7 @@ func (p *Probe) AnalyzeSince(since time.Duration) ProbeResult {
 func analyzeID(l *probeLog, grace, since time.Duration, res *ProbeResult, hist *hdrhistogram.Histogram) {
 	res.Writes += int64(len(l.writes))
 	res.Reads += int64(len(l.reads))
+	res.LabelledReads += int64(len(l.labelled))
 	if len(l.writes) == 0 {
 		return
 	}
@@ -207,6 +236,11 @@ func analyzeID(l *probeLog, grace, since time.Duration, res *ProbeResult, hist *
 			maxv[i] = maxv[i-1]
 		}
 	}
+	for _, r := range l.labelled {
+		if gap, ok := staleGap(w, maxv, r); ok && r.at >= since && gap > grace {
+			res.LabelledStale++
+		}
+	}
 	for _, r := range l.reads {
 		if r.at < since {
 			continue
@@ -216,12 +250,10 @@ func analyzeID(l *probeLog, grace, since time.Duration, res *ProbeResult, hist *
 			continue
 		}
 		res.ReadsAfterWrite++
-		if r.version >= maxv[n-1] {
+		gap, old := staleGap(w, maxv, r)
+		if !old {
 			continue
 		}
-		// The first acknowledgement that made r.version obsolete.
-		j := sort.Search(n, func(i int) bool { return maxv[i] > r.version })
-		gap := r.at - w[j].at
 		res.MaxStalenessMs = max(res.MaxStalenessMs, ms(gap))
 		_ = hist.RecordValue(max(int64(gap/time.Microsecond), 1))
 		addToBuckets(res.Buckets, ms(gap))
@@ -232,4 +264,17 @@ func analyzeID(l *probeLog, grace, since time.Duration, res *ProbeResult, hist *
 			res.WithinGrace++
 		}
 	}
+}
+
+// staleGap says whether read r returned a version older than one
+// acknowledged before it began, and how long before: from the first
+// acknowledgement that made r's version obsolete. w is sorted by
+// acknowledgement, maxv its running maximum of versions.
+func staleGap(w []probeEvent, maxv []int64, r probeEvent) (time.Duration, bool) {
+	n := sort.Search(len(w), func(i int) bool { return w[i].at >= r.at }) // acks strictly before r.at
+	if n == 0 || r.version >= maxv[n-1] {
+		return 0, false
+	}
+	j := sort.Search(n, func(i int) bool { return maxv[i] > r.version })
+	return r.at - w[j].at, true
 }

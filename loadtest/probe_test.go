@@ -144,3 +144,29 @@ func TestProbeSeries(t *testing.T) {
 		t.Fatalf("got %+v", res.Series)
 	}
 }
+
+// TestProbeLabelledStaleIsNotAStaleRead: an old version the server
+// labelled stale (stale-if-error, asked for) is counted apart; the same
+// old version unlabelled is a stale read.
+func TestProbeLabelledStaleIsNotAStaleRead(t *testing.T) {
+	p := NewProbe(50 * msec)
+	p.Track("a")
+	p.Write("a", 2, 100*msec)
+	p.ReadLabelled("a", 1, 400*msec) // stale by 300ms, labelled
+	p.ReadLabelled("a", 2, 500*msec) // labelled, current
+	p.ReadLabelled("a", 1, 120*msec) // labelled, within grace
+	p.Read("a", 2, 600*msec)         // fine
+	p.Read("a", 1, 700*msec)         // unlabelled: a violation
+	p.ReadLabelled("a", 1, 50*msec)  // before the write: not old
+	p.ReadLabelled("b", 1, 900*msec) // untracked
+	res := p.Analyze()
+	if res.StaleReads != 1 || res.ReadsAfterWrite != 2 || res.Reads != 2 || res.MaxStalenessMs != 600 {
+		t.Errorf("unlabelled figures %+v, want 1 stale read of 2 reads after the write, worst 600ms", res)
+	}
+	if res.LabelledReads != 4 || res.LabelledStale != 1 {
+		t.Errorf("labelled %d, stale %d; want 4, 1", res.LabelledReads, res.LabelledStale)
+	}
+	if since := p.AnalyzeSince(450 * msec); since.LabelledStale != 0 || since.StaleReads != 1 {
+		t.Errorf("since 450ms: %+v", since)
+	}
+}

@@ -31,7 +31,7 @@ func WriteHTML(w io.Writer, s *Summary) error {
 		Types   []string
 		Buckets string
 		Tiers   []string
-	}{S: s, Types: s.typeNames(), Buckets: s.Consistency.bucketText(), Tiers: []string{"l1", "l2", "origin"}}
+	}{S: s, Types: s.typeNames(), Buckets: s.Consistency.bucketText(), Tiers: []string{"l1", "l2", "origin", "failsafe"}}
 	data.Charts = []template.HTML{
 		svgChart("Throughput (requests/s)", xs, 0, []chartLine{
 			{"requests/s", "#2563eb", col(func(p Point) float64 { return p.RPS })},
@@ -312,9 +312,13 @@ svg{display:block;margin:12px 0;background:#f8fafc;border:1px solid #e2e8f0;widt
 <tr><th>checks</th><td>{{pct .S.Checks.Rate}}</td></tr>
 <tr><th>dropped iterations</th><td>{{.S.Dropped}}</td></tr>
 <tr><th>reads from L1 / L2 / origin</th><td>{{pct .S.Cache.L1}} / {{pct .S.Cache.L2}} / {{pct .S.Cache.Origin}}</td></tr>
+{{with .S.FailSafe}}{{if or .OptIn .Served}}<tr><th>stale-if-error served (labelled)</th><td class="{{if or .Unrequested .OverAllowance}}fail{{else}}ok{{end}}">{{.Served}}
+(oldest {{.MaxAgeS}}s; {{.Unrequested}} to reads that did not opt in, {{.OverAllowance}} older than allowed);
+{{.OptInFailed}} of {{.OptIn}} opted-in reads failed, {{.OtherFailed}} of {{.OtherReads}} others</td></tr>{{end}}{{end}}
 <tr><th>database queries</th><td>{{if .S.DB.Available}}{{.S.DB.Total}} ({{printf "%.4f" .S.DB.PerReq}} per request){{else}}n/a{{end}}</td></tr>
 {{if .S.Consistency.Enabled}}<tr><th>stale reads</th><td>{{.S.Consistency.StaleReads}} of {{.S.Consistency.ReadsAfterWrite}} reads after a write
-(grace {{.S.Consistency.GraceMs}}ms, worst {{printf "%.1f" .S.Consistency.MaxStalenessMs}}ms, {{.S.Consistency.WithinGrace}} old within grace)</td></tr>
+(grace {{.S.Consistency.GraceMs}}ms, worst {{printf "%.1f" .S.Consistency.MaxStalenessMs}}ms, {{.S.Consistency.WithinGrace}} old within grace{{if .S.Consistency.LabelledReads}};
+not counted: {{.S.Consistency.LabelledStale}} older versions among {{.S.Consistency.LabelledReads}} reads labelled stale-if-error{{end}})</td></tr>
 {{if .Buckets}}<tr><th>old reads by time after the write's ack</th><td>{{.Buckets}}</td></tr>{{end}}{{end}}
 {{if .S.LostWrites.Enabled}}{{with .S.LostWrites}}<tr><th>lost acknowledged writes</th><td class="{{if .Lost}}fail{{else}}ok{{end}}">{{.Lost}} of {{.IDs}} ids written
 ({{.Missing}} missing, {{.Backwards}} older, {{.Reappeared}} deletes undone; {{.Unverified}} unverified; {{.UnansweredDeletes}} gone after an unanswered delete{{if .Database}}; database read too{{end}})</td></tr>{{end}}{{end}}

@@ -88,3 +88,31 @@ func TestPerReplicaSeries(t *testing.T) {
 		t.Error("a single target got per-replica charts")
 	}
 }
+
+// TestReportsFailSafe: the text summary and the HTML report show the
+// labelled stale answers as their own class, apart from the stale reads.
+func TestReportsFailSafe(t *testing.T) {
+	t.Parallel()
+	s := &Summary{
+		Cache:       HitRatios{L1: 0.5, L2: 0.3, Origin: 0.1, FailSafe: 0.1, Classified: 10, FailSafeServed: 1},
+		FailSafe:    FailSafe{AllowanceS: 60, OptIn: 6, OptInFailed: 1, OtherReads: 4, OtherFailed: 2, Served: 1, MaxAgeS: 7},
+		Consistency: ProbeResult{Enabled: true, LabelledReads: 1, LabelledStale: 1},
+	}
+	var text strings.Builder
+	s.WriteText(&text)
+	for _, want := range []string{"stale-if-error served", "1 labelled stale answers (oldest 7s, allowance 60s; 0 to reads that did not opt in, 0 older than allowed); failed: 1 of 6 opted-in reads, 2 of 4 others",
+		"1 older versions among 1 reads labelled stale-if-error"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, text.String())
+		}
+	}
+	var html strings.Builder
+	if err := WriteHTML(&html, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"stale-if-error served (labelled)", "1 of 6 opted-in reads failed, 2 of 4 others", "not counted: 1 older versions among 1 reads labelled"} {
+		if !strings.Contains(html.String(), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}

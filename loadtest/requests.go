@@ -49,6 +49,7 @@ func (r *runner) request(ctx context.Context, v *vu, x *sample, method, path str
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	r.optIn(v, req, x)
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return nil, err
@@ -139,6 +140,10 @@ func (r *runner) doGet(ctx context.Context, v *vu, begin time.Time, x *sample) e
 		return err
 	}
 	x.cache = r.statuses.classify(resp.Header.Get("Cache-Status"))
+	labelled := x.cache.Tier == TierFailSafe
+	if labelled {
+		x.noteAge(resp)
+	}
 	if !x.status(resp) {
 		return nil
 	}
@@ -147,7 +152,7 @@ func (r *runner) doGet(ctx context.Context, v *vu, begin time.Time, x *sample) e
 	if ok {
 		x.checkOK++
 		if k < r.probeN {
-			r.probe.Read(id, ver, begin.Sub(r.start))
+			r.probe.read(id, ver, begin.Sub(r.start), labelled)
 		}
 	}
 	return nil

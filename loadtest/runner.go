@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,6 +82,9 @@ type runner struct {
 
 	mixCum   [numReqTypes]float64
 	mixTotal float64
+	// staleIfError is the Cache-Control value opted-in reads send; "" when
+	// none do.
+	staleIfError string
 }
 
 // NewClient returns an HTTP client for n concurrent VUs: keep-alive
@@ -133,6 +137,9 @@ func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
 		return nil, err
 	}
 	r.setupMix()
+	if sc.StaleIfError > 0 {
+		r.staleIfError = "stale-if-error=" + strconv.FormatInt(int64(time.Duration(sc.StaleIfError)/time.Second), 10)
+	}
 	if sc.Probe.Enabled {
 		r.probe = opt.Probe
 		if r.probe == nil {
@@ -399,6 +406,7 @@ func (r *runner) summarize(coll *collector, end time.Time, dropped int64) *Summa
 		Types:     map[string]TypeSummary{},
 		Cache:     ratiosOf(w.readTiers()),
 		Collapsed: w.collapsed,
+		FailSafe:  w.failSafe.summary(time.Duration(r.sc.StaleIfError)),
 		Series:    coll.series,
 	}
 	if s.DurationS > 0 {

@@ -220,3 +220,33 @@ func TestRunSamplesDB(t *testing.T) {
 		}
 	}
 }
+
+// TestRunCountsFailSafe: with half the reads opting in to stale-if-error
+// and a fake that fails every 5th read, opted-in reads get the version
+// before, labelled, and the others a 503; the labelled answers are their
+// own class (not hits, not stale reads) and none went to a read that did
+// not opt in.
+func TestRunCountsFailSafe(t *testing.T) {
+	f, urls := newFakeAPI(t, 2, 20, true)
+	f.fail503Every, f.failSafe = 5, true
+	sc := &Scenario{
+		Name: "failsafe", Targets: urls, VUs: 4, Duration: Duration(20 * time.Second),
+		Mix: Mix{Get: 90, Update: 10}, Setup: Setup{Products: 20}, Probe: ProbeSpec{Enabled: true},
+		MaxRequests: 600, StaleIfError: Duration(60 * time.Second), StaleIfErrorShare: 0.5,
+	}
+	sum, err := Run(t.Context(), sc, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := sum.FailSafe
+	if fs.AllowanceS != 60 || fs.OptIn == 0 || fs.OtherReads == 0 || fs.Served == 0 || fs.OptInFailed != 0 ||
+		fs.OtherFailed == 0 || fs.Unrequested != 0 || fs.OverAllowance != 0 || fs.MaxAgeS != 3 {
+		t.Errorf("failsafe %+v", fs)
+	}
+	if c := sum.Cache; c.FailSafeServed != fs.Served || c.FailSafe == 0 || sum.Types["get"].Cache.FailSafeServed != fs.Served {
+		t.Errorf("cache %+v, want the %d labelled answers as their own class", c, fs.Served)
+	}
+	if c := sum.Consistency; c.StaleReads != 0 || c.LabelledReads == 0 {
+		t.Errorf("consistency %+v, want labelled reads and no stale read", c)
+	}
+}

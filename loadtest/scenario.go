@@ -141,8 +141,15 @@ type Scenario struct {
 	ListLimit int      `json:"list_limit,omitempty"` // default 50
 	// BatchSize is how many distinct ids a batch read asks for (fewer
 	// when the key space is smaller); default 20, at most MaxBatchSize.
-	BatchSize int    `json:"batch_size,omitempty"`
-	Seed      uint64 `json:"seed,omitempty"` // RNG seed; default 1
+	BatchSize int `json:"batch_size,omitempty"`
+	// StaleIfError, when set (whole seconds, at least 1s), is the
+	// allowance a share StaleIfErrorShare (default 1: all) of the get and
+	// batch reads opt in with: Cache-Control: stale-if-error=<seconds>
+	// (README, fail-safe). Their labelled stale answers are counted apart
+	// (Summary.FailSafe), not as stale reads.
+	StaleIfError      Duration `json:"stale_if_error,omitempty"`
+	StaleIfErrorShare float64  `json:"stale_if_error_share,omitempty"`
+	Seed              uint64   `json:"seed,omitempty"` // RNG seed; default 1
 	// MaxRequests stops the run after this many iterations (0: no limit).
 	MaxRequests int64 `json:"max_requests,omitempty"`
 }
@@ -305,6 +312,9 @@ func (sc *Scenario) Normalize() error {
 	def(&sc.MaxVUs, sc.PreAllocatedVUs)
 	def(&sc.ListLimit, 50)
 	def(&sc.BatchSize, 20)
+	if sc.StaleIfError > 0 && sc.StaleIfErrorShare == 0 {
+		sc.StaleIfErrorShare = 1
+	}
 	def(&sc.Setup.Products, 1000)
 	defD(&sc.Duration, 10*time.Second)
 	defD(&sc.TimeUnit, time.Second)
@@ -373,6 +383,12 @@ func (sc *Scenario) validate() error {
 	}
 	if sc.BatchSize < 1 || sc.BatchSize > MaxBatchSize {
 		return fmt.Errorf("loadtest: batch_size must be 1 to %d", MaxBatchSize)
+	}
+	if sc.StaleIfError != 0 && (sc.StaleIfError < Duration(time.Second) || sc.StaleIfError%Duration(time.Second) != 0) {
+		return fmt.Errorf("loadtest: stale_if_error must be whole seconds, at least 1s")
+	}
+	if sc.StaleIfErrorShare < 0 || sc.StaleIfErrorShare > 1 {
+		return fmt.Errorf("loadtest: stale_if_error_share must be 0 to 1")
 	}
 	if _, err := NewKeyChooser(sc.Keys, max(sc.Setup.Products, 1)); err != nil {
 		return err

@@ -43,6 +43,10 @@ type Summary struct {
 	// Cache is the tier breakdown of cached reads (get and list).
 	Cache     HitRatios `json:"cache"`
 	Collapsed int64     `json:"collapsed"`
+	// FailSafe counts the reads that opted in to stale-if-error and the
+	// labelled stale answers, apart from the cache hits and from the
+	// consistency probe's stale reads.
+	FailSafe FailSafe `json:"failsafe"`
 	// TierLatency is the latency of GET /products/{id} by the tier that
 	// answered: "l1", "l2", "origin" and "unknown" (no Cache-Status).
 	TierLatency map[string]Percentiles `json:"tier_latency"`
@@ -165,6 +169,8 @@ func (s *Summary) hitRatio(tags map[string]string) float64 {
 		return r.L2
 	case "origin", "db":
 		return r.Origin
+	case "failsafe":
+		return r.FailSafe
 	}
 	return r.L1 + r.L2 // "hit" or no tier: served by any cache
 }
@@ -255,7 +261,10 @@ func (s *Summary) WriteText(w io.Writer) {
 	line("iterations", "%d  dropped %d", s.Iterations, s.Dropped)
 	if s.Cache.Classified > 0 {
 		line("cache (reads)", "l1 %.1f%%  l2 %.1f%%  origin %.1f%%  collapsed %d", 100*s.Cache.L1, 100*s.Cache.L2, 100*s.Cache.Origin, s.Collapsed)
-		for _, tier := range []string{"l1", "l2", "origin"} {
+		if s.Cache.FailSafeServed > 0 {
+			line("  stale-if-error served", "%.1f%%  %d (labelled, not hits)", 100*s.Cache.FailSafe, s.Cache.FailSafeServed)
+		}
+		for _, tier := range []string{"l1", "l2", "origin", "failsafe"} {
 			if p, ok := s.TierLatency[tier]; ok {
 				line("  get from "+tier, "%s", p)
 			}
@@ -274,9 +283,16 @@ func (s *Summary) WriteText(w io.Writer) {
 	} else {
 		line("db_queries", "n/a (not every target answered /metrics)")
 	}
+	if f := s.FailSafe; f.OptIn+f.Served > 0 {
+		line("failsafe", "%d labelled stale answers (oldest %ds, allowance %ds; %d to reads that did not opt in, %d older than allowed); failed: %d of %d opted-in reads, %d of %d others",
+			f.Served, f.MaxAgeS, f.AllowanceS, f.Unrequested, f.OverAllowance, f.OptInFailed, f.OptIn, f.OtherFailed, f.OtherReads)
+	}
 	if c := s.Consistency; c.Enabled {
 		line("stale_reads", "%d of %d reads after a write (%d ids, grace %.0fms; %d old within grace; worst %.1fms)",
 			c.StaleReads, c.ReadsAfterWrite, c.SampledIDs, c.GraceMs, c.WithinGrace, c.MaxStalenessMs)
+		if c.LabelledReads > 0 {
+			line("  labelled, not counted", "%d older versions among %d reads labelled stale-if-error", c.LabelledStale, c.LabelledReads)
+		}
 		if c.StaleReads+c.WithinGrace > 0 {
 			line("  old reads by window", "%s", c.bucketText())
 		}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -32,16 +33,30 @@ func (s *Store) GetMany(ctx context.Context, ids []uuid.UUID) ([]Product, error)
 }
 
 // Batch is the answer of [Service.Products]: the entries found, in the
-// order asked, and the ids not found.
+// order asked, the ids not found, and the items served stale from the
+// fail-safe store (in the order of Items).
 type Batch struct {
 	Items   []Entry
 	Missing []uuid.UUID
+	Stale   []StaleItem
+}
+
+// StaleItem is an item of a batch answered from the fail-safe store
+// (docs/design.md §3.16): its id, its age, and why the database was not
+// used (tiercache.StaleError or StaleTimeout).
+type StaleItem struct {
+	ID     uuid.UUID
+	Age    time.Duration
+	Reason string
 }
 
 // Products reads the products ids (no duplicates) through the cache in one
 // batch (docs/design.md §3.17): one database query for all the misses. It
-// returns the batch and its Cache-Status header.
-func (s *Service) Products(ctx context.Context, ids []uuid.UUID) (Batch, string, error) {
+// returns the batch and its Cache-Status header. opts are the read's
+// fail-safe options (failSafeOptions): with them, a key whose load fails is
+// answered from its fail-safe copy if one is young enough, listed in
+// Batch.Stale; without, any such key fails the batch.
+func (s *Service) Products(ctx context.Context, ids []uuid.UUID, opts ...tiercache.GetOption) (Batch, string, error) {
 	if err := s.ready(); err != nil {
 		return Batch{}, "", err
 	}
@@ -72,7 +87,7 @@ func (s *Service) Products(ctx context.Context, ids []uuid.UUID) (Batch, string,
 		}
 		return b, "", err
 	}
-	items, err := s.cache.GetManyInfo(ctx, keys, load)
+	items, err := s.cache.GetManyInfo(ctx, keys, load, opts...)
 	if errors.Is(err, tiercache.ErrClosed) {
 		return Batch{}, "", ErrUnavailable
 	}
@@ -84,6 +99,9 @@ func (s *Service) Products(ctx context.Context, ids []uuid.UUID) (Batch, string,
 		switch it := items[k]; {
 		case it.Err == nil:
 			b.Items = append(b.Items, it.Val)
+			if it.Info.Stale {
+				b.Stale = append(b.Stale, StaleItem{ID: ids[i], Age: it.Info.Age, Reason: it.Info.StaleReason})
+			}
 		case errors.Is(it.Err, tiercache.ErrNotFound):
 			b.Missing = append(b.Missing, ids[i])
 		default:
@@ -114,11 +132,19 @@ func (s *Service) loadProducts(ctx context.Context, ids []uuid.UUID) (map[string
 // per tier the batch asked, L2 first; "hit" when every key asked of that
 // tier was there, else "fwd=miss"; detail="<hits>/<keys asked>" counts the
 // keys; "stored" when at least one was stored, "collapsed" when at least
-// one waited on another load.
+// one waited on another load. Keys answered from the fail-safe store come
+// first, in a member of their own: "productsd-failsafe; hit; ttl=-<age of
+// the oldest>; detail="<n>/<n>"" (they count as misses of L2 and L1).
 func batchStatus(mode tiercache.Mode, items map[string]tiercache.Item[Entry]) string {
 	var l1, l2 tierCount
+	var stale int
+	var oldest time.Duration
 	for _, it := range items {
 		in := it.Info
+		if in.Stale {
+			stale++
+			oldest = max(oldest, in.Age)
+		}
 		l1.asked++
 		if in.Source == tiercache.SourceL1 {
 			l1.hits++
@@ -134,6 +160,10 @@ func batchStatus(mode tiercache.Mode, items map[string]tiercache.Item[Entry]) st
 		l2.collapsed = l2.collapsed || in.LeaseWaited
 	}
 	var parts []string
+	if stale > 0 {
+		n := strconv.Itoa(stale)
+		parts = append(parts, statusFailSafe+"; hit; ttl=-"+strconv.FormatInt(ageSeconds(oldest), 10)+`; detail="`+n+"/"+n+`"`)
+	}
 	if (mode == tiercache.ModeTiered || mode == tiercache.ModeL2Only) && l2.asked > 0 {
 		parts = append(parts, l2.member(statusL2))
 	}
@@ -194,10 +224,13 @@ func serveBatch(w http.ResponseWriter, r *http.Request, svc *Service, list strin
 		writeProblem(w, http.StatusBadRequest, err.Error(), nil)
 		return nil
 	}
-	b, status, err := svc.Products(r.Context(), ids)
+	b, status, err := svc.Products(r.Context(), ids, svc.failSafeOptions(svc.staleAllowance(r))...)
 	setCacheStatus(w, status)
 	if err != nil {
 		return err
+	}
+	if len(b.Stale) > 0 {
+		w.Header()["Age"] = []string{strconv.FormatInt(ageSeconds(oldestStale(b.Stale)), 10)}
 	}
 	body := make([]byte, 0, 256*len(b.Items)+40*len(b.Missing))
 	body = append(body, `{"items":[`...)
@@ -216,8 +249,43 @@ func serveBatch(w http.ResponseWriter, r *http.Request, svc *Service, list strin
 		body = append(body, id.String()...)
 		body = append(body, '"')
 	}
-	body = append(body, "]}"...)
+	body = append(body, ']')
+	body = appendStale(body, b.Stale)
+	body = append(body, '}')
 	w.Header()["Content-Type"] = jsonContentType
 	_, _ = w.Write(body)
 	return nil
+}
+
+// appendStale writes the batch's "stale" member, when it has stale items:
+// ,"stale":[{"id":"<id>","age":<seconds>,"reason":"db-error"},...] in the
+// order of items, age rounded up as in the Age header, reason "db-error"
+// or "db-timeout" as in the Cache-Status detail of a single read.
+func appendStale(body []byte, stale []StaleItem) []byte {
+	if len(stale) == 0 {
+		return body
+	}
+	body = append(body, `,"stale":[`...)
+	for i, st := range stale {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, `{"id":"`...)
+		body = append(body, st.ID.String()...)
+		body = append(body, `","age":`...)
+		body = strconv.AppendInt(body, ageSeconds(st.Age), 10)
+		body = append(body, `,"reason":"`...)
+		body = append(body, staleDetail(st.Reason)...)
+		body = append(body, `"}`...)
+	}
+	return append(body, ']')
+}
+
+// oldestStale is the largest age among stale.
+func oldestStale(stale []StaleItem) time.Duration {
+	var oldest time.Duration
+	for _, st := range stale {
+		oldest = max(oldest, st.Age)
+	}
+	return oldest
 }

@@ -34,7 +34,8 @@ func dbError(op string, err error) error {
 		return fmt.Errorf("products: %s: %w", op, err)
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && !unavailableCode(pgErr.Code) {
+	var connErr *pgconn.ConnectError // refused at connect time, whatever the code (55000: database closed to connections)
+	if errors.As(err, &pgErr) && !unavailableCode(pgErr.Code) && !errors.As(err, &connErr) {
 		return fmt.Errorf("products: %s: %w", op, err)
 	}
 	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)

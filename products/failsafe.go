@@ -124,9 +124,14 @@ func ageSeconds(age time.Duration) int64 {
 // database, as far as this replica can know), and a detail naming why the
 // database was not used: "db-error" or "db-timeout" (docs/design.md §4).
 func failSafeStatus(info tiercache.Info) string {
-	detail := "db-error"
-	if info.StaleReason == tiercache.StaleTimeout {
-		detail = "db-timeout"
+	return statusFailSafe + "; hit; ttl=-" + strconv.FormatInt(ageSeconds(info.Age), 10) + `; detail="` + staleDetail(info.StaleReason) + `"`
+}
+
+// staleDetail names why the database was not used: "db-error" or
+// "db-timeout".
+func staleDetail(reason string) string {
+	if reason == tiercache.StaleTimeout {
+		return "db-timeout"
 	}
-	return statusFailSafe + "; hit; ttl=-" + strconv.FormatInt(ageSeconds(info.Age), 10) + `; detail="` + detail + `"`
+	return "db-error"
 }

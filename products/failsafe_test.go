@@ -2,6 +2,8 @@ package products
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -9,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/tiercache/productcache/internal/tcpproxy"
+	"github.com/tiercache/productcache/internal/testenv"
 )
 
 func TestStaleIfErrorDirective(t *testing.T) {
@@ -188,5 +192,94 @@ func TestSoftTimeoutServesCopy(t *testing.T) {
 	wantStale(t, do(t, http.MethodGet, r.url+"/products/"+id, "", "Cache-Control", "stale-if-error=60"), "db-timeout", 1, 60)
 	if d := time.Since(start); d >= 4*time.Second {
 		t.Fatalf("answered after %v, not before the load's 4 s", d)
+	}
+}
+
+// docs/design.md §3.16 and §4 for batches: with the database cut, a batch
+// with stale-if-error gets the copies its earlier batch load left, listed
+// in "stale" with their ages, a fail-safe member in Cache-Status and an Age;
+// without it, or with a key that has no copy, the batch is a 503.
+func TestBatchStaleIfError(t *testing.T) {
+	t.Parallel()
+	r, p := proxiedReplica(t)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, r.create(t, "batch-kept", int64(100+i))["id"].(string))
+	}
+	if b, _ := getBatch(t, r, ids[0], ids[1]); len(b.Items) != 2 { // the batch load leaves the copies
+		t.Fatalf("first batch: %+v", b)
+	}
+	for _, id := range ids {
+		evict(t, r, id)
+	}
+	p.SetCut(true)
+	url := r.url + "/products?ids=" + ids[0] + "," + ids[1]
+	wantUnavailable(t, do(t, http.MethodGet, url, ""))
+	resp := do(t, http.MethodGet, url, "", "Cache-Control", "stale-if-error=60")
+	wantStatus(t, resp, http.StatusOK)
+	age, err := strconv.ParseInt(resp.Header.Get("Age"), 10, 64)
+	if err != nil || age < 1 || age > 60 {
+		t.Fatalf("Age %q, want 1..60", resp.Header.Get("Age"))
+	}
+	want := statusFailSafe + "; hit; ttl=-" + strconv.FormatInt(age, 10) + `; detail="2/2", ` +
+		statusL2 + `; fwd=miss; detail="0/2", ` + statusL1 + `; fwd=miss; detail="0/2"`
+	if got := resp.Header.Get("Cache-Status"); got != want {
+		t.Fatalf("Cache-Status %q, want %q", got, want)
+	}
+	var b struct {
+		Items []struct {
+			ID    string `json:"id"`
+			Price int64  `json:"price_cents"`
+		} `json:"items"`
+		Stale []struct {
+			ID     string `json:"id"`
+			Age    int64  `json:"age"`
+			Reason string `json:"reason"`
+		} `json:"stale"`
+	}
+	if err := json.Unmarshal(resp.body, &b); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Items) != 2 || b.Items[0].ID != ids[0] || b.Items[0].Price != 100 || b.Items[1].ID != ids[1] ||
+		len(b.Stale) != 2 || b.Stale[0].ID != ids[0] || b.Stale[1].ID != ids[1] ||
+		b.Stale[0].Age < 1 || b.Stale[0].Age > age || b.Stale[1].Reason != "db-error" {
+		t.Fatalf("stale batch %s", resp.body)
+	}
+	wantUnavailable(t, do(t, http.MethodGet, url+","+ids[2], "", "Cache-Control", "stale-if-error=60")) // no copy of ids[2]
+	p.SetCut(false)
+	resp = do(t, http.MethodGet, url, "", "Cache-Control", "stale-if-error=60")
+	wantStatus(t, resp, http.StatusOK)
+	wantNotStale(t, resp)
+	if strings.Contains(string(resp.body), `"stale"`) {
+		t.Fatalf("fresh batch lists stale items: %s", resp.body)
+	}
+}
+
+// A database that refuses connections (here closed with ALLOW_CONNECTIONS
+// false, SQLSTATE 55000 at connect time) is an outage: 503 and, for reads
+// that opted in, the fail-safe, never a 500.
+func TestRefusedConnectionIsUnavailable(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	base := testenv.DatabaseURL()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Skipf("PostgreSQL: %v", err)
+	}
+	defer admin.Close(context.Background())
+	name := testenv.Unique("products_closed")
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name+" WITH ALLOW_CONNECTIONS false"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name) })
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	_, err = pgx.Connect(ctx, u.String())
+	if err == nil || !errors.Is(dbError("get", err), ErrUnavailable) {
+		t.Fatalf("connect to a closed database: %v; dbError %v, want ErrUnavailable", err, dbError("get", err))
 	}
 }

@@ -3,6 +3,7 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -27,9 +28,10 @@ type Item[V any] struct {
 // one key, but in a few round trips for all of them (docs/design.md §3.17).
 // A key that does not exist is absent from the map. The error is the first
 // error other than ErrNotFound (a loader's, or ctx's), with the values
-// found so far.
-func (c *Cache[V]) GetMany(ctx context.Context, keys []string, load LoadManyFunc[V]) (map[string]V, error) {
-	items, err := c.GetManyInfo(ctx, keys, load)
+// found so far. The options are [StaleIfError] and [SoftTimeout], which
+// apply to each key as for Get; [InGroup] is an error.
+func (c *Cache[V]) GetMany(ctx context.Context, keys []string, load LoadManyFunc[V], opts ...GetOption) (map[string]V, error) {
+	items, err := c.GetManyInfo(ctx, keys, load, opts...)
 	out := make(map[string]V, len(items))
 	for k, it := range items {
 		switch {
@@ -50,12 +52,24 @@ func (c *Cache[V]) GetMany(ctx context.Context, keys []string, load LoadManyFunc
 // a fill is fenced by the key's L1 token (rule 3) and written to L2 only
 // under its lease (rule 4); a key whose fill is in flight in this replica,
 // begun within the staleness bound unless this replica is caught up
-// (rule 13), joins that fill instead, and a Get joins the batch's. The
-// error is ErrClosed, or ctx's when it ends first.
-func (c *Cache[V]) GetManyInfo(ctx context.Context, keys []string, load LoadManyFunc[V]) (map[string]Item[V], error) {
+// (rule 13), joins that fill instead, and a Get joins the batch's. With
+// [StaleIfError], a key whose load failed (or, with [SoftTimeout], is still
+// under way after the timeout) is answered from its fail-safe copy if one
+// is young enough, marked Stale in its Info, each key on its own; every
+// value the batch loads becomes its key's copy (docs/design.md §3.16). The
+// error is ErrClosed, an invalid option, or ctx's when it ends first.
+func (c *Cache[V]) GetManyInfo(ctx context.Context, keys []string, load LoadManyFunc[V], opts ...GetOption) (map[string]Item[V], error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
+	var o getOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.group != "" {
+		return nil, fmt.Errorf("%w: InGroup does not apply to GetMany", errOptions)
+	}
+	p := plan{staleIfError: o.staleIfError, softTimeout: o.softTimeout}
 	now := c.clockNow()
 	out := make(map[string]Item[V], len(keys))
 	l1ok := c.l1 != nil && len(keys) > 0 && c.l1Serves(now)
@@ -80,7 +94,7 @@ func (c *Cache[V]) GetManyInfo(ctx context.Context, keys []string, load LoadMany
 	if len(rest) == 0 {
 		return out, nil
 	}
-	return out, c.missMany(ctx, rest, load, now, out)
+	return out, c.missMany(ctx, rest, load, now, p, out)
 }
 
 func l1Item[V any](e *l1Entry[V]) Item[V] {
@@ -92,7 +106,7 @@ func l1Item[V any](e *l1Entry[V]) Item[V] {
 
 // missMany claims each key's fill in this replica's flight, joining those
 // in flight, runs the batch of the keys it leads, and waits for them all.
-func (c *Cache[V]) missMany(ctx context.Context, keys []string, load LoadManyFunc[V], now int64, out map[string]Item[V]) error {
+func (c *Cache[V]) missMany(ctx context.Context, keys []string, load LoadManyFunc[V], now int64, p plan, out map[string]Item[V]) error {
 	notBefore := int64(math.MinInt64)
 	if !c.caughtUp(now) {
 		notBefore = now - int64(c.opt.StalenessBound)
@@ -112,15 +126,75 @@ func (c *Cache[V]) missMany(ctx context.Context, keys []string, load LoadManyFun
 	if len(b.keys) > 0 {
 		b.start()
 	}
+	soft := newSoftWait(p)
+	defer soft.stop()
 	for i, k := range keys {
+		if it, ok := c.softStale(ctx, k, calls[i], p, soft); ok {
+			out[k] = it
+			continue
+		}
 		fr, err := calls[i].wait(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		fr.info.Collapsed = joined[i]
-		out[k] = Item[V]{Val: fr.val, Info: fr.info, Err: err}
+		v, info := fr.val, fr.info
+		if p.staleIfError > 0 && failsOver(err) {
+			v, info, err = c.stale(k, p, StaleError, v, info, err)
+		}
+		out[k] = Item[V]{Val: v, Info: info, Err: err}
 	}
 	return nil
+}
+
+// softWait is a batch's soft timeout (docs/design.md §3.16): one timer
+// for all its keys.
+type softWait struct {
+	timer   *time.Timer // nil: no soft timeout
+	expired bool
+}
+
+func newSoftWait(p plan) *softWait {
+	if p.staleIfError <= 0 || p.softTimeout <= 0 {
+		return &softWait{}
+	}
+	return &softWait{timer: time.NewTimer(p.softTimeout)}
+}
+
+func (s *softWait) stop() {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+}
+
+// softStale answers key from its fail-safe copy if its fill is still under
+// way once the batch's soft timeout has passed; false when it must be
+// waited for (no soft timeout, the fill finished, ctx ended, or no copy
+// young enough). The fill goes on and fills the tiers as usual.
+func (c *Cache[V]) softStale(ctx context.Context, key string, call *flightCall[fillResult[V]], p plan, s *softWait) (Item[V], bool) {
+	if s.timer == nil {
+		return Item[V]{}, false
+	}
+	if !s.expired {
+		select {
+		case <-call.done:
+			return Item[V]{}, false
+		case <-ctx.Done():
+			return Item[V]{}, false
+		case <-s.timer.C:
+			s.expired = true
+		}
+	}
+	select {
+	case <-call.done:
+		return Item[V]{}, false
+	default:
+	}
+	v, info, err := c.stale(key, p, StaleTimeout, *new(V), Info{}, nil)
+	if err != nil || !info.Stale {
+		return Item[V]{}, false
+	}
+	return Item[V]{Val: v, Info: info}, true
 }
 
 // manyFill is the fill of the keys one GetManyInfo leads: the fill of
@@ -282,6 +356,7 @@ func (b *manyFill[V]) loadAll(idx []int) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opt.LoadTimeout)
 	defer cancel()
 	c.stats.loads.Add(1)
+	began := c.clockNow()
 	vals, err := b.load(ctx, b.pick(idx))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		c.stats.loadErrors.Add(1)
@@ -294,6 +369,9 @@ func (b *manyFill[V]) loadAll(idx []int) {
 	for _, i := range idx {
 		k := b.keys[i]
 		val, ok := vals[k]
+		if ok {
+			c.failSafe.put(k, val, began)
+		}
 		res := fillResult[V]{val: val, info: b.infos[i]}
 		res.info.Source, res.info.Negative = SourceLoader, !ok
 		var refreshAt int64

@@ -131,7 +131,7 @@
 //	                                         cmd/productsd: TestSentinelFailoverLosingInvalidation
 //	16 stale only on request (StaleIfError)  TestStaleIfErrorServesCopyOnlyWhenAskedAndYoungEnough,
 //	                                         TestStaleIfErrorKeepsNotFound, TestSoftTimeoutServesCopyWhileLoadCompletes,
-//	                                         TestFailSafeStoreBounded
+//	                                         TestFailSafeStoreBounded, TestGetManyStaleIfError, TestGetManySoftTimeout
 //	17 batch reads keep per-key rules        TestGetManyMixed, TestGetManyRacingWriteIsFenced, TestGetManySharesLoadWithGet,
 //	                                         TestGetManyThreeReplicas, TestGetManyLoaderFails, TestGetManyL2OneRoundTrip,
 //	                                         TestGetManyNoJoinOfLoadOlderThanBound, TestGetManyCluster

@@ -148,3 +148,107 @@ func TestFailSafeStoreBounded(t *testing.T) {
 		t.Fatalf("Get of a kept copy = %d, %v; want 1", v, err)
 	}
 }
+
+func failingMany(context.Context, []string) (map[string]int, error) { return nil, errDBDown }
+
+// rule 16 for batches: the values a batch loads become the keys' copies;
+// when a later batch's load fails, an opted-in batch gets each copy young
+// enough, marked stale with its age, a key without one keeps the error, and
+// a batch that did not opt in gets the error for every key it loads.
+func TestGetManyStaleIfError(t *testing.T) {
+	c, clock := failSafeCache(t, Options{})
+	ctx := context.Background()
+	src := newSource()
+	src.set("a", 1)
+	src.set("b", 2)
+	m := &manyLoader{src: src}
+	if vals, err := c.GetMany(ctx, []string{"a", "b"}, m.load); err != nil || vals["a"] != 1 || vals["b"] != 2 {
+		t.Fatalf("first GetMany = %v, %v", vals, err)
+	}
+	clock.Add(int64(2 * time.Second))
+	src.set("c", 3)
+	mustGet(t, c, "c", src) // c's copy is 0s old, a's and b's 2s
+	src.set("a", 10)        // a write, then the database fails
+	for _, k := range []string{"a", "b", "c"} {
+		if err := c.Invalidate(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Add(int64(time.Second))
+	if _, err := c.GetMany(ctx, []string{"a", "c"}, failingMany); !errors.Is(err, errDBDown) {
+		t.Fatalf("GetMany without opt-in: %v, want errDBDown", err)
+	}
+	items, err := c.GetManyInfo(ctx, []string{"a", "b", "c", "d"}, failingMany, StaleIfError(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Item[int]{
+		"a": {Err: errDBDown}, // 3s old: beyond the allowance
+		"b": {Err: errDBDown},
+		"c": {Val: 3, Info: Info{Source: SourceFailSafe, Stale: true, Age: time.Second, StaleReason: StaleError}},
+		"d": {Err: errDBDown}, // never loaded
+	}
+	for k, w := range want {
+		got := items[k]
+		if got.Val != w.Val || got.Info != w.Info || !errors.Is(got.Err, w.Err) {
+			t.Errorf("%s = %+v, want %+v", k, got, w)
+		}
+	}
+	vals, err := c.GetMany(ctx, []string{"a", "b"}, failingMany, StaleIfError(time.Minute))
+	if err != nil || vals["a"] != 1 || vals["b"] != 2 {
+		t.Fatalf("GetMany with a minute's allowance = %v, %v; want the superseded a=1 and b=2", vals, err)
+	}
+	if _, err := c.GetMany(ctx, []string{"a"}, failingMany, InGroup("g")); !errors.Is(err, errOptions) {
+		t.Fatalf("GetMany with InGroup: %v, want errOptions", err)
+	}
+	if s := c.Stats(); s.StaleServedError != 3 {
+		t.Fatalf("StaleServedError = %d, want 3", s.StaleServedError)
+	}
+}
+
+// rule 16 for batches: past the soft timeout, the keys whose load is still
+// under way and that have a copy are answered from it; a key without a
+// copy waits for the load; the load fills the tiers when it finishes.
+func TestGetManySoftTimeout(t *testing.T) {
+	c, _ := failSafeCache(t, Options{})
+	ctx := context.Background()
+	src := newSource()
+	src.set("a", 1)
+	mustGet(t, c, "a", src)
+	src.set("a", 2)
+	src.set("b", 5)
+	if err := c.Invalidate(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	m := &manyLoader{src: src, hold: func([]string) { <-release }}
+	type answer struct {
+		items map[string]Item[int]
+		err   error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		items, err := c.GetManyInfo(ctx, []string{"a", "b"}, m.load, StaleIfError(time.Minute), SoftTimeout(10*time.Millisecond))
+		done <- answer{items, err}
+	}()
+	eventually(t, 5*time.Second, "a stale past the soft timeout, b still waiting", func() bool {
+		return c.Stats().StaleServedTimeout == 1
+	})
+	select {
+	case a := <-done:
+		t.Fatalf("GetManyInfo returned before b's load: %+v", a)
+	default:
+	}
+	close(release)
+	a := <-done
+	if a.err != nil || a.items["a"].Val != 1 || a.items["a"].Info.StaleReason != StaleTimeout || a.items["b"].Val != 5 || a.items["b"].Info.Stale {
+		t.Fatalf("GetManyInfo = %+v, %v; want a=1 stale by timeout, b=5 loaded", a.items, a.err)
+	}
+	eventually(t, 5*time.Second, "late load installed", func() bool {
+		v, info, err := c.GetInfo(ctx, "a", failing)
+		return err == nil && v == 2 && info.Source == SourceL1
+	})
+	if m.calls.Load() != 1 {
+		t.Fatalf("loader calls = %d, want 1", m.calls.Load())
+	}
+}

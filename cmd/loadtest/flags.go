@@ -27,7 +27,8 @@ type scenarioFlags struct {
 	startRate                                           int
 	probeSample, listLimit, batchSize                   int
 	duration, timeUnit, grace, timeout, warmup          time.Duration
-	zipfS, hotKeys, hotTraffic                          float64
+	staleIfError                                        time.Duration
+	zipfS, hotKeys, hotTraffic, staleIfErrorShare       float64
 	probe                                               bool
 	seed                                                uint64
 	maxRequests                                         int64
@@ -65,6 +66,8 @@ func (f *scenarioFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.warmup, "warmup", 0, "run the workload this long first, unmeasured (compare: default 3s)")
 	fs.IntVar(&f.listLimit, "list-limit", 0, "page size of list requests")
 	fs.IntVar(&f.batchSize, "batch-size", 0, "distinct ids per batch read, drawn from the key distribution (default 20, at most 100)")
+	fs.DurationVar(&f.staleIfError, "stale-if-error", 0, "get and batch reads send Cache-Control: stale-if-error=<this, whole seconds>; their labelled stale answers are counted apart (default: none)")
+	fs.Float64Var(&f.staleIfErrorShare, "stale-if-error-share", 0, "share of get and batch reads that send -stale-if-error (default 1)")
 	fs.Int64Var(&f.maxRequests, "max-requests", 0, "stop after this many requests")
 	fs.Var(&f.outs, "out", "output: summary=FILE (the summary as JSON) or html=FILE (repeatable)")
 	fs.StringVar(&f.summaryExport, "summary-export", "", "write the end-of-test summary to FILE in k6's --summary-export JSON shape")
@@ -183,6 +186,10 @@ func (f *scenarioFlags) apply(sc *loadtest.Scenario, name string) error {
 		sc.ListLimit = f.listLimit
 	case "batch-size":
 		sc.BatchSize = f.batchSize
+	case "stale-if-error":
+		sc.StaleIfError = d(f.staleIfError)
+	case "stale-if-error-share":
+		sc.StaleIfErrorShare = f.staleIfErrorShare
 	case "max-requests":
 		sc.MaxRequests = f.maxRequests
 	}

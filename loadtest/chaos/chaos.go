@@ -68,6 +68,23 @@ type PhaseResult struct {
 	LostWrites int     `json:"lost_writes"`
 	Unverified int     `json:"unverified_writes"`
 
+	// The fail-safe (stale-if-error) figures, for the phases whose reads
+	// opt in: the get and batch reads that sent stale-if-error and those
+	// that did not, with their failures; the answers labelled stale
+	// (keys, for batches), those to reads that had not opted in and those
+	// older than the allowance (both must be 0), the oldest Age; and
+	// LabelledOld, the labelled answers the probe found older than an
+	// acknowledged write (asked for, so not stale reads).
+	OptInReads       int64 `json:"opt_in_reads,omitempty"`
+	OptInFailed      int64 `json:"opt_in_failed,omitempty"`
+	OtherReads       int64 `json:"other_reads,omitempty"`
+	OtherFailed      int64 `json:"other_failed,omitempty"`
+	LabelledStale    int64 `json:"labelled_stale,omitempty"`
+	UnrequestedStale int64 `json:"unrequested_stale,omitempty"`
+	OverAllowance    int64 `json:"over_allowance,omitempty"`
+	MaxStaleAgeS     int64 `json:"max_stale_age_s,omitempty"`
+	LabelledOld      int64 `json:"labelled_old,omitempty"`
+
 	OK       bool              `json:"ok"`
 	Breaches []string          `json:"breaches,omitempty"`
 	Summary  *loadtest.Summary `json:"-"`
@@ -91,6 +108,7 @@ type env struct {
 	cl     *cluster.Cluster
 	urls   []string // the replicas' base URLs, which a restart keeps
 	baseDB string   // the server's URL, for pg_terminate_backend
+	dbName string   // the phase database, which db-outage closes
 	app    string   // the replicas' application_name
 	ids    []string
 	// mix, when set, replaces the default scenario's request mix (a test
@@ -167,7 +185,8 @@ func (e *env) start(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return stop, err
 	}
-	e.app = "productsd-" + strings.TrimPrefix(u.Path, "/") // its backends, for pg_terminate_backend
+	e.dbName = strings.TrimPrefix(u.Path, "/")
+	e.app = "productsd-" + e.dbName // its backends, for pg_terminate_backend
 	q := u.Query()
 	q.Set("application_name", e.app)
 	u.RawQuery = q.Encode()
@@ -220,6 +239,9 @@ func (e *env) start(ctx context.Context) (stop func(), err error) {
 func (e *env) heal(ctx context.Context) error {
 	e.proxy.SetCut(false)
 	e.proxy.SetLatency(0)
+	if err := e.allowConnections(ctx, true); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
 	if err := e.admin.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
@@ -238,6 +260,7 @@ type clock struct {
 	done  <-chan struct{} // the phase's end
 	start time.Time
 	phase time.Duration
+	probe *loadtest.Probe // the phase's, for the writes a fault makes
 }
 
 // d is the phase's length.
@@ -308,6 +331,10 @@ func (e *env) measure(ctx context.Context, ph Phase) (measurement, error) {
 	if e.mix != nil {
 		sc.Mix = *e.mix
 	}
+	sc.StaleIfError, sc.StaleIfErrorShare = loadtest.Duration(ph.StaleIfError), ph.StaleIfErrorShare
+	if ph.BatchWeight > 0 {
+		sc.Mix.Batch = ph.BatchWeight
+	}
 	probe := loadtest.NewProbe(loadtest.DefaultGrace)
 	started := make(chan time.Time, 1)
 	runCtx, cancel := context.WithCancel(ctx)
@@ -323,7 +350,7 @@ func (e *env) measure(ctx context.Context, ph Phase) (measurement, error) {
 			l1Back <- -1
 			return
 		}
-		c := clock{done: runCtx.Done(), start: start, phase: e.cfg.Phase}
+		c := clock{done: runCtx.Done(), start: start, phase: e.cfg.Phase, probe: probe}
 		o := outcome{}
 		if ph.inject != nil {
 			o = ph.inject(ctx, e, c)

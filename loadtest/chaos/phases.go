@@ -22,6 +22,13 @@ type Phase struct {
 	NoFailures bool
 	// VictimOnly: requests may fail only on the target the fault hit.
 	VictimOnly bool
+	// StaleIfError is the allowance a share StaleIfErrorShare of the get
+	// and batch reads opt in with (0: none); BatchWeight adds batch reads
+	// to the mix. A phase with StaleIfError also bounds its labelled stale
+	// answers: only to reads that opted in, none older than the allowance.
+	StaleIfError      time.Duration
+	StaleIfErrorShare float64
+	BatchWeight       float64
 
 	inject func(ctx context.Context, e *env, c clock) outcome
 }
@@ -88,6 +95,20 @@ var Phases = []Phase{
 					err = terr
 				}
 			})
+			return outcome{end: c.since(), err: err}
+		},
+	},
+	{
+		Name:  "db-outage",
+		Fault: "PostgreSQL closed to the replicas for 5 s (new connections refused, 20 hot products updated, backends terminated); half the reads send stale-if-error=60",
+		Bound: "no stale read unless labelled and asked for; labelled answers at most 60 s old", StaleIfError: dbOutageAllowance,
+		StaleIfErrorShare: 0.5, BatchWeight: 3,
+		inject: func(ctx context.Context, e *env, c clock) outcome {
+			from, to := window(c.d())
+			if !c.at(from) {
+				return outcome{}
+			}
+			err := e.dbOutage(ctx, c, min(from+5*time.Second, to))
 			return outcome{end: c.since(), err: err}
 		},
 	},
@@ -198,6 +219,7 @@ func (ph Phase) judge(m measurement) PhaseResult {
 	if ph.Allowance > 0 {
 		r.StaleBound = m.probe.AnalyzeSince(o.end + ph.Allowance).StaleReads
 	}
+	r.failSafeFigures(sum)
 	breach := func(format string, args ...any) { r.Breaches = append(r.Breaches, fmt.Sprintf(format, args...)) }
 	if r.StaleBound > 0 {
 		if ph.Allowance > 0 {
@@ -205,6 +227,12 @@ func (ph Phase) judge(m measurement) PhaseResult {
 		} else {
 			breach("%d stale reads", r.StaleBound)
 		}
+	}
+	if r.UnrequestedStale > 0 {
+		breach("%d answers labelled stale to reads that did not send stale-if-error", r.UnrequestedStale)
+	}
+	if r.OverAllowance > 0 {
+		breach("%d labelled stale answers older than the stale-if-error asked", r.OverAllowance)
 	}
 	if r.LostWrites > 0 {
 		breach("%d acknowledged writes lost", r.LostWrites)

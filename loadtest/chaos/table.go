@@ -31,10 +31,35 @@ func (r *Result) WriteTable(w io.Writer) {
 	fmt.Fprintln(w, "\nstale: reads older than 50 ms after an acknowledged write; beyond: those that began after the")
 	fmt.Fprintln(w, "phase's allowance (1 s after Redis or the link is back for redis-kill and net-cut, none otherwise);")
 	fmt.Fprintln(w, "L1 back: from the end of the fault until every replica answered from L1 again.")
+	r.writeFailSafe(w)
 	for _, p := range r.Phases {
 		if !p.OK {
 			fmt.Fprintf(w, "\n%s (%s; bound: %s):\n  %s\n", p.Name, p.Fault, p.Bound, strings.Join(p.Breaches, "\n  "))
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// writeFailSafe prints, for the phases whose reads opted in to
+// stale-if-error, how opted-in and other reads fared.
+func (r *Result) writeFailSafe(w io.Writer) {
+	header := false
+	for _, p := range r.Phases {
+		if p.OptInReads == 0 && p.LabelledStale == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(w, "\n%-13s %16s %16s %9s %6s %11s %11s %12s\n",
+				"stale-if-error", "opted-in failed", "others failed", "labelled", "oldest", "not asked", "over allow", "labelled old")
+			header = true
+		}
+		fmt.Fprintf(w, "%-13s %16s %16s %9d %6s %11d %11d %12d\n", p.Name,
+			fmt.Sprintf("%d/%d", p.OptInFailed, p.OptInReads), fmt.Sprintf("%d/%d", p.OtherFailed, p.OtherReads),
+			p.LabelledStale, fmt.Sprintf("%ds", p.MaxStaleAgeS), p.UnrequestedStale, p.OverAllowance, p.LabelledOld)
+	}
+	if header {
+		fmt.Fprintln(w, "labelled: answers (keys, for batches) served from the fail-safe store and labelled stale, never counted")
+		fmt.Fprintln(w, "as stale reads; not asked / over allow: labelled answers to reads without stale-if-error / older than it")
+		fmt.Fprintln(w, "(both break the bound); labelled old: labelled answers older than an acknowledged write.")
+	}
 }
