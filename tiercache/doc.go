@@ -112,7 +112,9 @@
 //	11 Redis down is not an outage           TestRedisRestart, TestRedisCluster, TestClusterOddKeys
 //	12 no errors cached, panics, decoding    TestErrorsAreNotCached, TestLoaderPanicIsAnErrorForEveryCaller,
 //	                                         TestUndecodableL2ValueIsAMiss, TestCallerContextDoesNotCancelSharedLoad,
-//	                                         TestNULIsAnInvalidKey
+//	                                         TestNULIsAnInvalidKey, TestDecodePanicIsAMiss,
+//	                                         TestGetManyDecodePanicIsAMiss, TestEncodePanicReturnsLoadedValue,
+//	                                         TestGetManyEncodePanicReturnsLoadedValue
 //	13 freshness lease                       TestLapseBypassesL1WithoutFlush, TestNoJoinOfLoadOlderThanBound,
 //	                                         TestRedisStallNoStaleReads, TestIdleReplicaProvesFreshnessOnDemand,
 //	                                         TestRandomizedConsistency, TestClusterSubscribesOnMasterWithReadOnly,
