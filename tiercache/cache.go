@@ -481,11 +481,7 @@ func (c *Cache[V]) Close() error {
 	if c.closed.Swap(true) {
 		return ErrClosed
 	}
-	if c.opt.hooks.closeWaiting != nil {
-		c.opt.hooks.closeWaiting()
-	}
-	c.closeMu.Lock() // wait for invalidations under way; later ones see closed
-	c.closeMu.Unlock()
+	c.waitInvalidations()
 	c.ref.close()
 	close(c.stop)
 	if c.bus != nil {
@@ -496,6 +492,17 @@ func (c *Cache[V]) Close() error {
 		return fmt.Errorf("%w: %d keys and groups undelivered at close", ErrDeferred, n)
 	}
 	return nil
+}
+
+// waitInvalidations waits for the invalidations under way, which hold
+// closeMu shared; later ones see closed. The closeWaiting hook runs only
+// when one is under way, before the wait.
+func (c *Cache[V]) waitInvalidations() {
+	if !c.closeMu.TryLock() {
+		runHook(c.opt.hooks.closeWaiting)
+		c.closeMu.Lock()
+	}
+	c.closeMu.Unlock()
 }
 
 // Ready reports whether L1 may be used: the invalidation channel is

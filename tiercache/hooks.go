@@ -12,7 +12,7 @@ type hooks struct {
 	beforeApply     func()           // the subscriber received something, before applying it
 	channelUp       func()           // the subscription was confirmed
 	channelDown     func()           // the subscription broke
-	closeWaiting    func()           // Close is about to wait for invalidations under way
+	closeWaiting    func()           // Close found an invalidation under way and is about to wait for it
 	refreshDone     func(key string) // an eager refresh ended, whatever it did
 	onMessage       func(src string, keys []string)
 	dropMessage     func(payload string) bool // true: the subscriber never sees this message

@@ -90,13 +90,11 @@ func (c *Cache[V]) invalidate(ctx context.Context, keys, groupNames []string) er
 		// slip in between, take a fence token after the bump and install
 		// the old L2 value (docs/design.md §3.2, §3.3).
 		c.queueRetry(keys, proposed)
-		c.applyLocal(keys, proposed)
-		runHook(c.opt.hooks.afterLocal)
+		c.localStep(keys, proposed)
 		c.warn.Warn("delete", "tiercache: invalidation deferred, redis did not take the delete", "keys", len(keys), "err", err)
 		return fmt.Errorf("%w: redis delete: %v", ErrDeferred, err)
 	}
-	c.applyLocal(keys, gens)
-	runHook(c.opt.hooks.afterLocal)
+	c.localStep(keys, gens)
 	if c.bus == nil {
 		return nil
 	}
@@ -114,8 +112,7 @@ func (c *Cache[V]) invalidate(ctx context.Context, keys, groupNames []string) er
 // Redis part is queued for retry, since a failover could still lose it.
 func (c *Cache[V]) notReplicated(ctx context.Context, keys []string, gens map[string]uint64, werr error) error {
 	c.queueRetry(keys, gens)
-	c.applyLocal(keys, gens)
-	runHook(c.opt.hooks.afterLocal)
+	c.localStep(keys, gens)
 	if c.bus != nil {
 		if err := c.publish(ctx, message{Keys: keys, Groups: gens}); err != nil {
 			c.warn.Warn("publish", "tiercache: invalidation deferred, publish failed", "keys", len(keys), "err", err)
@@ -135,6 +132,13 @@ func (c *Cache[V]) nextGen(group string) uint64 {
 		t = c.opt.hooks.genClock()
 	}
 	return max(n, t)
+}
+
+// localStep is an invalidation's local step: [Cache.applyLocal], then the
+// afterLocal hook, which a test uses to read right after it.
+func (c *Cache[V]) localStep(keys []string, gens map[string]uint64) {
+	c.applyLocal(keys, gens)
+	runHook(c.opt.hooks.afterLocal)
 }
 
 // applyLocal fences and evicts keys in L1, forgets in-flight loads of them so

@@ -133,9 +133,13 @@ func TestInvalidationForgetsLoadInFlight(t *testing.T) {
 	}
 }
 
-// Review bug 4: when the L2 delete fails, the key is queued for retry
-// before the local step, so a reader on the writing replica that runs right
-// after the local step keeps off L2 (which still holds the old value).
+// rule 8 (and rules 2, 3): when the L2 delete fails, the key is queued
+// for retry before the local step, so a reader on the writing replica that
+// runs right after the local step keeps off L2, which still holds the old
+// value. The afterLocal hook runs as the local step ends: with the two
+// steps the other way round it would stand between them, the key not yet
+// queued, and the reader would take a fence token after the bump and
+// install the old value from L2.
 func TestFailedDeleteQueuesBeforeLocalStep(t *testing.T) {
 	t.Parallel()
 	srv := startRedisServer(t)
@@ -163,8 +167,11 @@ func TestFailedDeleteQueuesBeforeLocalStep(t *testing.T) {
 	}
 }
 
-// Review bug 5: an invalidation under way when Close is called is part of
-// Close's last retry pass, not lost after it.
+// rule 8: an invalidation under way when Close is called is part of
+// Close's last retry pass, not lost after it. The invalidation is held
+// after its failed delete, before it queues the retry, until Close either
+// reports that it waits for it (the closeWaiting hook) or returns: a Close
+// that does not wait returns before the retry is queued, every time.
 func TestCloseWaitsForInvalidation(t *testing.T) {
 	t.Parallel()
 	srv := startRedisServer(t)
@@ -187,7 +194,7 @@ func TestCloseWaitsForInvalidation(t *testing.T) {
 		go func() { closed <- c.Close() }()
 		select {
 		case <-closeWaiting: // Close waits for this invalidation
-		case err := <-closed: // Close did not wait
+		case err := <-closed: // Close did not wait: it is over
 			closed <- err
 		}
 		setACL(t, admin, "writer", allowAll...) // the last retry can get through
@@ -203,7 +210,7 @@ func TestCloseWaitsForInvalidation(t *testing.T) {
 	}
 }
 
-// Review bug 6: the write path does not heed the read path's circuit
+// rule 8: the write path does not heed the read path's circuit
 // breaker: with the writer's breaker open, the delete and the publish are
 // still tried, and the other replica hears of the write at once.
 func TestInvalidationIgnoresOpenBreaker(t *testing.T) {
