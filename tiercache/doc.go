@@ -104,7 +104,7 @@
 //	8  failed publishes retried              TestFailedPublishIsRetried, TestRetryQueueOverflow,
 //	                                         TestFailedDeleteQueuesBeforeLocalStep, TestCloseWaitsForInvalidation,
 //	                                         TestInvalidationIgnoresOpenBreaker, TestOutageWarningsAreRateLimited,
-//	                                         TestRejectedRetryIsDropped
+//	                                         TestRejectedRetryIsDropped, TestCancelledLeaderDoesNotSpoilItsBatch
 //	9  negative results                      TestNegativeCaching
 //	10 groups                                TestGroupInvalidation, TestGroupsWithoutChannel, TestChannelUpRefreshesGroups,
 //	                                         TestFailedGroupBumpFillsNoTier, TestFailedRefreshDistrustsGroups,

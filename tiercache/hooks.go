@@ -19,6 +19,7 @@ type hooks struct {
 	now             func() int64              // replaces the monotonic clock (nanoseconds)
 	genClock        func() uint64             // replaces the clock group generations start from
 	beforeSend      func()                    // a batch of invalidations is about to be published
+	joined          func(lead bool)           // an invalidation joined a publish batch (lead: it opened it)
 	unbatched       bool                      // publish each invalidation alone (the baseline of a benchmark)
 	neverIdle       bool                      // the pinger keeps its pace without reads
 }

@@ -166,10 +166,15 @@ func (c *Cache[V]) applyLocal(keys []string, gens map[string]uint64) {
 // commits a group: the first caller to find no batch open opens one and
 // leads it; callers arriving while another batch is being sent join the
 // open batch; the leader waits for the send before it, closes its batch and
-// sends it as one message. Every member learns the outcome of that send.
+// sends it as one message. Every member learns the outcome of that send,
+// which does not depend on the leader's context: it is bounded by
+// Options.WriteTimeout, as each Redis call of an invalidation is.
 func (c *Cache[V]) publish(ctx context.Context, msg message) error {
 	b := c.bus
 	bt, lead := b.join(msg)
+	if c.opt.hooks.joined != nil {
+		c.opt.hooks.joined(lead)
+	}
 	if !lead {
 		<-bt.done
 		return bt.err
@@ -181,7 +186,9 @@ func (c *Cache[V]) publish(ctx context.Context, msg message) error {
 	}
 	b.batchMu.Unlock()
 	runHook(c.opt.hooks.beforeSend)
-	bt.err = c.send(ctx, bt.msg)
+	// The batch is every member's, not the leader's: it is sent whether or
+	// not the leader's ctx ended meanwhile, bounded by WriteTimeout alone.
+	bt.err = c.send(context.WithoutCancel(ctx), bt.msg)
 	b.sendMu.Unlock()
 	close(bt.done)
 	return bt.err

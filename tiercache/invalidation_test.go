@@ -366,6 +366,60 @@ func TestConcurrentInvalidationsShareAMessage(t *testing.T) {
 	}
 }
 
+// rule 8: a publish batch is sent whatever the context of the caller that
+// leads it: an Invalidate with a live context that joins a batch whose
+// leader's context was cancelled meanwhile gets nil, not ErrDeferred, and
+// the other replica hears of its key.
+func TestCancelledLeaderDoesNotSpoilItsBatch(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	msgs := make(chan []string, 10)
+	optB := Options{Namespace: ns}
+	optB.hooks.onMessage = func(_ string, keys []string) { msgs <- keys }
+	sending, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	joins := make(chan bool, 3)
+	optA := Options{Namespace: ns}
+	optA.hooks.beforeSend = func() {
+		if first.CompareAndSwap(false, true) {
+			close(sending)
+			<-release
+		}
+	}
+	optA.hooks.joined = func(lead bool) { joins <- lead }
+	a := newCache(t, needRedis(t), optA)
+	b := newCache(t, needRedis(t), optB)
+	waitReady(t, a, b)
+	errs := make(chan error, 3)
+	go func() { errs <- a.Invalidate(context.Background(), "first") }()
+	<-joins
+	<-sending // the first message is on its way, held
+	leaderCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { errs <- a.Invalidate(leaderCtx, "leader") }()
+	if lead := <-joins; !lead {
+		t.Fatal("the second invalidation did not open the next batch")
+	}
+	cancel() // the leader gave up while its batch waited
+	member := make(chan error, 1)
+	go func() { member <- a.Invalidate(context.Background(), "member") }()
+	if lead := <-joins; lead {
+		t.Fatal("the third invalidation did not join the leader's batch")
+	}
+	close(release)
+	if err := <-member; err != nil {
+		t.Fatalf("invalidation with a live context in a cancelled leader's batch: %v", err)
+	}
+	<-errs
+	<-errs
+	for _, want := range []string{"first", "leader,member"} {
+		if got := strings.Join(<-msgs, ","); got != want {
+			t.Fatalf("message: got keys %s, want %s", got, want)
+		}
+	}
+}
+
 // rule 6: the subscriber forgets publisher incarnations it has not heard
 // from for publisherTTL, so rollouts (each restart a new incarnation) do
 // not grow its memory for ever.
