@@ -31,7 +31,8 @@ var (
 	// idempotent.
 	ErrDeferred = errors.New("tiercache: invalidation deferred")
 	// ErrInvalidKey is returned by every call given a key or group name the
-	// cache cannot hold: one that contains NUL (docs/design.md §3.12).
+	// cache cannot hold: one that contains NUL, or an empty group name given
+	// to InvalidateGroup (docs/design.md §3.12).
 	ErrInvalidKey = errors.New("tiercache: invalid key")
 )
 

@@ -46,7 +46,9 @@ func (c *Cache[V]) Invalidate(ctx context.Context, keys ...string) error {
 }
 
 // InvalidateGroup retires every key read with [InGroup](group), and keys
-// besides, in one broadcast.
+// besides, in one broadcast. The empty group is refused with
+// [ErrInvalidKey]: InGroup("") reads no group, so there is nothing to
+// retire.
 func (c *Cache[V]) InvalidateGroup(ctx context.Context, group string, keys ...string) error {
 	return c.invalidate(ctx, keys, []string{group})
 }
