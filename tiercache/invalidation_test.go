@@ -311,29 +311,48 @@ func TestSequencePerIncarnation(t *testing.T) {
 	}
 }
 
+// heldSend is a writer a whose first publish waits, once sending is
+// closed, until release is closed, and a reader b whose messages' keys
+// arrive on msgs.
+type heldSend struct {
+	a, b             *Cache[int]
+	msgs             chan []string
+	sending, release chan struct{}
+}
+
+// newHeldSend starts a heldSend; adjust, if not nil, changes a's options.
+func newHeldSend(t *testing.T, adjust func(*Options)) heldSend {
+	t.Helper()
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	p := heldSend{msgs: make(chan []string, 10), sending: make(chan struct{}), release: make(chan struct{})}
+	optB := Options{Namespace: ns}
+	optB.hooks.onMessage = func(_ string, keys []string) { p.msgs <- keys }
+	var first atomic.Bool
+	optA := Options{Namespace: ns}
+	optA.hooks.beforeSend = func() {
+		if first.CompareAndSwap(false, true) {
+			close(p.sending)
+			<-p.release
+		}
+	}
+	if adjust != nil {
+		adjust(&optA)
+	}
+	p.a = newCache(t, needRedis(t), optA)
+	p.b = newCache(t, needRedis(t), optB)
+	waitReady(t, p.a, p.b)
+	return p
+}
+
 // Invalidations that arrive while another is being published ride in the
 // next message together: a replica is not limited to one invalidation per
 // Redis round trip. Each caller returns only once its keys were published,
 // and the receiver sees no gap.
 func TestConcurrentInvalidationsShareAMessage(t *testing.T) {
 	t.Parallel()
-	rdb := needRedis(t)
-	ns := namespace(t, rdb)
-	msgs := make(chan []string, 10)
-	optB := Options{Namespace: ns}
-	optB.hooks.onMessage = func(_ string, keys []string) { msgs <- keys }
-	sending, release := make(chan struct{}), make(chan struct{})
-	var first atomic.Bool
-	optA := Options{Namespace: ns}
-	optA.hooks.beforeSend = func() {
-		if first.CompareAndSwap(false, true) {
-			close(sending)
-			<-release
-		}
-	}
-	a := newCache(t, needRedis(t), optA)
-	b := newCache(t, needRedis(t), optB)
-	waitReady(t, a, b)
+	p := newHeldSend(t, nil)
+	a, b, msgs, sending, release := p.a, p.b, p.msgs, p.sending, p.release
 	ctx := context.Background()
 	errs := make(chan error, 51)
 	go func() { errs <- a.Invalidate(ctx, "first") }()
@@ -372,25 +391,9 @@ func TestConcurrentInvalidationsShareAMessage(t *testing.T) {
 // the other replica hears of its key.
 func TestCancelledLeaderDoesNotSpoilItsBatch(t *testing.T) {
 	t.Parallel()
-	rdb := needRedis(t)
-	ns := namespace(t, rdb)
-	msgs := make(chan []string, 10)
-	optB := Options{Namespace: ns}
-	optB.hooks.onMessage = func(_ string, keys []string) { msgs <- keys }
-	sending, release := make(chan struct{}), make(chan struct{})
-	var first atomic.Bool
 	joins := make(chan bool, 3)
-	optA := Options{Namespace: ns}
-	optA.hooks.beforeSend = func() {
-		if first.CompareAndSwap(false, true) {
-			close(sending)
-			<-release
-		}
-	}
-	optA.hooks.joined = func(lead bool) { joins <- lead }
-	a := newCache(t, needRedis(t), optA)
-	b := newCache(t, needRedis(t), optB)
-	waitReady(t, a, b)
+	p := newHeldSend(t, func(o *Options) { o.hooks.joined = func(lead bool) { joins <- lead } })
+	a, msgs, sending, release := p.a, p.msgs, p.sending, p.release
 	errs := make(chan error, 3)
 	go func() { errs <- a.Invalidate(context.Background(), "first") }()
 	<-joins
