@@ -31,7 +31,7 @@ SELECT ARRAY['product:' || i], ARRAY[]::text[], now() - interval '1 minute' FROM
 	}
 }
 
-// The outbox's figures count every pending row. While Redis is down the
+// rule 14: the outbox's figures count every pending row. While Redis is down the
 // rows only grow, and no sweep can deliver them, so the count is refreshed
 // at most every statsEveryWhileDown, not at every sweep: the first sweep of
 // the outage counts, the next ones do not, and the first sweep with Redis

@@ -61,7 +61,7 @@ func TestClusterOddKeys(t *testing.T) {
 	}
 }
 
-// TestClusterOddGroups reads pages in groups of every odd name but the
+// rule 11 (and rule 10): TestClusterOddGroups reads pages in groups of every odd name but the
 // empty one (InGroup("") reads no group) on a real Redis Cluster: each read stores in L2, each InvalidateGroup goes through
 // at once (not deferred) and retires the group on the other replica.
 func TestClusterOddGroups(t *testing.T) {

@@ -57,7 +57,7 @@ func TestNULIsAnInvalidKey(t *testing.T) {
 	}
 }
 
-// TestEmptyGroupIsInvalid: InGroup("") reads no group, so InvalidateGroup
+// rule 10 (and rule 12): InGroup("") reads no group, so InvalidateGroup
 // of "" could never retire anything: it is refused, not a silent no-op.
 func TestEmptyGroupIsInvalid(t *testing.T) {
 	t.Parallel()
