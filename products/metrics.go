@@ -144,9 +144,9 @@ type outboxDescs struct {
 func newOutboxDescs() outboxDescs {
 	return outboxDescs{
 		pending: prometheus.NewDesc("productsd_outbox_pending",
-			"Invalidations in the outbox table not yet confirmed delivered to Redis, counted at this replica's last sweep (one table for all replicas: aggregate with max).", nil, nil),
+			"Invalidations in the outbox table not yet confirmed delivered to Redis, counted at this replica's last count: every sweep, every 10s while it cannot reach Redis (one table for all replicas: aggregate with max).", nil, nil),
 		oldest: prometheus.NewDesc("productsd_outbox_oldest_pending_age_seconds",
-			"Age of the oldest unconfirmed invalidation in the outbox table, at this replica's last sweep (aggregate with max); over 10s deserves an alert.", nil, nil),
+			"Age of the oldest unconfirmed invalidation in the outbox table, at this replica's last count (aggregate with max); over 10s deserves an alert.", nil, nil),
 		resent: prometheus.NewDesc("productsd_outbox_resent_total",
 			"Outbox invalidations this replica's sweeper re-sent to Redis and deleted.", nil, nil),
 		errors: prometheus.NewDesc("productsd_outbox_sweep_errors_total",

@@ -71,6 +71,11 @@ const (
 	markLinger    = 20 * time.Millisecond // how long the marker gathers marks for one DELETE
 	replayTimeout = 5 * time.Second
 	pingTimeout   = 200 * time.Millisecond
+
+	// statsEveryWhileDown is how often a sweeper that cannot reach Redis
+	// counts the pending rows: they only grow then, and at 300,000 the
+	// count took 52-180 ms, on every replica at every sweep.
+	statsEveryWhileDown = 10 * time.Second
 )
 
 // OutboxOptions configure [Service.RunOutbox]. Zero values mean the
@@ -136,6 +141,9 @@ type outbox struct {
 	// failing is set while sweeps fail, to log the first failure only.
 	// Only the sweeping goroutine uses it.
 	failing bool
+	// statsAt is when the sweeper last counted the pending rows. Only the
+	// sweeping goroutine uses it.
+	statsAt time.Time
 
 	// afterClaim is a test hook: a sweep holds the rows ids locked and is
 	// about to re-send them.
@@ -281,15 +289,21 @@ func (o *outbox) sweepLoop(ctx context.Context, opt OutboxOptions) {
 // short or fails, then records the pending figures. A replica that cannot
 // reach Redis claims nothing: it would hold the rows locked, and the other
 // sweepers away from them, for as long as its own re-send takes to fail.
+// Nor does it count the pending rows at every sweep, only every
+// statsEveryWhileDown: the count reads every pending row, and they pile up
+// while Redis is down.
 func (o *outbox) sweep(ctx context.Context, opt OutboxOptions) {
 	if o.replayDue.Load() && o.redisUp(ctx) == nil {
 		o.replayWindow(ctx, opt)
 	}
+	redisDown := false
 	for {
 		err := o.redisUp(ctx)
 		var n int
 		if err == nil {
 			n, err = o.sweepBatch(ctx, opt.Grace, opt.BatchSize)
+		} else {
+			redisDown = true
 		}
 		if err != nil {
 			o.sweepFailed(ctx, err)
@@ -304,7 +318,9 @@ func (o *outbox) sweep(ctx context.Context, opt OutboxOptions) {
 		}
 	}
 	o.prune(ctx, opt)
-	o.refreshStats(ctx)
+	if !redisDown || time.Since(o.statsAt) >= statsEveryWhileDown {
+		o.refreshStats(ctx)
+	}
 }
 
 // sweepFailed counts a failed sweep; it logs a warning for the first of a
@@ -435,6 +451,7 @@ func (o *outbox) replay(ctx context.Context, keys, groups []string) error {
 func (o *outbox) refreshStats(ctx context.Context) {
 	var n int64
 	var age float64
+	o.statsAt = time.Now()
 	o.store.count(opOutbox)
 	if err := o.store.pool.QueryRow(ctx, outboxStatsSQL).Scan(&n, &age); err != nil {
 		if ctx.Err() == nil {

@@ -242,8 +242,9 @@ func (b *manyFill[V]) start() {
 }
 
 // guard runs fn; a panic in it becomes an error for every key not yet
-// answered, and every lease still held is released (a codec that panics on
-// encode leaves no lease behind). It reports whether fn returned.
+// answered, and every lease still held is released. (A codec's panics are
+// caught where the codec is called, and are a miss or an unstored value,
+// not an error.) It reports whether fn returned.
 func (b *manyFill[V]) guard(fn func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -31,7 +31,8 @@ var (
 	// idempotent.
 	ErrDeferred = errors.New("tiercache: invalidation deferred")
 	// ErrInvalidKey is returned by every call given a key or group name the
-	// cache cannot hold: one that contains NUL (docs/design.md §3.12).
+	// cache cannot hold: one that contains NUL, or an empty group name given
+	// to InvalidateGroup (docs/design.md §3.12).
 	ErrInvalidKey = errors.New("tiercache: invalid key")
 )
 
@@ -372,7 +373,7 @@ func (c *Cache[V]) load(parent context.Context, key string, load LoadFunc[V], to
 }
 
 // fromL2 answers from a value read in L2. ok is false when the value cannot
-// be decoded: it is deleted and the fill goes on as after a miss, so a codec
+// be decoded (the codec errs or panics): it is deleted and the fill goes on as after a miss, so a codec
 // change in a rolling deploy costs loads, not errors. A value read in the
 // last part of its TTL starts a refresh with load, if not nil
 // (docs/design.md §3.18).
@@ -380,7 +381,7 @@ func (c *Cache[V]) fromL2(key string, tok fenceToken, raw []byte, p plan, load L
 	res.info.Source = SourceL2
 	neg, payload, st := decodeL2(raw)
 	if !neg {
-		v, err := c.codec.Unmarshal(payload)
+		v, err := unmarshal(c.codec, payload)
 		if err != nil {
 			c.stats.decodeErrors.Add(1)
 			c.warn.Warn("decode", "tiercache: undecodable L2 value deleted", "key", key, "err", err)
@@ -435,13 +436,16 @@ func (c *Cache[V]) l2TTL(neg bool, p plan) time.Duration {
 	return c.opt.L2TTL
 }
 
-// storeL2 fills L2 under lease; it reports whether it did, and the TTL.
+// storeL2 fills L2 under lease; it reports whether it did, and the TTL. A
+// value the codec cannot encode (an error or a panic) is not stored, and
+// the lease is released so other replicas load at once.
 func (c *Cache[V]) storeL2(ctx context.Context, key, lease string, val V, neg bool, p plan) (bool, time.Duration) {
 	var payload []byte
 	if !neg {
-		b, err := c.codec.Marshal(val)
+		b, err := marshal(c.codec, val)
 		if err != nil {
 			c.stats.encodeErrors.Add(1)
+			c.warn.Warn("encode", "tiercache: value not stored in L2, the codec failed", "key", key, "err", err)
 			c.l2.release(ctx, key, lease)
 			return false, 0
 		}
@@ -478,11 +482,7 @@ func (c *Cache[V]) Close() error {
 	if c.closed.Swap(true) {
 		return ErrClosed
 	}
-	if c.opt.hooks.closeWaiting != nil {
-		c.opt.hooks.closeWaiting()
-	}
-	c.closeMu.Lock() // wait for invalidations under way; later ones see closed
-	c.closeMu.Unlock()
+	c.waitInvalidations()
 	c.ref.close()
 	close(c.stop)
 	if c.bus != nil {
@@ -493,6 +493,17 @@ func (c *Cache[V]) Close() error {
 		return fmt.Errorf("%w: %d keys and groups undelivered at close", ErrDeferred, n)
 	}
 	return nil
+}
+
+// waitInvalidations waits for the invalidations under way, which hold
+// closeMu shared; later ones see closed. The closeWaiting hook runs only
+// when one is under way, before the wait.
+func (c *Cache[V]) waitInvalidations() {
+	if !c.closeMu.TryLock() {
+		runHook(c.opt.hooks.closeWaiting)
+		c.closeMu.Lock()
+	}
+	c.closeMu.Unlock()
 }
 
 // Ready reports whether L1 may be used: the invalidation channel is

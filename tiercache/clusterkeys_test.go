@@ -2,6 +2,7 @@ package tiercache
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -57,5 +58,45 @@ func TestClusterOddKeys(t *testing.T) {
 	}
 	if s := a.Stats(); s.RetryQueued != 0 || s.InvalidationsDropped != 0 {
 		t.Fatalf("a: %d queued, %d dropped, want none", s.RetryQueued, s.InvalidationsDropped)
+	}
+}
+
+// rule 11 (and rule 10): TestClusterOddGroups reads pages in groups of every odd name but the
+// empty one (InGroup("") reads no group) on a real Redis Cluster: each read stores in L2, each InvalidateGroup goes through
+// at once (not deferred) and retires the group on the other replica.
+func TestClusterOddGroups(t *testing.T) {
+	t.Parallel()
+	oddGroups := oddKeys[1:]
+	addrs := startCluster(t)
+	src := newSource()
+	a := newCache(t, clusterClient(t, addrs), Options{Namespace: "oddg", L2Timeout: time.Second})
+	b := newCache(t, clusterClient(t, addrs), Options{Namespace: "oddg", L2Timeout: time.Second})
+	waitReady(t, a, b)
+	ctx := context.Background()
+	page := func(c *Cache[int], i int) (int, Info) {
+		t.Helper()
+		k := "page" + strconv.Itoa(i)
+		v, info, err := c.GetInfo(ctx, k, src.loader(k), InGroup(oddGroups[i]))
+		if err != nil {
+			t.Fatalf("read in group %q: %v", oddGroups[i], err)
+		}
+		return v, info
+	}
+	for i, g := range oddGroups {
+		src.set("page"+strconv.Itoa(i), 1)
+		if _, info := page(a, i); !info.L2Stored {
+			t.Errorf("group %q: not stored in L2 (%+v)", g, info)
+		}
+		page(b, i)
+		src.set("page"+strconv.Itoa(i), 2)
+		if err := a.InvalidateGroup(ctx, g); err != nil {
+			t.Errorf("InvalidateGroup(%q): %v", g, err)
+		}
+	}
+	for i := range oddGroups {
+		eventually(t, 3*time.Second, "b sees the write in group "+strconv.Quote(oddGroups[i]), func() bool {
+			v, _ := page(b, i)
+			return v == 2
+		})
 	}
 }

@@ -3,6 +3,7 @@ package tiercache
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 )
 
 // Codec turns values into the bytes stored in L2 and back. L1 holds values
@@ -78,4 +79,27 @@ func decodeL2(raw []byte) (neg bool, payload []byte, st l2Stamp) {
 		return false, raw[1:], st
 	}
 	return false, raw, st
+}
+
+// unmarshal decodes with c, turning a panic of the codec into an error: a
+// value the codec cannot decode is a miss, whichever way it fails
+// (docs/design.md §3.12).
+func unmarshal[V any](c Codec[V], b []byte) (v V, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("tiercache: codec panicked decoding: %v", r)
+		}
+	}()
+	return c.Unmarshal(b)
+}
+
+// marshal encodes with c, turning a panic of the codec into an error: the
+// loaded value is still returned, only not stored in L2.
+func marshal[V any](c Codec[V], v V) (b []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("tiercache: codec panicked encoding: %v", r)
+		}
+	}()
+	return c.Marshal(v)
 }

@@ -42,6 +42,20 @@
 // a key that stays hot never expires on the request path
 // (docs/design.md §3.18).
 //
+// # Keys and group names
+//
+// The same in every Redis mode, standalone, Sentinel and Cluster: a key or
+// a group name is any string without NUL (a call given one with NUL
+// returns [ErrInvalidKey]). The empty string is a valid key; as a group it
+// means no group ([InGroup]("") reads ungrouped, and [Cache.InvalidateGroup]
+// refuses it with ErrInvalidKey). No two different (key, group) pairs
+// share an entry, whatever ':', '#', '{' or '}' their names hold. In a
+// Cluster every Redis key of one cache key carries one hash tag built
+// from the escaped key, so no key or group name can cause CROSSSLOT; only
+// Options.Namespace is restricted, and may not hold '{' or '}'. Multi-key
+// calls (GetMany, Invalidate of many keys) need no common slot either: each
+// key's commands go to its own slot (docs/design.md §3.12).
+//
 // Loaders that return [ErrNotFound] produce a negative entry, cached for
 // Options.NegativeTTL and invalidated like any other.
 //
@@ -109,17 +123,19 @@
 //	8  failed publishes retried              TestFailedPublishIsRetried, TestRetryQueueOverflow,
 //	                                         TestFailedDeleteQueuesBeforeLocalStep, TestCloseWaitsForInvalidation,
 //	                                         TestInvalidationIgnoresOpenBreaker, TestOutageWarningsAreRateLimited,
-//	                                         TestRejectedRetryIsDropped
+//	                                         TestRejectedRetryIsDropped, TestCancelledLeaderDoesNotSpoilItsBatch
 //	9  negative results                      TestNegativeCaching
 //	10 groups                                TestGroupInvalidation, TestGroupsWithoutChannel, TestChannelUpRefreshesGroups,
 //	                                         TestFailedGroupBumpFillsNoTier, TestFailedRefreshDistrustsGroups,
 //	                                         TestGroupPagesShortL2TTL, TestGroupNamesDoNotAlias, FuzzGroupedKeys,
 //	                                         TestGroupGenerationsSurviveLostCounterAndSkewedClock,
-//	                                         TestGroupsTakeLowerGenerations
-//	11 Redis down is not an outage           TestRedisRestart, TestRedisCluster, TestClusterOddKeys
+//	                                         TestGroupsTakeLowerGenerations, TestEmptyGroupIsInvalid
+//	11 Redis down is not an outage           TestRedisRestart, TestRedisCluster, TestClusterOddKeys, TestClusterOddGroups
 //	12 no errors cached, panics, decoding    TestErrorsAreNotCached, TestLoaderPanicIsAnErrorForEveryCaller,
 //	                                         TestUndecodableL2ValueIsAMiss, TestCallerContextDoesNotCancelSharedLoad,
-//	                                         TestNULIsAnInvalidKey
+//	                                         TestNULIsAnInvalidKey, TestDecodePanicIsAMiss,
+//	                                         TestGetManyDecodePanicIsAMiss, TestEncodePanicReturnsLoadedValue,
+//	                                         TestGetManyEncodePanicReturnsLoadedValue
 //	13 freshness lease                       TestLapseBypassesL1WithoutFlush, TestNoJoinOfLoadOlderThanBound,
 //	                                         TestRedisStallNoStaleReads, TestIdleReplicaProvesFreshnessOnDemand,
 //	                                         TestRandomizedConsistency, TestClusterSubscribesOnMasterWithReadOnly,

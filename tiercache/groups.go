@@ -19,6 +19,7 @@ type getOptions struct {
 // group's generation, so [Cache.InvalidateGroup] retires every key of the
 // group at once, in O(1) Redis round trips, and the old entries age out
 // (docs/design.md §3.10). Use it for list pages and other derived values.
+// InGroup("") places the key in no group.
 func InGroup(group string) GetOption {
 	return func(o *getOptions) { o.group = group }
 }

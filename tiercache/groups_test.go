@@ -17,7 +17,7 @@ func getPage(t *testing.T, c *Cache[int], src *source) (int, Info) {
 	return v, info
 }
 
-// Review bug 1: a group bump that Redis did not take leaves the writer with
+// rule 10: a group bump that Redis did not take leaves the writer with
 // a generation of its own proposal, which Redis may later hand to another
 // writer for another state. Pages read under it go to no tier, so the next
 // writer to be given that generation cannot read a page computed before its
@@ -55,7 +55,7 @@ func TestFailedGroupBumpFillsNoTier(t *testing.T) {
 	eventually(t, 5*time.Second, "a hears of b's bump", func() bool { v, _ := getPage(t, a, src); return v == 3 })
 }
 
-// Review bug 2: when the channel comes back but the group generations
+// rule 10: when the channel comes back but the group generations
 // cannot be refreshed, grouped reads do not trust the ones in memory: they
 // ask Redis, and without an answer use neither tier.
 func TestFailedRefreshDistrustsGroups(t *testing.T) {

@@ -14,7 +14,7 @@ type hooks struct {
 	beforeApply     func()           // the subscriber received something, before applying it
 	channelUp       func()           // the subscription was confirmed
 	channelDown     func()           // the subscription broke
-	closeWaiting    func()           // Close is about to wait for invalidations under way
+	closeWaiting    func()           // Close found an invalidation under way and is about to wait for it
 	refreshDone     func(key string) // an eager refresh ended, whatever it did
 	onMessage       func(src string, keys []string)
 	dropMessage     func(payload string) bool // true: the subscriber never sees this message
@@ -22,6 +22,7 @@ type hooks struct {
 	genSeed         func() uint64             // replaces the random seed of a lost or new group counter
 	wallClock       func() time.Time          // replaces the wall clock that stamps messages (lag statistics only)
 	beforeSend      func()                    // a batch of invalidations is about to be published
+	joined          func(lead bool)           // an invalidation joined a publish batch (lead: it opened it)
 	unbatched       bool                      // publish each invalidation alone (the baseline of a benchmark)
 	neverIdle       bool                      // the pinger keeps its pace without reads
 }

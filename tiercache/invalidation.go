@@ -46,7 +46,9 @@ func (c *Cache[V]) Invalidate(ctx context.Context, keys ...string) error {
 }
 
 // InvalidateGroup retires every key read with [InGroup](group), and keys
-// besides, in one broadcast.
+// besides, in one broadcast. The empty group is refused with
+// [ErrInvalidKey]: InGroup("") reads no group, so there is nothing to
+// retire.
 func (c *Cache[V]) InvalidateGroup(ctx context.Context, group string, keys ...string) error {
 	return c.invalidate(ctx, keys, []string{group})
 }
@@ -90,13 +92,11 @@ func (c *Cache[V]) invalidate(ctx context.Context, keys, groupNames []string) er
 		// slip in between, take a fence token after the bump and install
 		// the old L2 value (docs/design.md §3.2, §3.3).
 		c.queueRetry(keys, proposed)
-		c.applyLocal(keys, proposed)
-		runHook(c.opt.hooks.afterLocal)
+		c.localStep(keys, proposed)
 		c.warn.Warn("delete", "tiercache: invalidation deferred, redis did not take the delete", "keys", len(keys), "err", err)
 		return fmt.Errorf("%w: redis delete: %v", ErrDeferred, err)
 	}
-	c.applyLocal(keys, gens)
-	runHook(c.opt.hooks.afterLocal)
+	c.localStep(keys, gens)
 	if c.bus == nil {
 		return nil
 	}
@@ -114,8 +114,7 @@ func (c *Cache[V]) invalidate(ctx context.Context, keys, groupNames []string) er
 // Redis part is queued for retry, since a failover could still lose it.
 func (c *Cache[V]) notReplicated(ctx context.Context, keys []string, gens map[string]uint64, werr error) error {
 	c.queueRetry(keys, gens)
-	c.applyLocal(keys, gens)
-	runHook(c.opt.hooks.afterLocal)
+	c.localStep(keys, gens)
 	if c.bus != nil {
 		if err := c.publish(ctx, message{Keys: keys, Groups: gens}); err != nil {
 			c.warn.Warn("publish", "tiercache: invalidation deferred, publish failed", "keys", len(keys), "err", err)
@@ -131,6 +130,13 @@ func (c *Cache[V]) notReplicated(ctx context.Context, keys []string, gens map[st
 // counter. No clock takes part (docs/design.md §3.10).
 func (c *Cache[V]) nextGen(group string) uint64 {
 	return c.groups.local(group) + 1
+}
+
+// localStep is an invalidation's local step: [Cache.applyLocal], then the
+// afterLocal hook, which a test uses to read right after it.
+func (c *Cache[V]) localStep(keys []string, gens map[string]uint64) {
+	c.applyLocal(keys, gens)
+	runHook(c.opt.hooks.afterLocal)
 }
 
 // applyLocal fences and evicts keys in L1, forgets in-flight loads of them so
@@ -173,10 +179,15 @@ func (c *Cache[V]) wallNow() time.Time {
 // commits a group: the first caller to find no batch open opens one and
 // leads it; callers arriving while another batch is being sent join the
 // open batch; the leader waits for the send before it, closes its batch and
-// sends it as one message. Every member learns the outcome of that send.
+// sends it as one message. Every member learns the outcome of that send,
+// which does not depend on the leader's context: it is bounded by
+// Options.WriteTimeout, as each Redis call of an invalidation is.
 func (c *Cache[V]) publish(ctx context.Context, msg message) error {
 	b := c.bus
 	bt, lead := b.join(msg)
+	if c.opt.hooks.joined != nil {
+		c.opt.hooks.joined(lead)
+	}
 	if !lead {
 		<-bt.done
 		return bt.err
@@ -188,7 +199,9 @@ func (c *Cache[V]) publish(ctx context.Context, msg message) error {
 	}
 	b.batchMu.Unlock()
 	runHook(c.opt.hooks.beforeSend)
-	bt.err = c.send(ctx, bt.msg)
+	// The batch is every member's, not the leader's: it is sent whether or
+	// not the leader's ctx ended meanwhile, bounded by WriteTimeout alone.
+	bt.err = c.send(context.WithoutCancel(ctx), bt.msg)
 	b.sendMu.Unlock()
 	close(bt.done)
 	return bt.err

@@ -133,9 +133,13 @@ func TestInvalidationForgetsLoadInFlight(t *testing.T) {
 	}
 }
 
-// Review bug 4: when the L2 delete fails, the key is queued for retry
-// before the local step, so a reader on the writing replica that runs right
-// after the local step keeps off L2 (which still holds the old value).
+// rule 8 (and rules 2, 3): when the L2 delete fails, the key is queued
+// for retry before the local step, so a reader on the writing replica that
+// runs right after the local step keeps off L2, which still holds the old
+// value. The afterLocal hook runs as the local step ends: with the two
+// steps the other way round it would stand between them, the key not yet
+// queued, and the reader would take a fence token after the bump and
+// install the old value from L2.
 func TestFailedDeleteQueuesBeforeLocalStep(t *testing.T) {
 	t.Parallel()
 	srv := startRedisServer(t)
@@ -163,8 +167,11 @@ func TestFailedDeleteQueuesBeforeLocalStep(t *testing.T) {
 	}
 }
 
-// Review bug 5: an invalidation under way when Close is called is part of
-// Close's last retry pass, not lost after it.
+// rule 8: an invalidation under way when Close is called is part of
+// Close's last retry pass, not lost after it. The invalidation is held
+// after its failed delete, before it queues the retry, until Close either
+// reports that it waits for it (the closeWaiting hook) or returns: a Close
+// that does not wait returns before the retry is queued, every time.
 func TestCloseWaitsForInvalidation(t *testing.T) {
 	t.Parallel()
 	srv := startRedisServer(t)
@@ -187,7 +194,7 @@ func TestCloseWaitsForInvalidation(t *testing.T) {
 		go func() { closed <- c.Close() }()
 		select {
 		case <-closeWaiting: // Close waits for this invalidation
-		case err := <-closed: // Close did not wait
+		case err := <-closed: // Close did not wait: it is over
 			closed <- err
 		}
 		setACL(t, admin, "writer", allowAll...) // the last retry can get through
@@ -203,7 +210,7 @@ func TestCloseWaitsForInvalidation(t *testing.T) {
 	}
 }
 
-// Review bug 6: the write path does not heed the read path's circuit
+// rule 8: the write path does not heed the read path's circuit
 // breaker: with the writer's breaker open, the delete and the publish are
 // still tried, and the other replica hears of the write at once.
 func TestInvalidationIgnoresOpenBreaker(t *testing.T) {
@@ -304,29 +311,48 @@ func TestSequencePerIncarnation(t *testing.T) {
 	}
 }
 
+// heldSend is a writer a whose first publish waits, once sending is
+// closed, until release is closed, and a reader b whose messages' keys
+// arrive on msgs.
+type heldSend struct {
+	a, b             *Cache[int]
+	msgs             chan []string
+	sending, release chan struct{}
+}
+
+// newHeldSend starts a heldSend; adjust, if not nil, changes a's options.
+func newHeldSend(t *testing.T, adjust func(*Options)) heldSend {
+	t.Helper()
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	p := heldSend{msgs: make(chan []string, 10), sending: make(chan struct{}), release: make(chan struct{})}
+	optB := Options{Namespace: ns}
+	optB.hooks.onMessage = func(_ string, keys []string) { p.msgs <- keys }
+	var first atomic.Bool
+	optA := Options{Namespace: ns}
+	optA.hooks.beforeSend = func() {
+		if first.CompareAndSwap(false, true) {
+			close(p.sending)
+			<-p.release
+		}
+	}
+	if adjust != nil {
+		adjust(&optA)
+	}
+	p.a = newCache(t, needRedis(t), optA)
+	p.b = newCache(t, needRedis(t), optB)
+	waitReady(t, p.a, p.b)
+	return p
+}
+
 // Invalidations that arrive while another is being published ride in the
 // next message together: a replica is not limited to one invalidation per
 // Redis round trip. Each caller returns only once its keys were published,
 // and the receiver sees no gap.
 func TestConcurrentInvalidationsShareAMessage(t *testing.T) {
 	t.Parallel()
-	rdb := needRedis(t)
-	ns := namespace(t, rdb)
-	msgs := make(chan []string, 10)
-	optB := Options{Namespace: ns}
-	optB.hooks.onMessage = func(_ string, keys []string) { msgs <- keys }
-	sending, release := make(chan struct{}), make(chan struct{})
-	var first atomic.Bool
-	optA := Options{Namespace: ns}
-	optA.hooks.beforeSend = func() {
-		if first.CompareAndSwap(false, true) {
-			close(sending)
-			<-release
-		}
-	}
-	a := newCache(t, needRedis(t), optA)
-	b := newCache(t, needRedis(t), optB)
-	waitReady(t, a, b)
+	p := newHeldSend(t, nil)
+	a, b, msgs, sending, release := p.a, p.b, p.msgs, p.sending, p.release
 	ctx := context.Background()
 	errs := make(chan error, 51)
 	go func() { errs <- a.Invalidate(ctx, "first") }()
@@ -356,6 +382,44 @@ func TestConcurrentInvalidationsShareAMessage(t *testing.T) {
 	}
 	if s := b.Stats(); s.Gaps != 0 || s.Applied != 2 {
 		t.Fatalf("receiver: got %d gaps and %d messages, want 0 and 2", s.Gaps, s.Applied)
+	}
+}
+
+// rule 8: a publish batch is sent whatever the context of the caller that
+// leads it: an Invalidate with a live context that joins a batch whose
+// leader's context was cancelled meanwhile gets nil, not ErrDeferred, and
+// the other replica hears of its key.
+func TestCancelledLeaderDoesNotSpoilItsBatch(t *testing.T) {
+	t.Parallel()
+	joins := make(chan bool, 3)
+	p := newHeldSend(t, func(o *Options) { o.hooks.joined = func(lead bool) { joins <- lead } })
+	a, msgs, sending, release := p.a, p.msgs, p.sending, p.release
+	errs := make(chan error, 3)
+	go func() { errs <- a.Invalidate(context.Background(), "first") }()
+	<-joins
+	<-sending // the first message is on its way, held
+	leaderCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { errs <- a.Invalidate(leaderCtx, "leader") }()
+	if lead := <-joins; !lead {
+		t.Fatal("the second invalidation did not open the next batch")
+	}
+	cancel() // the leader gave up while its batch waited
+	member := make(chan error, 1)
+	go func() { member <- a.Invalidate(context.Background(), "member") }()
+	if lead := <-joins; lead {
+		t.Fatal("the third invalidation did not join the leader's batch")
+	}
+	close(release)
+	if err := <-member; err != nil {
+		t.Fatalf("invalidation with a live context in a cancelled leader's batch: %v", err)
+	}
+	<-errs
+	<-errs
+	for _, want := range []string{"first", "leader,member"} {
+		if got := strings.Join(<-msgs, ","); got != want {
+			t.Fatalf("message: got keys %s, want %s", got, want)
+		}
 	}
 }
 

@@ -16,8 +16,15 @@ func validKey(s string) error {
 	return nil
 }
 
-// validKeys is validKey for every key and group of an invalidation.
+// validKeys is validKey for every key and group of an invalidation. A
+// group may not be empty either: [InGroup]("") reads no group, so a group
+// "" would hold nothing to retire, and retiring it could never work.
 func validKeys(keys, groups []string) error {
+	for _, g := range groups {
+		if g == "" {
+			return fmt.Errorf("%w: the empty group name (InGroup(\"\") reads no group)", ErrInvalidKey)
+		}
+	}
 	for _, list := range [][]string{keys, groups} {
 		for _, s := range list {
 			if err := validKey(s); err != nil {

@@ -57,6 +57,17 @@ func TestNULIsAnInvalidKey(t *testing.T) {
 	}
 }
 
+// rule 10 (and rule 12): InGroup("") reads no group, so InvalidateGroup
+// of "" could never retire anything: it is refused, not a silent no-op.
+func TestEmptyGroupIsInvalid(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	c := newCache(t, rdb, Options{Namespace: namespace(t, rdb)})
+	if err := c.InvalidateGroup(context.Background(), "", "k"); !errors.Is(err, ErrInvalidKey) {
+		t.Fatalf("InvalidateGroup of the empty group: got %v, want ErrInvalidKey", err)
+	}
+}
+
 func get(c *Cache[int], ctx context.Context, key string, load LoadFunc[int], opts ...GetOption) error {
 	_, err := c.Get(ctx, key, load, opts...)
 	return err

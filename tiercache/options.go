@@ -43,9 +43,10 @@ func (m Mode) String() string {
 // Options configures a [Cache]. The zero value of every field means the
 // default named in its comment; [New] copies the struct and fills them in.
 //
-// Keys and group names: any string without NUL, the empty one included,
-// in every Redis mode (standalone, Sentinel, Cluster); a key or group with
-// NUL is refused with [ErrInvalidKey]. No two different (key, group) pairs
+// Keys and group names: any string without NUL, in every Redis mode
+// (standalone, Sentinel, Cluster); the empty key is a key, but the empty
+// group is no group (InvalidateGroup refuses it). A key or group with NUL
+// is refused with [ErrInvalidKey]. No two different (key, group) pairs
 // share an entry, whatever separators their names hold, and in a Cluster
 // every Redis key of one cache key carries one hash tag built from the
 // escaped key, so braces in a key never split it over two slots. The

@@ -73,8 +73,8 @@ type Stats struct {
 	LeaseTimeouts uint64 // lease waits that gave up and loaded anyway
 	FencedFills   uint64 // L1 installs refused because an invalidation raced the load
 	FencedL2Fills uint64 // L2 fills refused because the lease was gone
-	DecodeErrors  uint64 // L2 values the codec could not decode
-	EncodeErrors  uint64 // values the codec could not encode
+	DecodeErrors  uint64 // L2 values the codec could not decode (an error or a panic)
+	EncodeErrors  uint64 // values the codec could not encode (an error or a panic)
 	BreakerOpens  uint64 // times the Redis circuit breaker opened
 
 	Invalidations      uint64 // Invalidate and InvalidateGroup calls
