@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/tiercache/productcache/loadtest/cluster"
 )
 
 // RedisCluster starts a Redis Cluster of three masters (no replicas) of
@@ -100,8 +99,7 @@ func RedisSentinel(t testing.TB) *Sentinel {
 func startSentinel(t testing.TB, m, r *RedisServer) *Sentinel {
 	t.Helper()
 	conf := filepath.Join(tempDir(t), "sentinel.conf")
-	err := os.WriteFile(conf, []byte(fmt.Sprintf("sentinel monitor productsd 127.0.0.1 %d 1\n"+
-		"sentinel down-after-milliseconds productsd 2000\nsentinel failover-timeout productsd 10000\n", m.Port())), 0o600)
+	err := os.WriteFile(conf, []byte(cluster.SentinelConf("productsd", m.Port(), 2*time.Second)), 0o600)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -111,23 +109,9 @@ func startSentinel(t testing.TB, m, r *RedisServer) *Sentinel {
 	s := &Sentinel{Master: m, Replica: r, Addr: sn.Addr(), MasterName: "productsd", t: t}
 	Eventually(t, 15*time.Second, "replica in sync and promotable by the sentinel", func() bool {
 		return strings.Contains(redisCLI(t, r.Addr(), "info", "replication"), "master_link_status:up") &&
-			s.promotable(r.Port())
+			cluster.SentinelPromotable(context.Background(), s.Addr, s.MasterName, r.Port())
 	})
 	return s
-}
-
-// promotable reports whether the sentinel would pick the replica on port
-// for a failover. Listed is not enough: a replica the sentinel only
-// discovered is flagged disconnected, and one whose link it has not yet
-// seen up reports master-link-status err; either way SENTINEL FAILOVER
-// answers NOGOODSLAVE.
-func (s *Sentinel) promotable(port int) bool {
-	f := strings.Fields(redisCLI(s.t, s.Addr, "sentinel", "replicas", s.MasterName))
-	kv := make(map[string]string, len(f)/2)
-	for i := 0; i+1 < len(f); i += 2 {
-		kv[f[i]] = f[i+1]
-	}
-	return kv["port"] == strconv.Itoa(port) && kv["flags"] == "slave" && kv["master-link-status"] == "ok"
 }
 
 // URL is the REDIS_URL of the setup for REDIS_MODE sentinel.
@@ -135,13 +119,13 @@ func (s *Sentinel) URL() string { return "redis://" + s.Addr + "/0?master_name="
 
 // MasterAddr asks the sentinel which node is the master now.
 func (s *Sentinel) MasterAddr(ctx context.Context) (string, error) {
-	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr})
-	defer c.Close()
-	a, err := c.GetMasterAddrByName(ctx, s.MasterName).Result()
-	if err != nil {
-		return "", fmt.Errorf("testenv: sentinel: %w", err)
-	}
-	return a[0] + ":" + a[1], nil
+	return cluster.SentinelMaster(ctx, s.Addr, s.MasterName)
+}
+
+// promoted reports whether the sentinel names the replica master and the
+// replica says so itself.
+func (s *Sentinel) promoted() bool {
+	return cluster.Promoted(context.Background(), s.Addr, s.MasterName, s.Replica.Addr())
 }
 
 // Failover makes the sentinel promote the replica and waits until the
@@ -152,11 +136,7 @@ func (s *Sentinel) Failover() {
 	if out := redisCLI(s.t, s.Addr, "sentinel", "failover", s.MasterName); !strings.Contains(out, "OK") {
 		s.t.Fatalf("testenv: SENTINEL FAILOVER: %s", out)
 	}
-	Eventually(s.t, 20*time.Second, "the replica promoted", func() bool {
-		a, err := s.MasterAddr(context.Background())
-		return err == nil && a == s.Replica.Addr() &&
-			strings.Contains(redisCLI(s.t, s.Replica.Addr(), "info", "replication"), "role:master")
-	})
+	Eventually(s.t, 20*time.Second, "the replica promoted", s.promoted)
 }
 
 // redisCLI runs one redis-cli command against addr and returns its output

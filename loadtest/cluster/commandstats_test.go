@@ -1,4 +1,4 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/productcache/internal/testenv"
+	"github.com/tiercache/productcache/loadtest/cluster"
 )
 
 // TestRedisMeterSplitsByFamily runs known commands on a private
@@ -15,7 +16,7 @@ func TestRedisMeterSplitsByFamily(t *testing.T) {
 	srv := testenv.NewRedisServer(t)
 	srv.Start()
 	ctx := context.Background()
-	m, err := NewRedisMeter(srv.URL())
+	m, err := cluster.NewRedisMeter(srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +45,8 @@ func TestRedisMeterSplitsByFamily(t *testing.T) {
 	// the run as a whole (an EVAL among it) some time.
 	var total float64
 	for i, f := range fams {
-		if f.Name != Families[i] {
-			t.Errorf("family %d is %s, want %s", i, f.Name, Families[i])
+		if f.Name != cluster.Families[i] {
+			t.Errorf("family %d is %s, want %s", i, f.Name, cluster.Families[i])
 		}
 		if n, ok := want[f.Name]; ok && (f.Calls != n || f.USec < 0) {
 			t.Errorf("%s: got %d calls, %.0fµs, want %d calls", f.Name, f.Calls, f.USec, n)

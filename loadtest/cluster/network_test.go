@@ -1,4 +1,4 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/tiercache/productcache/internal/testenv"
+	"github.com/tiercache/productcache/loadtest/cluster"
 )
 
 // TestNetwork: Redis and PostgreSQL answer through the network's proxies,
@@ -16,7 +17,7 @@ func TestNetwork(t *testing.T) {
 	testenv.SkipShort(t)
 	t.Parallel()
 	const latency = 20 * time.Millisecond
-	n, err := NewNetwork(testenv.RedisURL(), testenv.DatabaseURL(), latency)
+	n, err := cluster.NewNetwork(testenv.RedisURL(), testenv.DatabaseURL(), latency)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func TestNetwork(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || time.Since(start) < 2*latency {
 		t.Fatalf("SELECT 1 took %v (%v), want at least %v", time.Since(start), err, 2*latency)
 	}
-	if _, err := NewNetwork("redis://nohostport", "", latency); err == nil {
+	if _, err := cluster.NewNetwork("redis://nohostport", "", latency); err == nil {
 		t.Fatal("a URL without a port: got nil error")
 	}
 }

@@ -20,12 +20,13 @@ type RedisServer struct {
 	output io.Writer
 	proc   *Process
 	extra  []string // more arguments of redis-server (--replicaof)
+	conf   string   // a configuration file, first on the command line (a sentinel's)
 }
 
 // StartRedis starts a redis-server and waits until it accepts
 // connections. It gets SIGTERM when ctx ends.
 func StartRedis(ctx context.Context, output io.Writer) (*RedisServer, error) {
-	return startRedis(ctx, output, nil)
+	return startRedis(ctx, output, nil, "")
 }
 
 // StartRedisReplica starts a redis-server replicating from master and
@@ -33,7 +34,7 @@ func StartRedis(ctx context.Context, output io.Writer) (*RedisServer, error) {
 // one replica is answered from the first write on.
 func StartRedisReplica(ctx context.Context, output io.Writer, master *RedisServer) (*RedisServer, error) {
 	host, port, _ := net.SplitHostPort(master.addr)
-	s, err := startRedis(ctx, output, []string{"--replicaof", host, port})
+	s, err := startRedis(ctx, output, []string{"--replicaof", host, port}, "")
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +45,7 @@ func StartRedisReplica(ctx context.Context, output io.Writer, master *RedisServe
 	return s, nil
 }
 
-func startRedis(ctx context.Context, output io.Writer, extra []string) (*RedisServer, error) {
+func startRedis(ctx context.Context, output io.Writer, extra []string, conf string) (*RedisServer, error) {
 	// redis-server cannot pick its own port and say which (port 0 turns
 	// TCP off), so this one probes for a free port.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -53,7 +54,7 @@ func startRedis(ctx context.Context, output io.Writer, extra []string) (*RedisSe
 	}
 	addr := l.Addr().String()
 	_ = l.Close()
-	s := &RedisServer{addr: addr, output: output, extra: extra}
+	s := &RedisServer{addr: addr, output: output, extra: extra, conf: conf}
 	return s, s.Start(ctx)
 }
 
@@ -88,10 +89,15 @@ func (s *RedisServer) URL() string { return "redis://" + s.addr + "/0" }
 // server gets SIGTERM when ctx ends (or on Stop).
 func (s *RedisServer) Start(ctx context.Context) error {
 	_, port, _ := net.SplitHostPort(s.addr)
-	args := append([]string{
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	args = append(args, []string{
 		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--daemonize", "no", "--enable-debug-command", "local", "--loglevel", "warning",
-	}, s.extra...)
+	}...)
+	args = append(args, s.extra...)
 	p, err := Start(ctx, "redis-server", args, nil, s.output, nil)
 	if err != nil {
 		return err
