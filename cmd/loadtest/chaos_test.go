@@ -64,6 +64,28 @@ func TestChaosDBOutage(t *testing.T) {
 	}
 }
 
+// TestChaosSentinelFailover runs the sentinel-failover phase: the replicas
+// restarted in REDIS_MODE sentinel, the replica's replication link cut
+// under load, the master killed and its replica promoted. The phase must
+// have run a real failover (the promotion seen, requests counted) and
+// kept its bound: no stale read 3 s after the promotion, no lost write.
+func TestChaosSentinelFailover(t *testing.T) {
+	res, text, code := runChaos(t, "-phase", "5s", "-phases", "sentinel-failover")
+	if len(res.Phases) != 1 || res.Phases[0].Name != "sentinel-failover" {
+		t.Fatalf("phases %+v\n%s", res.Phases, text)
+	}
+	p := res.Phases[0]
+	if p.Skipped != "" {
+		t.Skipf("sentinel-failover skipped: %s", p.Skipped)
+	}
+	if p.PromotionMs <= 0 || p.Requests == 0 || p.AllowanceMs != 3000 || p.LostWrites != 0 || p.Unverified != 0 {
+		t.Errorf("sentinel-failover: %+v\n%s", p, text)
+	}
+	if code != 0 || !res.OK || !strings.Contains(text, "promotion seen") {
+		t.Errorf("exit %d (ok %v), table:\n%s", code, res.OK, text)
+	}
+}
+
 // runChaos runs loadtest chaos with args on 300 products and 8 VUs, and
 // returns its JSON result, its output and its exit code.
 func runChaos(t *testing.T, args ...string) (chaos.Result, string, int) {

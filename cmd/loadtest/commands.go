@@ -42,7 +42,7 @@ var commandUsage = map[string]string{
 	"run":     "loadtest run [flags] [scenario.yaml|json]\n\nWithout a file, the default scenario: " + defaultScenarioText,
 	"demo":    "loadtest demo [flags] [scenario.yaml|json]\n\nStarts -replicas productsd processes on free ports, seeds, runs the scenario\n(default: " + defaultScenarioText + "), stops everything.",
 	"compare": "loadtest compare [flags] [scenario.yaml|json]\n\nRuns one scenario (default: " + defaultScenarioText + ", 3s warmup, 8s)\nagainst each of -configs and prints a table.",
-	"chaos":   "loadtest chaos [flags]\n\nStarts a private redis-server (DEBUG allowed), a fresh database and -replicas tiered\nproductsd replicas (the last one reaches Redis through a proxy), then runs the default\nscenario once per phase while injecting that phase's fault, and prints a table.\nExit status 99 when a phase broke its bound.",
+	"chaos":   "loadtest chaos [flags]\n\nStarts a private redis-server (DEBUG allowed), a fresh database and -replicas tiered\nproductsd replicas (the last one reaches Redis through a proxy), then runs the default\nscenario once per phase while injecting that phase's fault, and prints a table.\nThe sentinel-failover phase (in the default list, the last) runs on a topology of its own:\na master, a replica whose replication link it cuts, one sentinel (redis-server --sentinel;\nthe phase is skipped, saying why, where that does not run) and the replicas restarted in\nREDIS_MODE sentinel; it lasts at least 15 s whatever -phase says.\nExit status 99 when a phase broke its bound.",
 	"static":  "loadtest static [flags]\n\nServes the same product bytes for any /products/{id}: the ceiling.",
 }
 
@@ -587,7 +587,7 @@ func chaosCmd(ctx context.Context, args []string, getenv func(string) string, st
 	binary := fs.String("productsd", "bin/productsd", "the productsd binary")
 	dbURL := fs.String("database-url", envOr(getenv, "DATABASE_URL", defaultDatabaseURL), "PostgreSQL server to make the run's database on ($DATABASE_URL)")
 	replicas := fs.Int("replicas", 3, "productsd replicas")
-	phase := fs.Duration("phase", 20*time.Second, "length of each phase")
+	phase := fs.Duration("phase", 20*time.Second, "length of each phase (sentinel-failover: at least 15s)")
 	phases := fs.String("phases", strings.Join(chaos.PhaseNames(), ","), "phases to run, in order")
 	products := fs.Int("products", 2000, "products in the key space")
 	vus := fs.Int("vus", 16, "virtual users")

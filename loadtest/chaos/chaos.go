@@ -68,6 +68,16 @@ type PhaseResult struct {
 	LostWrites int     `json:"lost_writes"`
 	Unverified int     `json:"unverified_writes"`
 
+	// Skipped says why the phase did not run ("" when it ran).
+	Skipped string `json:"skipped,omitempty"`
+	// The failover figures (sentinel-failover): the time from the master's
+	// kill -9 until the promotion was seen, and, summed over the replicas,
+	// the invalidations deferred because no replica acknowledged them
+	// (WAIT) and the outbox replays after the master change.
+	PromotionMs   float64 `json:"promotion_ms,omitempty"`
+	NotReplicated int64   `json:"not_replicated,omitempty"`
+	Replays       int64   `json:"outbox_replays,omitempty"`
+
 	// The fail-safe (stale-if-error) figures, for the phases whose reads
 	// opt in: the get and batch reads that sent stale-if-error and those
 	// that did not, with their failures; the answers labelled stale
@@ -111,6 +121,8 @@ type env struct {
 	dbName string   // the phase database, which db-outage closes
 	app    string   // the replicas' application_name
 	ids    []string
+	ns     string            // the replicas' CACHE_NAMESPACE
+	sen    *cluster.Sentinel // the sentinel-failover phase's Redis, while it runs
 	// mix, when set, replaces the default scenario's request mix (a test
 	// that needs many writes on a slow machine).
 	mix *loadtest.Mix
@@ -206,6 +218,7 @@ func (e *env) start(ctx context.Context) (stop func(), err error) {
 	e.cfg.Logf("chaos: redis-server on %s (replica %d through a proxy on %s)", e.redis.Addr(), e.cfg.Replicas-1, e.proxy.Addr())
 
 	ns := fmt.Sprintf("chaos-%d", time.Now().UnixNano())
+	e.ns = ns
 	if err := cluster.Migrate(ctx, e.cfg.Binary, dbURL, nil); err != nil {
 		return stop, err
 	}
@@ -297,17 +310,35 @@ func (c clock) every(from, until, period time.Duration, f func()) {
 type outcome struct {
 	end    time.Duration
 	victim string
+	// promotion is the time from the master's kill to its replica's
+	// promotion (a failover).
+	promotion time.Duration
 	err    error
 }
 
 // runPhase runs the default scenario for one phase while the phase's
 // fault is injected, and judges the figures against its bounds.
 func (e *env) runPhase(ctx context.Context, ph Phase) (PhaseResult, error) {
+	if ph.topology != nil {
+		undo, err := ph.topology(ctx, e)
+		if errors.Is(err, errSkip) {
+			e.cfg.Logf("chaos: phase %s skipped: %v", ph.Name, err)
+			return PhaseResult{Name: ph.Name, Fault: ph.Fault, Bound: ph.Bound, Skipped: err.Error(), L1BackMs: -1, OK: true}, nil
+		}
+		if err != nil {
+			return PhaseResult{}, err
+		}
+		defer undo()
+	}
 	m, err := e.measure(ctx, ph)
 	if err != nil {
 		return PhaseResult{}, err
 	}
-	return ph.judge(m), nil
+	r := ph.judge(m)
+	if e.sen != nil {
+		e.failoverCounters(ctx, &r)
+	}
+	return r, nil
 }
 
 // measurement is what a phase measured, before its bounds judge it.
@@ -324,7 +355,8 @@ func (e *env) measure(ctx context.Context, ph Phase) (measurement, error) {
 	sc := loadtest.DefaultScenario()
 	sc.Name = ph.Name
 	sc.VUs = e.cfg.VUs
-	sc.Duration = loadtest.Duration(e.cfg.Phase)
+	length := max(e.cfg.Phase, ph.MinLength)
+	sc.Duration = loadtest.Duration(length)
 	sc.Setup.Products = len(e.ids)
 	sc.Timeout = loadtest.Duration(5 * time.Second)
 	sc.Thresholds = nil // the bounds below judge the phase
@@ -350,7 +382,7 @@ func (e *env) measure(ctx context.Context, ph Phase) (measurement, error) {
 			l1Back <- -1
 			return
 		}
-		c := clock{done: runCtx.Done(), start: start, phase: e.cfg.Phase, probe: probe}
+		c := clock{done: runCtx.Done(), start: start, phase: length, probe: probe}
 		o := outcome{}
 		if ph.inject != nil {
 			o = ph.inject(ctx, e, c)

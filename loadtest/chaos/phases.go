@@ -30,7 +30,15 @@ type Phase struct {
 	StaleIfErrorShare float64
 	BatchWeight       float64
 
+	// MinLength is the phase's shortest length, whatever Config.Phase
+	// says (0: none).
+	MinLength time.Duration
+
 	inject func(ctx context.Context, e *env, c clock) outcome
+	// topology, when set, gives the phase targets of its own for its
+	// length; undo restores the run's. An error wrapping errSkip skips
+	// the phase.
+	topology func(ctx context.Context, e *env) (undo func(), err error)
 }
 
 // outboxAllowance is the bound of the README for faults that keep an
@@ -154,6 +162,15 @@ var Phases = []Phase{
 			return outcome{end: c.since()}
 		},
 	},
+	{
+		Name: "sentinel-failover",
+		Fault: "Sentinel failover: the replica's replication link cut, 1 s of writes to the master alone, " +
+			"the master kill -9, its replica promoted (replicas in REDIS_MODE sentinel)",
+		Bound:     "no lost writes; no stale read 3 s after the promotion",
+		Allowance: sentinelAllowance, MinLength: sentinelMinLength,
+		topology: func(ctx context.Context, e *env) (func(), error) { return e.sentinelTopology(ctx) },
+		inject:   func(ctx context.Context, e *env, c clock) outcome { return e.sentinelFailover(ctx, c) },
+	},
 }
 
 // restartReplica kills (or stops) replica 0 at the start of the window and
@@ -212,7 +229,7 @@ func (ph Phase) judge(m measurement) PhaseResult {
 		FailedReads: sum.Types["get"].Failed + sum.Types["list"].Failed + sum.Types["batch"].Failed,
 		StaleReads:  sum.Consistency.StaleReads, WorstStale: sum.Consistency.MaxStalenessMs,
 		StaleBound: sum.Consistency.StaleReads, AllowanceMs: float64(ph.Allowance) / float64(time.Millisecond),
-		P99Ms: sum.Latency.P99, L1BackMs: m.l1Back,
+		P99Ms: sum.Latency.P99, L1BackMs: m.l1Back, PromotionMs: float64(o.promotion) / float64(time.Millisecond),
 		LostWrites: sum.LostWrites.Lost, Unverified: sum.LostWrites.Unverified,
 		Summary: sum,
 	}

@@ -13,6 +13,10 @@ func (r *Result) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "\n%-13s %8s %7s %6s %-24s %-26s %7s %9s %9s %8s %8s %4s  %s\n",
 		"phase", "requests", "failed", "reads", "by status", "by cause", "stale", "worst", "beyond", "p99", "L1 back", "lost", "verdict")
 	for _, p := range r.Phases {
+		if p.Skipped != "" {
+			fmt.Fprintf(w, "%-13s skipped: %s\n", p.Name, p.Skipped)
+			continue
+		}
 		l1 := "-"
 		switch {
 		case p.L1BackMs >= 0:
@@ -29,8 +33,10 @@ func (r *Result) WriteTable(w io.Writer) {
 			p.StaleReads, loadtest.FormatMs(p.WorstStale), p.StaleBound, loadtest.FormatMs(p.P99Ms), l1, p.LostWrites, verdict)
 	}
 	fmt.Fprintln(w, "\nstale: reads older than 50 ms after an acknowledged write; beyond: those that began after the")
-	fmt.Fprintln(w, "phase's allowance (1 s after Redis or the link is back for redis-kill and net-cut, none otherwise);")
+	fmt.Fprintln(w, "phase's allowance (1 s after Redis or the link is back for redis-kill and net-cut, 3 s after the")
+	fmt.Fprintln(w, "promotion for sentinel-failover, none otherwise);")
 	fmt.Fprintln(w, "L1 back: from the end of the fault until every replica answered from L1 again.")
+	r.writeFailover(w)
 	r.writeFailSafe(w)
 	for _, p := range r.Phases {
 		if !p.OK {
@@ -61,5 +67,17 @@ func (r *Result) writeFailSafe(w io.Writer) {
 		fmt.Fprintln(w, "labelled: answers (keys, for batches) served from the fail-safe store and labelled stale, never counted")
 		fmt.Fprintln(w, "as stale reads; not asked / over allow: labelled answers to reads without stale-if-error / older than it")
 		fmt.Fprintln(w, "(both break the bound); labelled old: labelled answers older than an acknowledged write.")
+	}
+}
+
+// writeFailover prints, for the failover phases, how long the promotion
+// took and what the replicas deferred and replayed.
+func (r *Result) writeFailover(w io.Writer) {
+	for _, p := range r.Phases {
+		if p.PromotionMs > 0 {
+			fmt.Fprintf(w, "%s: promotion seen %s after the master's kill; invalidations deferred for want of a replica's\n"+
+				"acknowledgement (WAIT): %d; outbox replays after the master change: %d (summed over the replicas).\n",
+				p.Name, loadtest.FormatMs(p.PromotionMs), p.NotReplicated, p.Replays)
+		}
 	}
 }
