@@ -323,7 +323,7 @@ func (e *env) runPhase(ctx context.Context, ph Phase) (PhaseResult, error) {
 		undo, err := ph.topology(ctx, e)
 		if errors.Is(err, errSkip) {
 			e.cfg.Logf("chaos: phase %s skipped: %v", ph.Name, err)
-			return PhaseResult{Name: ph.Name, Fault: ph.Fault, Bound: ph.Bound, Skipped: err.Error(), L1BackMs: -1, OK: true}, nil
+			return PhaseResult{Name: ph.Name, Fault: ph.Fault, Bound: ph.Bound, Skipped: strings.TrimPrefix(err.Error(), errSkip.Error()+": "), L1BackMs: -1, OK: true}, nil
 		}
 		if err != nil {
 			return PhaseResult{}, err
@@ -335,7 +335,7 @@ func (e *env) runPhase(ctx context.Context, ph Phase) (PhaseResult, error) {
 		return PhaseResult{}, err
 	}
 	r := ph.judge(m)
-	if e.sen != nil {
+	if m.fault.promotion > 0 { // on the phase's replicas, before undo
 		e.failoverCounters(ctx, &r)
 	}
 	return r, nil

@@ -10,11 +10,11 @@ import (
 
 // WriteTable prints one row per phase, then every broken bound.
 func (r *Result) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "\n%-13s %8s %7s %6s %-24s %-26s %7s %9s %9s %8s %8s %4s  %s\n",
+	fmt.Fprintf(w, "\n%-17s %8s %7s %6s %-24s %-26s %7s %9s %9s %8s %8s %4s  %s\n",
 		"phase", "requests", "failed", "reads", "by status", "by cause", "stale", "worst", "beyond", "p99", "L1 back", "lost", "verdict")
 	for _, p := range r.Phases {
 		if p.Skipped != "" {
-			fmt.Fprintf(w, "%-13s skipped: %s\n", p.Name, p.Skipped)
+			fmt.Fprintf(w, "%-17s skipped: %s\n", p.Name, p.Skipped)
 			continue
 		}
 		l1 := "-"
@@ -28,7 +28,7 @@ func (r *Result) WriteTable(w io.Writer) {
 		if !p.OK {
 			verdict = "BROKEN"
 		}
-		fmt.Fprintf(w, "%-13s %8d %7d %6d %-24s %-26s %7d %9s %9d %8s %8s %4d  %s\n",
+		fmt.Fprintf(w, "%-17s %8d %7d %6d %-24s %-26s %7d %9s %9d %8s %8s %4d  %s\n",
 			p.Name, p.Requests, p.Failed, p.FailedReads, loadtest.CountsText(p.Failures.ByStatus), loadtest.CountsText(p.Failures.ByCause),
 			p.StaleReads, loadtest.FormatMs(p.WorstStale), p.StaleBound, loadtest.FormatMs(p.P99Ms), l1, p.LostWrites, verdict)
 	}
