@@ -313,7 +313,7 @@ type outcome struct {
 	// promotion is the time from the master's kill to its replica's
 	// promotion (a failover).
 	promotion time.Duration
-	err    error
+	err       error
 }
 
 // runPhase runs the default scenario for one phase while the phase's
