@@ -39,6 +39,22 @@ func snapshotTargets(ctx context.Context, client *http.Client, targets []string)
 	return snap, cpu
 }
 
+// TargetCounters reads target's /metrics once and returns, for each of
+// names, the sum of its samples (0 for a metric the target does not
+// export); false when the target did not answer or the text did not parse.
+func TargetCounters(ctx context.Context, client *http.Client, target string, names ...string) ([]float64, bool) {
+	b, ok := fetchMetrics(ctx, client, target)
+	if !ok {
+		return nil, false
+	}
+	sums := make([]float64, len(names))
+	for i, n := range names {
+		c, _ := parseCounter(bytes.NewReader(b), n, "")
+		sums[i] = c[""]
+	}
+	return sums, true
+}
+
 func fetchMetrics(ctx context.Context, client *http.Client, target string) ([]byte, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

@@ -1,15 +1,13 @@
 package chaos
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/tiercache/productcache/loadtest"
 	"github.com/tiercache/productcache/loadtest/cluster"
 )
 
@@ -115,44 +113,12 @@ func (e *env) failoverCounters(ctx context.Context, r *PhaseResult) {
 	client := &http.Client{Timeout: 2 * time.Second}
 	defer client.CloseIdleConnections()
 	for _, u := range e.urls {
-		n, err := counters(ctx, client, u+"/metrics", "tiercache_not_replicated_total", "productsd_outbox_replays_total")
-		if err != nil {
-			e.cfg.Logf("chaos: %s: %v", u, err)
+		n, ok := loadtest.TargetCounters(ctx, client, u, "tiercache_not_replicated_total", "productsd_outbox_replays_total")
+		if !ok {
+			e.cfg.Logf("chaos: %s/metrics did not answer", u)
 			continue
 		}
 		r.NotReplicated += int64(n[0])
 		r.Replays += int64(n[1])
 	}
-}
-
-// counters sums, for each name, the samples of that counter in the
-// Prometheus text at u.
-func counters(ctx context.Context, client *http.Client, u string, names ...string) ([]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	sums := make([]float64, len(names))
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		for i, n := range names {
-			rest, ok := strings.CutPrefix(line, n)
-			if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') {
-				continue
-			}
-			f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
-			if len(f) > 0 {
-				v, _ := strconv.ParseFloat(f[0], 64)
-				sums[i] += v
-			}
-		}
-	}
-	return sums, sc.Err()
 }
