@@ -84,6 +84,8 @@ func TestChaosSentinelFailover(t *testing.T) {
 	if code != 0 || !res.OK || !strings.Contains(text, "promotion seen") {
 		t.Errorf("exit %d (ok %v), table:\n%s", code, res.OK, text)
 	}
+	t.Logf("stale reads %d (worst %.0f ms, %d beyond the allowance), failed %d of %d, promotion %.0f ms after the kill",
+		p.StaleReads, p.WorstStale, p.StaleBound, p.Failed, p.Requests, p.PromotionMs)
 }
 
 // runChaos runs loadtest chaos with args on 300 products and 8 VUs, and
