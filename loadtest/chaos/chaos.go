@@ -73,10 +73,13 @@ type PhaseResult struct {
 	// The failover figures (sentinel-failover): the time from the master's
 	// kill -9 until the promotion was seen, and, summed over the replicas,
 	// the invalidations deferred because no replica acknowledged them
-	// (WAIT) and the outbox replays after the master change.
-	PromotionMs   float64 `json:"promotion_ms,omitempty"`
-	NotReplicated int64   `json:"not_replicated,omitempty"`
-	Replays       int64   `json:"outbox_replays,omitempty"`
+	// (WAIT) and the outbox replays after the master change; and the
+	// stale reads that began after the promotion (within the allowance or
+	// not).
+	PromotionMs       float64 `json:"promotion_ms,omitempty"`
+	StaleAfterPromote int64   `json:"stale_reads_after_promotion,omitempty"`
+	NotReplicated     int64   `json:"not_replicated,omitempty"`
+	Replays           int64   `json:"outbox_replays,omitempty"`
 
 	// The fail-safe (stale-if-error) figures, for the phases whose reads
 	// opt in: the get and batch reads that sent stale-if-error and those

@@ -236,6 +236,9 @@ func (ph Phase) judge(m measurement) PhaseResult {
 	if ph.Allowance > 0 {
 		r.StaleBound = m.probe.AnalyzeSince(o.end + ph.Allowance).StaleReads
 	}
+	if o.promotion > 0 {
+		r.StaleAfterPromote = m.probe.AnalyzeSince(o.end).StaleReads
+	}
 	r.failSafeFigures(sum)
 	breach := func(format string, args ...any) { r.Breaches = append(r.Breaches, fmt.Sprintf(format, args...)) }
 	if r.StaleBound > 0 {

@@ -74,7 +74,7 @@ func TestPhaseOnItsOwnTopology(t *testing.T) {
 	}
 	var b bytes.Buffer
 	(&Result{Phases: []PhaseResult{r, skipped}}).WriteTable(&b)
-	for _, want := range []string{"promotion seen 1.50s after the master's kill", "(WAIT): 14; outbox replays after the master change: 4", "skipped: no sentinel here"} {
+	for _, want := range []string{"promotion seen 1.50s after the master's kill", "(WAIT): 14; outbox replays after the\nmaster change: 4", "skipped: no sentinel here"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}

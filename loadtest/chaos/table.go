@@ -75,9 +75,10 @@ func (r *Result) writeFailSafe(w io.Writer) {
 func (r *Result) writeFailover(w io.Writer) {
 	for _, p := range r.Phases {
 		if p.PromotionMs > 0 {
-			fmt.Fprintf(w, "%s: promotion seen %s after the master's kill; invalidations deferred for want of a replica's\n"+
-				"acknowledgement (WAIT): %d; outbox replays after the master change: %d (summed over the replicas).\n",
-				p.Name, loadtest.FormatMs(p.PromotionMs), p.NotReplicated, p.Replays)
+			fmt.Fprintf(w, "%s: promotion seen %s after the master's kill; stale reads that began after it: %d;\n"+
+				"invalidations deferred for want of a replica's acknowledgement (WAIT): %d; outbox replays after the\n"+
+				"master change: %d (summed over the replicas).\n",
+				p.Name, loadtest.FormatMs(p.PromotionMs), p.StaleAfterPromote, p.NotReplicated, p.Replays)
 		}
 	}
 }
