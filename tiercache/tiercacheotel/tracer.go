@@ -73,8 +73,13 @@ func New(tp trace.TracerProvider) *Tracer {
 	return &Tracer{tracer: tp.Tracer(ScopeName)}
 }
 
-// StartGet starts the read's span.
+// StartGet starts the read's span. Under a parent that is neither sampled
+// nor recording (a request the sampler dropped) it starts none: the span
+// would be dropped too, and the read's children follow the parent anyway.
 func (t *Tracer) StartGet(ctx context.Context, key string) context.Context {
+	if p := trace.SpanFromContext(ctx); p.SpanContext().IsValid() && !p.SpanContext().IsSampled() && !p.IsRecording() {
+		return ctx
+	}
 	ctx, span := t.tracer.Start(ctx, SpanName)
 	if span.IsRecording() {
 		// The key may live in a buffer the caller reuses; the span
@@ -84,24 +89,27 @@ func (t *Tracer) StartGet(ctx context.Context, key string) context.Context {
 	return ctx
 }
 
-// EndGet sets the span's attributes from info and ends it.
+// EndGet sets the span's attributes from info and ends it. A span that
+// does not record (not sampled, or the unsampled parent StartGet left in
+// place) has nothing to set or end.
 func (t *Tracer) EndGet(ctx context.Context, info tiercache.Info, err error) {
 	span := trace.SpanFromContext(ctx)
-	if span.IsRecording() {
-		span.SetAttributes(
-			KeyTier.String(tier(info.Source)),
-			KeyCollapsed.Bool(info.Collapsed),
-			KeyLeaseWaited.Bool(info.LeaseWaited),
-			KeyFenced.Bool(info.Fenced),
-			KeyNegative.Bool(info.Negative),
-			KeyL1Stored.Bool(info.L1Stored),
-			KeyL2Stored.Bool(info.L2Stored),
-			KeyStale.Bool(info.Stale),
-		)
-		if err != nil && !errors.Is(err, tiercache.ErrNotFound) {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
-		}
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(
+		KeyTier.String(tier(info.Source)),
+		KeyCollapsed.Bool(info.Collapsed),
+		KeyLeaseWaited.Bool(info.LeaseWaited),
+		KeyFenced.Bool(info.Fenced),
+		KeyNegative.Bool(info.Negative),
+		KeyL1Stored.Bool(info.L1Stored),
+		KeyL2Stored.Bool(info.L2Stored),
+		KeyStale.Bool(info.Stale),
+	)
+	if err != nil && !errors.Is(err, tiercache.ErrNotFound) {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
 }

@@ -156,3 +156,29 @@ func TestUnsampledReadRecordsNothing(t *testing.T) {
 		t.Fatalf("%d spans recorded, want 0", n)
 	}
 }
+
+// TestUnsampledParentCostsNoAllocation: an L1 hit under a request span the
+// sampler dropped starts no span of its own and allocates nothing.
+func TestUnsampledParentCostsNoAllocation(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	c, err := tiercache.New[string](nil, nil, tiercache.Options{Mode: tiercache.ModeL1Only, Tracer: New(tp)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, Remote: true,
+	}))
+	load := func(context.Context) (string, error) { return "v", nil }
+	if _, err := c.Get(ctx, "k", load); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(1000, func() { _, _ = c.Get(ctx, "k", load) }); n != 0 {
+		t.Fatalf("got %v allocations per L1 hit under an unsampled parent, want 0", n)
+	}
+	if n := len(rec.Ended()); n != 0 {
+		t.Fatalf("%d spans recorded, want 0", n)
+	}
+}
