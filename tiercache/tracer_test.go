@@ -3,6 +3,8 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -109,5 +111,21 @@ func TestL1HitAllocatesNothing(t *testing.T) {
 	})
 	if n != 0 {
 		t.Fatalf("got %v allocations per L1 hit, want 0", n)
+	}
+}
+
+// TestCacheLinksNoTelemetryLibrary: package tiercache offers hooks and
+// statistics; OpenTelemetry and Prometheus are linked only by the adapter
+// packages tiercacheotel and tiercacheprom.
+func TestCacheLinksNoTelemetryLibrary(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.HasPrefix(pkg, "go.opentelemetry.io/") || strings.HasPrefix(pkg, "github.com/prometheus/") {
+			t.Errorf("tiercache links %s", pkg)
+		}
 	}
 }
