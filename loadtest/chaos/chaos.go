@@ -42,7 +42,19 @@ type Config struct {
 	// Progress receives a line per second during each phase; nil for none.
 	Progress io.Writer
 	Logf     func(format string, args ...any)
+	// Balancer, if "haproxy", puts an haproxy process (HAProxy names its
+	// binary; default on the PATH) in front of the replicas for the
+	// replica-kill and replica-term phases, checking /readyz as the k8s
+	// readiness probe does, and starts the replicas with
+	// SHUTDOWN_DELAY=2s. "" sends every phase straight to the replicas.
+	Balancer string
+	HAProxy  string
 }
+
+// balancerShutdownDelay is the replicas' SHUTDOWN_DELAY behind the
+// balancer: longer than its check interval (500 ms) and one failed check,
+// so it takes a replica out before the replica stops serving.
+const balancerShutdownDelay = 2 * time.Second
 
 // PhaseResult is the figures of one phase and the verdict on its bounds.
 type PhaseResult struct {
@@ -68,6 +80,15 @@ type PhaseResult struct {
 	LostWrites int     `json:"lost_writes"`
 	Unverified int     `json:"unverified_writes"`
 
+	// Balancer is "haproxy" when the phase's load went through it.
+	Balancer string `json:"balancer,omitempty"`
+	// Draining is, for a rolling restart behind the balancer, how many
+	// requests each replica served between its SIGTERM and its exit.
+	Draining map[string]int64 `json:"served_while_draining,omitempty"`
+	// InFlight is, for a kill behind the balancer, how many requests the
+	// balancer had in flight on the victim just before the SIGKILL.
+	InFlight int64 `json:"in_flight_at_kill,omitempty"`
+
 	OK       bool              `json:"ok"`
 	Breaches []string          `json:"breaches,omitempty"`
 	Summary  *loadtest.Summary `json:"-"`
@@ -89,6 +110,7 @@ type env struct {
 	admin  *redis.Client   // to the private Redis, not through the proxy
 	proxy  *tcpproxy.Proxy // between the last replica and Redis
 	cl     *cluster.Cluster
+	lb     *cluster.HAProxy // nil without Config.Balancer
 	baseDB string // the server's URL, for pg_terminate_backend
 	app    string // the replicas' application_name
 	ids    []string
@@ -116,6 +138,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	phases, err := selectPhases(cfg.Phases)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Balancer != "" && cfg.Balancer != "haproxy" {
+		return nil, fmt.Errorf("chaos: unknown balancer %q, want haproxy or none", cfg.Balancer)
 	}
 	e := &env{cfg: cfg, baseDB: cfg.DatabaseURL}
 	stop, err := e.start(ctx)
@@ -190,9 +215,13 @@ func (e *env) start(ctx context.Context) (stop func(), err error) {
 		return stop, err
 	}
 	last := e.cfg.Replicas - 1
+	var env []string
+	if e.cfg.Balancer != "" {
+		env = append(env, "SHUTDOWN_DELAY="+balancerShutdownDelay.String())
+	}
 	e.cl, err = cluster.StartCluster(ctx, cluster.Config{
 		Binary: e.cfg.Binary, DatabaseURL: dbURL, RedisURL: e.redis.URL(), Mode: "tiered",
-		Replicas: e.cfg.Replicas, Namespace: ns, Output: e.cfg.Output,
+		Replicas: e.cfg.Replicas, Namespace: ns, Output: e.cfg.Output, Env: env,
 		RedisURLFor: func(i int) string {
 			if i == last {
 				return "redis://" + e.proxy.Addr() + "/0"
@@ -204,6 +233,12 @@ func (e *env) start(ctx context.Context) (stop func(), err error) {
 		return stop, err
 	}
 	undo = append(undo, e.cl.Stop)
+	if e.cfg.Balancer != "" {
+		if err := e.startBalancer(ctx); err != nil {
+			return stop, err
+		}
+		undo = append(undo, e.lb.Stop)
+	}
 	e.cfg.DatabaseURL = dbURL
 	client := loadtest.NewClient(8, 30*time.Second)
 	defer client.CloseIdleConnections()
@@ -270,6 +305,15 @@ type outcome struct {
 	end    time.Duration
 	victim string
 	err    error
+
+	// Behind the balancer: the phase went through it; the requests each
+	// replica served while draining (rolling restart); the requests in
+	// flight on the victim at the kill, and the most that can be (one
+	// per virtual user).
+	balanced bool
+	draining map[string]int64
+	inFlight int64
+	vus      int
 }
 
 func (e *env) runPhase(ctx context.Context, ph Phase) (PhaseResult, error) {
@@ -306,7 +350,7 @@ func (e *env) runPhase(ctx context.Context, ph Phase) (PhaseResult, error) {
 	cpu := meter.NewCPU(ctx, "", e.cfg.DatabaseURL)
 	defer cpu.Close()
 	sum, err := loadtest.Run(ctx, &sc, loadtest.RunOptions{
-		Targets: e.cl.URLs(), IDs: e.ids, Probe: probe, CPU: cpu, Stored: meter.StoredVersions(e.cfg.DatabaseURL),
+		Targets: e.targets(ph), IDs: e.ids, Probe: probe, CPU: cpu, Stored: meter.StoredVersions(e.cfg.DatabaseURL),
 		Progress: e.cfg.Progress, Settle: 3 * time.Second,
 		OnStart: func(t time.Time) { started <- t },
 	})
