@@ -111,8 +111,8 @@ type env struct {
 	proxy  *tcpproxy.Proxy // between the last replica and Redis
 	cl     *cluster.Cluster
 	lb     *cluster.HAProxy // nil without Config.Balancer
-	baseDB string // the server's URL, for pg_terminate_backend
-	app    string // the replicas' application_name
+	baseDB string           // the server's URL, for pg_terminate_backend
+	app    string           // the replicas' application_name
 	ids    []string
 }
 
