@@ -153,7 +153,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if ctx.Err() != nil {
 			return res, ctx.Err()
 		}
-		cfg.Logf("chaos: phase %s: %s", ph.Name, ph.Fault)
+		cfg.Logf("chaos: phase %s: %s", ph.Name, e.fault(ph))
 		pr, err := e.runPhase(ctx, ph)
 		if err != nil {
 			return res, fmt.Errorf("chaos: phase %s: %w", ph.Name, err)
