@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,5 +61,47 @@ func TestChaosEndToEnd(t *testing.T) {
 	}
 	if !res.OK {
 		t.Errorf("a bound was broken:\n%s", text)
+	}
+}
+
+// TestChaosThroughHAProxy runs the two restart phases of loadtest chaos
+// through haproxy: the rolling restart of every replica fails no request
+// and counts what each replica served while draining; the kill fails only
+// requests in flight on the victim.
+func TestChaosThroughHAProxy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL, redis-server and haproxy; skipped with -short")
+	}
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		t.Skip("haproxy not on PATH: install Debian package haproxy (.ci/run does)")
+	}
+	dbURL := envOr(os.Getenv, "DATABASE_URL", defaultDatabaseURL)
+	ctx, cancel := context.WithTimeout(t.Context(), 180*time.Second)
+	defer cancel()
+	requirePostgres(ctx, t, dbURL)
+	productsd, lt := binaries(t)
+	out := filepath.Join(t.TempDir(), "chaos.json")
+	text, code := runBinary(ctx, t, lt, "chaos", "-productsd", productsd, "-balancer", "haproxy", "-phase", "15s",
+		"-phases", "replica-term,replica-kill", "-products", "300", "-vus", "8", "-out", out)
+	var res chaos.Result
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("exit %d, no JSON: %v\n%s", code, err, text)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Phases) != 2 {
+		t.Fatalf("phases %+v", res.Phases)
+	}
+	term, kill := res.Phases[0], res.Phases[1]
+	if term.Balancer != "haproxy" || term.Failed != 0 || len(term.Draining) != 3 || term.Requests == 0 {
+		t.Errorf("replica-term through haproxy: %d failed of %d, draining %v, balancer %q", term.Failed, term.Requests, term.Draining, term.Balancer)
+	}
+	if kill.Balancer != "haproxy" || kill.Failed > 8 || kill.Failures.ByCause["refused"] != 0 {
+		t.Errorf("replica-kill through haproxy: %d failed, %+v", kill.Failed, kill.Failures)
+	}
+	if code != 0 || !res.OK || !strings.Contains(text, "served while draining") {
+		t.Errorf("exit %d (ok %v), table:\n%s", code, res.OK, text)
 	}
 }
