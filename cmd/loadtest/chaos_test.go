@@ -21,22 +21,7 @@ func TestChaosEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs PostgreSQL and redis-server; skipped with -short")
 	}
-	dbURL := envOr(os.Getenv, "DATABASE_URL", defaultDatabaseURL)
-	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
-	defer cancel()
-	requirePostgres(ctx, t, dbURL)
-	productsd, lt := binaries(t)
-	out := filepath.Join(t.TempDir(), "chaos.json")
-	text, code := runBinary(ctx, t, lt, "chaos", "-productsd", productsd, "-phase", "5s",
-		"-phases", "replica-kill,pg-terminate", "-products", "300", "-vus", "8", "-out", out)
-	var res chaos.Result
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatalf("exit %d, no JSON: %v\n%s", code, err, text)
-	}
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
-	}
+	res, text, code := runChaos(t, 120*time.Second, "-phase", "5s", "-phases", "replica-kill,pg-terminate")
 	if len(res.Phases) != 2 || res.Phases[0].Name != "replica-kill" || res.Phases[1].Name != "pg-terminate" {
 		t.Fatalf("phases %+v", res.Phases)
 	}
@@ -75,22 +60,7 @@ func TestChaosThroughHAProxy(t *testing.T) {
 	if _, err := exec.LookPath("haproxy"); err != nil {
 		t.Skip("haproxy not on PATH: install Debian package haproxy (.ci/run does)")
 	}
-	dbURL := envOr(os.Getenv, "DATABASE_URL", defaultDatabaseURL)
-	ctx, cancel := context.WithTimeout(t.Context(), 180*time.Second)
-	defer cancel()
-	requirePostgres(ctx, t, dbURL)
-	productsd, lt := binaries(t)
-	out := filepath.Join(t.TempDir(), "chaos.json")
-	text, code := runBinary(ctx, t, lt, "chaos", "-productsd", productsd, "-balancer", "haproxy", "-phase", "15s",
-		"-phases", "replica-term,replica-kill", "-products", "300", "-vus", "8", "-out", out)
-	var res chaos.Result
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatalf("exit %d, no JSON: %v\n%s", code, err, text)
-	}
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
-	}
+	res, text, code := runChaos(t, 180*time.Second, "-balancer", "haproxy", "-phase", "15s", "-phases", "replica-term,replica-kill")
 	if len(res.Phases) != 2 {
 		t.Fatalf("phases %+v", res.Phases)
 	}
@@ -104,4 +74,27 @@ func TestChaosThroughHAProxy(t *testing.T) {
 	if code != 0 || !res.OK || !strings.Contains(text, "served while draining") {
 		t.Errorf("exit %d (ok %v), table:\n%s", code, res.OK, text)
 	}
+}
+
+// runChaos runs loadtest chaos with args on 300 products and 8 VUs, within
+// limit, and returns its JSON figures, its output and its exit code.
+func runChaos(t *testing.T, limit time.Duration, args ...string) (chaos.Result, string, int) {
+	t.Helper()
+	dbURL := envOr(os.Getenv, "DATABASE_URL", defaultDatabaseURL)
+	ctx, cancel := context.WithTimeout(t.Context(), limit)
+	defer cancel()
+	requirePostgres(ctx, t, dbURL)
+	productsd, lt := binaries(t)
+	out := filepath.Join(t.TempDir(), "chaos.json")
+	args = append([]string{"chaos", "-productsd", productsd, "-products", "300", "-vus", "8", "-out", out}, args...)
+	text, code := runBinary(ctx, t, lt, args...)
+	var res chaos.Result
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("exit %d, no JSON: %v\n%s", code, err, text)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res, text, code
 }
