@@ -120,7 +120,9 @@ func TestDesignCitationsResolve(t *testing.T) {
 		t.Skipf("not a git checkout (%v)", err)
 	}
 	cite := regexp.MustCompile(`docs/design\.md §(\d+(?:\.\d+)?)`)
-	outside := regexp.MustCompile(`DESIGN §|review bugs? \d|\.\./shared`)
+	outside := regexp.MustCompile(`DESIGN §|review bugs? \d|\.\./shared|STYLE rule`)
+	rules := docRules(t)
+	ruleCite := regexp.MustCompile(`(?i)\brules? (\d+)\b`)
 	for _, name := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
 		b, err := os.ReadFile(filepath.Join(root, name))
 		if err != nil || bytes.IndexByte(b, 0) >= 0 {
@@ -131,8 +133,31 @@ func TestDesignCitationsResolve(t *testing.T) {
 				t.Errorf("%s cites docs/design.md §%s, which has no such section", name, m[1])
 			}
 		}
+		for _, m := range ruleCite.FindAllSubmatch(b, -1) {
+			if !rules[string(m[1])] {
+				t.Errorf("%s cites %q, which tiercache/doc.go's rule table does not have", name, m[0])
+			}
+		}
 		if name != "deploy/repo_test.go" && outside.Match(b) {
 			t.Errorf("%s cites %q, which a reader of the repository cannot open", name, outside.Find(b))
 		}
 	}
+}
+
+// docRules returns the numbers of the rules in tiercache/doc.go's table
+// ("//\t<n> <rule> <tests>"), which match docs/design.md's §3.<n>.
+func docRules(t *testing.T) map[string]bool {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join(root, "tiercache", "doc.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^//\t(\d+) +\S`).FindAllSubmatch(doc, -1) {
+		rules[string(m[1])] = true
+	}
+	if !rules["1"] || !rules["13"] {
+		t.Fatalf("tiercache/doc.go rules %v: the table is not where it was expected", rules)
+	}
+	return rules
 }

@@ -138,7 +138,7 @@ func (r *runner) doGet(ctx context.Context, v *vu, begin time.Time, x *sample) e
 	if err != nil {
 		return err
 	}
-	x.cache = classifyHeader(resp.Header.Get("Cache-Status"))
+	x.cache = r.statuses.classify(resp.Header.Get("Cache-Status"))
 	if !x.status(resp) {
 		return nil
 	}
@@ -162,7 +162,7 @@ func (r *runner) doList(ctx context.Context, v *vu, x *sample) error {
 	if err != nil {
 		return err
 	}
-	x.cache = classifyHeader(resp.Header.Get("Cache-Status"))
+	x.cache = r.statuses.classify(resp.Header.Get("Cache-Status"))
 	x.status(resp)
 	return nil
 }

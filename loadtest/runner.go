@@ -77,6 +77,8 @@ type runner struct {
 	start  time.Time
 	rr     atomic.Uint64
 
+	statuses statusMemo // Cache-Status classifications seen in this run
+
 	mixCum   [numReqTypes]float64
 	mixTotal float64
 }

@@ -61,20 +61,38 @@ func readOn[T any](s *Store, c *pgx.Conn, read func(querier) (T, error)) (T, err
 const maxFreshConns = 4
 
 // freshConn opens a connection outside the pool, with the pool's settings,
-// waiting for a slot among maxFreshConns.
+// waiting for a slot among maxFreshConns. A connection whose session the
+// server ends while it starts (a sweep of pg_terminate_backend reaches a
+// backend still in its startup: the connect fails with admin_shutdown) is
+// opened again, up to freshConnectTries times; a server that refuses the
+// connection (nothing listens, wrong password) is an answer at once.
 func (s *Store) freshConn(ctx context.Context) (*pgx.Conn, error) {
 	select {
 	case s.freshSlots <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	c, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig)
-	if err != nil {
-		<-s.freshSlots
-		return nil, err
+	cfg := s.pool.Config().ConnConfig
+	if s.afterFreshConnect != nil {
+		cfg.AfterConnect = s.afterFreshConnect
 	}
-	return c, nil
+	var err error
+	for range freshConnectTries {
+		var c *pgx.Conn
+		if c, err = pgx.ConnectConfig(ctx, cfg); err == nil {
+			return c, nil
+		}
+		if !connectionLost(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	<-s.freshSlots
+	return nil, err
 }
+
+// freshConnectTries is how many times freshConn opens a connection whose
+// session the server ended during its startup.
+const freshConnectTries = 3
 
 func (s *Store) closeFresh(c *pgx.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

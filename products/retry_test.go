@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -189,5 +190,47 @@ func killIdlePool(t *testing.T, s *Store, app string) {
 	}
 	if n := testenv.TerminateBackends(t, app); n == 0 {
 		t.Fatalf("terminated no backend")
+	}
+}
+
+// TestReadRetriesAFreshConnectionEndedInStartup is the sweep that reaches
+// the retry's own connection while it starts: the pooled connections are
+// dead, and the server ends the first fresh connection's session before
+// its first statement (pg_terminate_backend, waited for, then the
+// termination notice read as the connect's error). The read opens another
+// fresh connection and succeeds, where it used to give up as if the
+// database were unreachable.
+func TestReadRetriesAFreshConnectionEndedInStartup(t *testing.T) {
+	t.Parallel()
+	s, app, p := readStore(t)
+	ctx := context.Background()
+	var ended atomic.Int32
+	s.afterFreshConnect = func(ctx context.Context, c *pgconn.PgConn) error {
+		if ended.Add(1) > 1 {
+			return nil
+		}
+		killer, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig)
+		if err != nil {
+			return fmt.Errorf("killer connection: %w", err)
+		}
+		defer killer.Close(ctx)
+		var ok bool
+		if err := killer.QueryRow(ctx, "SELECT pg_terminate_backend($1, 5000)", c.PID()).Scan(&ok); err != nil || !ok {
+			return fmt.Errorf("terminate %d: %v, %v", c.PID(), ok, err)
+		}
+		_, err = c.Exec(ctx, "SELECT 1").ReadAll()
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.AdminShutdown {
+			return fmt.Errorf("want the termination notice, read %v", err)
+		}
+		return err
+	}
+	killIdlePool(t, s, app)
+	got, err := s.Get(ctx, p.ID)
+	if err != nil || got.Name != "kept" {
+		t.Fatalf("Get: %+v, %v", got, err)
+	}
+	if n := ended.Load(); n != 2 {
+		t.Fatalf("%d fresh connections opened, want 2 (one ended in startup, one that read)", n)
 	}
 }

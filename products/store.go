@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -36,6 +37,8 @@ type Store struct {
 	afterGet     func(id uuid.UUID)            // a Get read its row, before it returns
 	beforeCommit func(op string, id uuid.UUID) // a write ran, before COMMIT
 	newID        func() (uuid.UUID, error)     // replaces uuid.NewV7
+
+	afterFreshConnect func(context.Context, *pgconn.PgConn) error // runs as a fresh connection's AfterConnect
 }
 
 const (
@@ -240,7 +243,7 @@ func versions(cond Precondition) []int64 {
 // A write whose connection is lost before its COMMIT was sent (the pooled
 // connection's backend was terminated, and the termination notice is what
 // BEGIN or the batch read) did not commit: its transaction died with the
-// session. It is retried once on a fresh connection (docs/design.md §3.17).
+// session. It is retried once on a fresh connection (docs/design.md §3.19).
 // A connection lost once COMMIT was sent leaves the outcome unknown, and
 // the write fails with ErrUnavailable.
 func (s *Store) inTx(ctx context.Context, op string, id uuid.UUID, queue func(*pgx.Batch)) (int64, error) {

@@ -188,7 +188,11 @@ func TestGetManyThreeReplicas(t *testing.T) {
 	errs := make(chan error, 3)
 	start := make(chan struct{})
 	for i := range loaders {
-		c := newCache(t, needRedis(t), Options{Namespace: ns, LeaseWait: 5 * time.Second})
+		// Redis calls given time: on a starved machine a pipeline past the
+		// default 100 ms L2Timeout (rightly) falls through to the loader
+		// without a lease (rule 11), which is not what this test is about.
+		c := newCache(t, needRedis(t), Options{Namespace: ns, LeaseWait: 30 * time.Second,
+			L2Timeout: 5 * time.Second, LeaseTTL: time.Minute, LoadTimeout: time.Minute})
 		waitReady(t, c)
 		loaders[i] = &manyLoader{src: src}
 		wg.Add(1)

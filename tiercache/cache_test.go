@@ -341,14 +341,17 @@ func TestStampede(t *testing.T) {
 	var cs []*Cache[int]
 	for range 3 {
 		// 3,000 goroutines on two cores under -race: give Redis calls time,
-		// or a timed-out read would (rightly) fall through to the loader.
-		cs = append(cs, newCache(t, needRedis(t), Options{Namespace: ns, LeaseWait: 10 * time.Second, L2Timeout: 5 * time.Second}))
+		// or a timed-out read would (rightly) fall through to the loader,
+		// and give the lease and the load as long as the loader may wait
+		// for the others, or the lease would (rightly) pass to another.
+		cs = append(cs, newCache(t, needRedis(t), Options{Namespace: ns, LeaseWait: 30 * time.Second,
+			L2Timeout: 5 * time.Second, LeaseTTL: time.Minute, LoadTimeout: time.Minute}))
 	}
 	waitReady(t, cs...)
 	var loads atomic.Int64
 	load := func(ctx context.Context) (int, error) {
 		loads.Add(1)
-		ok := poll(8*time.Second, func() bool {
+		ok := poll(30*time.Second, func() bool { // no timing asserted: a bound for a hung test
 			var w uint64
 			for _, c := range cs {
 				w += c.Stats().LeaseWaits

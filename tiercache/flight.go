@@ -49,7 +49,8 @@ type step[T any] func() (T, error, func() (T, error))
 // The first stage of fn runs inline, so an L2 hit costs no goroutine hand
 // off; it must bound itself (an L2 read does, by L2Timeout). Every caller,
 // the leader included, stops waiting for the second stage when its own ctx
-// ends; the stage goes on for the others (STYLE rule 4).
+// ends; the stage goes on for the others (rule 12 of doc.go's table,
+// TestCallerContextDoesNotCancelSharedLoad).
 func (f *flight[T]) do(ctx context.Context, key string, now, notBefore int64, fn step[T]) (v T, err error, shared bool) {
 	c, leader := f.claim(key, now, notBefore)
 	if !leader {

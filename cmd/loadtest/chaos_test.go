@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -18,9 +17,6 @@ import (
 // redis-server and database, and checks the table, the JSON figures, the
 // bounds, and that the victim's failures are on the victim alone.
 func TestChaosEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL and redis-server; skipped with -short")
-	}
 	res, text, code := runChaos(t, 120*time.Second, "-phase", "5s", "-phases", "replica-kill,pg-terminate")
 	if len(res.Phases) != 2 || res.Phases[0].Name != "replica-kill" || res.Phases[1].Name != "pg-terminate" {
 		t.Fatalf("phases %+v", res.Phases)
@@ -54,9 +50,6 @@ func TestChaosEndToEnd(t *testing.T) {
 // and counts what each replica served while draining; the kill fails only
 // requests in flight on the victim.
 func TestChaosThroughHAProxy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL, redis-server and haproxy; skipped with -short")
-	}
 	if _, err := exec.LookPath("haproxy"); err != nil {
 		t.Skip("haproxy not on PATH: install Debian package haproxy (.ci/run does)")
 	}
@@ -80,11 +73,7 @@ func TestChaosThroughHAProxy(t *testing.T) {
 // limit, and returns its JSON figures, its output and its exit code.
 func runChaos(t *testing.T, limit time.Duration, args ...string) (chaos.Result, string, int) {
 	t.Helper()
-	dbURL := envOr(os.Getenv, "DATABASE_URL", defaultDatabaseURL)
-	ctx, cancel := context.WithTimeout(t.Context(), limit)
-	defer cancel()
-	requirePostgres(ctx, t, dbURL)
-	productsd, lt := binaries(t)
+	ctx, _, productsd, lt := startE2E(t, limit)
 	out := filepath.Join(t.TempDir(), "chaos.json")
 	args = append([]string{"chaos", "-productsd", productsd, "-products", "300", "-vus", "8", "-out", out}, args...)
 	text, code := runBinary(ctx, t, lt, args...)

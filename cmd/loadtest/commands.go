@@ -171,157 +171,153 @@ func (c *clusterFlags) output(stderr io.Writer) io.Writer {
 	return nil
 }
 
+// clusterCmd is what demo and compare share: the scenario and cluster
+// flags, the scenario they build, and the run's database.
+type clusterCmd struct {
+	fs     *flag.FlagSet
+	f      scenarioFlags
+	c      clusterFlags
+	stderr io.Writer
+}
+
+func newClusterCmd(name string, getenv func(string) string, stderr io.Writer) *clusterCmd {
+	cc := &clusterCmd{fs: newFlagSet(name, stderr), stderr: stderr}
+	cc.f.register(cc.fs)
+	cc.c.register(cc.fs, getenv)
+	return cc
+}
+
+// parse parses the command line and refuses -targets: the command starts
+// its own replicas.
+func (cc *clusterCmd) parse(args []string) (string, error) {
+	file, err := parseArgs(cc.fs, args)
+	if err != nil {
+		return "", err
+	}
+	return file, rejectTargets(cc.fs)
+}
+
+// scenario builds the scenario from file (or base) and the flags, checks
+// -out before minutes of load, and normalizes it with a placeholder target
+// that the replicas replace.
+func (cc *clusterCmd) scenario(file string, base loadtest.Scenario) (*loadtest.Scenario, error) {
+	sc, err := cc.f.scenario(cc.fs, file, base)
+	if err != nil {
+		return nil, err
+	}
+	if err := cc.f.validateOuts(); err != nil {
+		return nil, err
+	}
+	sc.Targets = []string{"http://placeholder"}
+	if err := sc.Normalize(); err != nil {
+		return nil, usageError{err}
+	}
+	return sc, nil
+}
+
+// prepare makes the run's database, or takes -database-url with
+// -fresh-db=false, and names the run's Redis namespace. drop removes the
+// database when it was made for the run.
+func (cc *clusterCmd) prepare(ctx context.Context) (dbURL, ns string, drop func(), err error) {
+	if dbURL, drop, err = cc.c.database(ctx, cc.stderr); err != nil {
+		return "", "", nil, err
+	}
+	if cc.c.netLatency > 0 {
+		fmt.Fprintf(cc.stderr, "loadtest: the replicas reach Redis and PostgreSQL through proxies adding %v each way\n", cc.c.netLatency)
+	}
+	return dbURL, fmt.Sprintf("loadtest-%s-%d", strings.TrimPrefix(cc.fs.Name(), "loadtest "), time.Now().UnixNano()), drop, nil
+}
+
 // demoCmd: start replicas, seed, run the default scenario, stop.
 func demoCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("demo", stderr)
-	var f scenarioFlags
-	var c clusterFlags
-	f.register(fs)
-	c.register(fs, getenv)
-	mode := fs.String("mode", "tiered", "CACHE_MODE of the replicas")
-	file, err := parseArgs(fs, args)
+	cc := newClusterCmd("demo", getenv, stderr)
+	mode := cc.fs.String("mode", "tiered", "CACHE_MODE of the replicas")
+	file, err := cc.parse(args)
 	if err != nil {
 		return err
 	}
-	if err := rejectTargets(fs); err != nil {
-		return err
-	}
-	sc, err := f.scenario(fs, file, loadtest.DefaultScenario())
+	sc, err := cc.scenario(file, loadtest.DefaultScenario())
 	if err != nil {
 		return err
 	}
-	if err := f.validateOuts(); err != nil {
-		return err
-	}
-	sc.Targets = []string{"http://placeholder"} // replaced by the replicas
-	if err := sc.Normalize(); err != nil {
-		return usageError{err}
-	}
-	dbURL, drop, err := c.database(ctx, stderr)
+	dbURL, ns, drop, err := cc.prepare(ctx)
 	if err != nil {
 		return err
 	}
 	defer drop()
-	ns := fmt.Sprintf("loadtest-demo-%d", time.Now().UnixNano())
-	defer c.cleanRedis(ns, stderr)
-	seedEnv := []string{"CACHE_NAMESPACE=" + ns, "REDIS_URL=" + c.redisURL}
-	fmt.Fprintf(stderr, "loadtest: migrating and seeding %d products\n", sc.Setup.Products)
-	if err := cluster.Migrate(ctx, c.binary, dbURL, nil); err != nil {
-		return err
-	}
-	opt := f.runOptions(stderr)
-	cpu := meter.NewCPU(ctx, c.redisURL, dbURL)
+	defer cc.c.cleanRedis(ns, stderr)
+	opt := cc.f.runOptions(stderr)
+	cpu := meter.NewCPU(ctx, cc.c.redisURL, dbURL)
 	defer cpu.Close()
 	opt.CPU, opt.Stored = cpu, meter.StoredVersions(dbURL)
-	seed := func(ctx context.Context, n int) error { return cluster.Seed(ctx, c.binary, dbURL, n, nil, seedEnv...) }
-	if c.freshDB {
-		if err := seed(ctx, sc.Setup.Products); err != nil {
-			return err
-		}
-	} else {
-		opt.Seed = seed
+	if opt.Seed, err = cc.c.migrate(ctx, dbURL, ns, sc.Setup.Products, stderr); err != nil {
+		return err
 	}
-	replicaDB, replicaRedis := dbURL, c.redisURL
-	if c.netLatency > 0 {
-		nw, err := cluster.NewNetwork(c.redisURL, dbURL, c.netLatency)
-		if err != nil {
-			return err
-		}
-		defer nw.Close()
-		replicaDB, replicaRedis = nw.DatabaseURL(), nw.RedisURL()
-		fmt.Fprintf(stderr, "loadtest: the replicas reach Redis and PostgreSQL through proxies adding %v each way\n", c.netLatency)
+	replicaDB, replicaRedis, closeNetwork, err := cc.c.network(dbURL)
+	if err != nil {
+		return err
 	}
+	defer closeNetwork()
 	cl, err := cluster.StartCluster(ctx, cluster.Config{
-		Binary: c.binary, DatabaseURL: replicaDB, RedisURL: replicaRedis, Mode: *mode,
-		Replicas: c.replicas, Namespace: ns, Output: c.output(stderr), Env: c.env,
+		Binary: cc.c.binary, DatabaseURL: replicaDB, RedisURL: replicaRedis, Mode: *mode,
+		Replicas: cc.c.replicas, Namespace: ns, Output: cc.c.output(stderr), Env: cc.c.env,
 	})
 	if err != nil {
 		return err
 	}
 	defer cl.Stop()
-	fmt.Fprintf(stderr, "loadtest: %d %s replicas: %s\n", c.replicas, *mode, strings.Join(cl.URLs(), " "))
+	fmt.Fprintf(stderr, "loadtest: %d %s replicas: %s\n", cc.c.replicas, *mode, strings.Join(cl.URLs(), " "))
 	opt.Targets = cl.URLs()
 	sum, err := loadtest.Run(ctx, sc, opt)
 	if err != nil {
 		return err
 	}
-	return f.report(sum, stdout)
+	return cc.f.report(sum, stdout)
+}
+
+// migrate migrates the database and, when it was made for this run, seeds
+// n products; otherwise it returns the seeding for the run to make the
+// products that are missing.
+func (c *clusterFlags) migrate(ctx context.Context, dbURL, ns string, n int, stderr io.Writer) (func(context.Context, int) error, error) {
+	fmt.Fprintf(stderr, "loadtest: migrating and seeding %d products\n", n)
+	if err := cluster.Migrate(ctx, c.binary, dbURL, nil); err != nil {
+		return nil, err
+	}
+	seedEnv := []string{"CACHE_NAMESPACE=" + ns, "REDIS_URL=" + c.redisURL}
+	seed := func(ctx context.Context, n int) error { return cluster.Seed(ctx, c.binary, dbURL, n, nil, seedEnv...) }
+	if !c.freshDB {
+		return seed, nil
+	}
+	return nil, seed(ctx, n)
+}
+
+// network returns the database and Redis URLs the replicas use: through
+// proxies adding -net-latency each way, or the servers themselves.
+func (c *clusterFlags) network(dbURL string) (replicaDB, replicaRedis string, closeFn func(), err error) {
+	if c.netLatency <= 0 {
+		return dbURL, c.redisURL, func() {}, nil
+	}
+	nw, err := cluster.NewNetwork(c.redisURL, dbURL, c.netLatency)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return nw.DatabaseURL(), nw.RedisURL(), func() { nw.Close() }, nil
 }
 
 // compareCmd: the same scenario against each configuration.
 func compareCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("compare", stderr)
-	var f scenarioFlags
-	var c clusterFlags
-	f.register(fs)
-	c.register(fs, getenv)
-	configs := fs.String("configs", "none,redis,local,tiered,static", "configurations, in order (none, redis, local, tiered, static)")
-	inProcess := fs.Bool("static-in-process", false, "serve the static ceiling from this process instead of child processes (its CPU is then not measured)")
-	rounds := fs.Int("rounds", 1, "run every configuration this many times, taking turns (round 2 in reverse order); rows and ratios are then medians")
-	privateRedis := fs.Bool("private-redis", true, "run the replicas against a redis-server of their own, so that its CPU time is theirs alone (-private-redis=false: -redis-url)")
-	file, err := parseArgs(fs, args)
+	cc := newClusterCmd("compare", getenv, stderr)
+	configs := cc.fs.String("configs", "none,redis,local,tiered,static", "configurations, in order (none, redis, local, tiered, static)")
+	inProcess := cc.fs.Bool("static-in-process", false, "serve the static ceiling from this process instead of child processes (its CPU is then not measured)")
+	rounds := cc.fs.Int("rounds", 1, "run every configuration this many times, taking turns (round 2 in reverse order); rows and ratios are then medians")
+	privateRedis := cc.fs.Bool("private-redis", true, "run the replicas against a redis-server of their own, so that its CPU time is theirs alone (-private-redis=false: -redis-url)")
+	file, err := cc.parse(args)
 	if err != nil {
 		return err
 	}
-	if err := rejectTargets(fs); err != nil {
-		return err
-	}
-	thresholds, err := compareThresholds(f.thresholds)
+	cfg, thresholds, err := cc.compareConfig(file, *configs, *rounds, *privateRedis)
 	if err != nil {
 		return err
-	}
-	f.thresholds = nil // a comparison's thresholds are its own, not the scenario's
-	base := loadtest.DefaultScenario()
-	base.Duration = loadtest.Duration(8 * time.Second)
-	base.Warmup = loadtest.Duration(3 * time.Second)
-	sc, err := f.scenario(fs, file, base)
-	if err != nil {
-		return err
-	}
-	targets, err := compareTargets(*configs, c.replicas)
-	if err != nil {
-		return err
-	}
-	if *rounds < 1 {
-		return usagef("-rounds must be at least 1, got %d", *rounds)
-	}
-	if err := f.validateOuts(); err != nil {
-		return err
-	}
-	sc.Targets = []string{"http://placeholder"}
-	if err := sc.Normalize(); err != nil {
-		return usageError{err}
-	}
-	dbURL, drop, err := c.database(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	defer drop()
-	prefix := fmt.Sprintf("loadtest-compare-%d", time.Now().UnixNano())
-	if *privateRedis {
-		rs, err := cluster.StartRedis(ctx, c.output(stderr))
-		if err != nil {
-			return fmt.Errorf("%w (or run with -private-redis=false)", err)
-		}
-		defer rs.Stop()
-		c.redisURL = rs.URL()
-		fmt.Fprintf(stderr, "loadtest: a private redis-server on %s\n", rs.Addr())
-	} else {
-		defer c.cleanRedis(prefix, stderr)
-		fmt.Fprintf(stderr, "loadtest: cache namespaces %s-<config>-*\n", prefix)
-	}
-	cfg := compare.Config{
-		NamespacePrefix: prefix,
-		Scenario:        *sc,
-		Cluster:         cluster.Config{Binary: c.binary, DatabaseURL: dbURL, RedisURL: c.redisURL, Output: c.output(stderr), Env: c.env},
-		Targets:         targets,
-		Run:             f.runOptions(stderr),
-		NetLatency:      c.netLatency,
-		Rounds:          *rounds,
-		Logf:            func(format string, args ...any) { fmt.Fprintf(stderr, "loadtest: "+format+"\n", args...) },
-	}
-	if c.netLatency > 0 {
-		fmt.Fprintf(stderr, "loadtest: the replicas reach Redis and PostgreSQL through proxies adding %v each way\n", c.netLatency)
 	}
 	if !*inProcess {
 		exe, err := os.Executable()
@@ -330,7 +326,74 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		cfg.StaticCommand = []string{exe, "static", "-metrics"}
 	}
+	dbURL, prefix, drop, err := cc.prepare(ctx)
+	if err != nil {
+		return err
+	}
+	defer drop()
+	cfg.NamespacePrefix, cfg.Cluster.DatabaseURL = prefix, dbURL
+	if *privateRedis {
+		rs, err := cluster.StartRedis(ctx, cc.c.output(stderr))
+		if err != nil {
+			return fmt.Errorf("%w (or run with -private-redis=false)", err)
+		}
+		defer rs.Stop()
+		cfg.Cluster.RedisURL = rs.URL()
+		fmt.Fprintf(stderr, "loadtest: a private redis-server on %s\n", rs.Addr())
+	} else {
+		defer cc.c.cleanRedis(prefix, stderr)
+		fmt.Fprintf(stderr, "loadtest: cache namespaces %s-<config>-*\n", prefix)
+	}
 	res, err := compare.Compare(ctx, cfg)
+	return cc.f.reportComparison(res, err, thresholds, stdout)
+}
+
+// compareConfig checks compare's flags and builds its configuration, all
+// but the database and Redis namespace. -threshold is compare's own (a
+// ratio between configurations, not the scenario's), -quiet is refused (the
+// table is what compare prints) and so is -redis-url with -private-redis.
+func (cc *clusterCmd) compareConfig(file, configs string, rounds int, privateRedis bool) (compare.Config, []loadtest.Threshold, error) {
+	unused := map[string]string{"quiet": "compare prints its table, not a run's summary"}
+	if privateRedis {
+		unused["redis-url"] = "the replicas use a private redis-server (-private-redis=false uses -redis-url)"
+	}
+	if err := rejectFlags(cc.fs, unused); err != nil {
+		return compare.Config{}, nil, err
+	}
+	thresholds, err := compareThresholds(cc.f.thresholds)
+	if err != nil {
+		return compare.Config{}, nil, err
+	}
+	cc.f.thresholds = nil // a comparison's thresholds are its own, not the scenario's
+	base := loadtest.DefaultScenario()
+	base.Duration = loadtest.Duration(8 * time.Second)
+	base.Warmup = loadtest.Duration(3 * time.Second)
+	sc, err := cc.scenario(file, base)
+	if err != nil {
+		return compare.Config{}, nil, err
+	}
+	targets, err := compareTargets(configs, cc.c.replicas)
+	if err != nil {
+		return compare.Config{}, nil, err
+	}
+	if rounds < 1 {
+		return compare.Config{}, nil, usagef("-rounds must be at least 1, got %d", rounds)
+	}
+	return compare.Config{
+		Scenario:   *sc,
+		Cluster:    cluster.Config{Binary: cc.c.binary, RedisURL: cc.c.redisURL, Output: cc.c.output(cc.stderr), Env: cc.c.env},
+		Targets:    targets,
+		Run:        cc.f.runOptions(cc.stderr),
+		NetLatency: cc.c.netLatency,
+		Rounds:     rounds,
+		Logf:       stderrLogf(cc.stderr),
+	}, thresholds, nil
+}
+
+// reportComparison prints the table of what ran, writes the -out and
+// -summary-export files and turns failed thresholds into
+// loadtest.ErrThresholds.
+func (f *scenarioFlags) reportComparison(res *compare.Result, err error, thresholds []loadtest.Threshold, stdout io.Writer) error {
 	if res != nil && len(res.Rows) > 0 {
 		res.Evaluate(thresholds)
 		res.WriteTable(stdout)
@@ -510,7 +573,7 @@ func chaosCmd(ctx context.Context, args []string, getenv func(string) string, st
 	cfg := chaos.Config{
 		Binary: *binary, DatabaseURL: *dbURL, Replicas: *replicas, Phase: *phase, Phases: splitList(*phases),
 		Products: *products, VUs: *vus, Balancer: *balancer, HAProxy: *haproxy,
-		Logf: func(format string, args ...any) { fmt.Fprintf(stderr, "loadtest: "+format+"\n", args...) },
+		Logf: stderrLogf(stderr),
 	}
 	if *verbose {
 		cfg.Output = stderr
@@ -540,11 +603,24 @@ func chaosCmd(ctx context.Context, args []string, getenv func(string) string, st
 // rejectTargets refuses -targets for a command that starts its own
 // replicas (demo, compare) rather than ignore it.
 func rejectTargets(fs *flag.FlagSet) error {
+	return rejectFlags(fs, map[string]string{
+		"targets": "it starts its own replicas and sends load to them (to load running replicas: loadtest run -targets URL,...)",
+	})
+}
+
+// rejectFlags refuses each flag of unused that the command line set, with
+// why the command does not use it, rather than ignore it.
+func rejectFlags(fs *flag.FlagSet, unused map[string]string) error {
 	var err error
 	fs.Visit(func(fl *flag.Flag) {
-		if fl.Name == "targets" {
-			err = usagef("%s starts its own replicas and sends load to them: -targets is not used (to load running replicas: loadtest run -targets URL,...)", fs.Name())
+		if why, ok := unused[fl.Name]; ok && err == nil {
+			err = usagef("%s does not use -%s: %s", fs.Name(), fl.Name, why)
 		}
 	})
 	return err
+}
+
+// stderrLogf logs a line to stderr after "loadtest: ".
+func stderrLogf(stderr io.Writer) func(format string, args ...any) {
+	return func(format string, args ...any) { fmt.Fprintf(stderr, "loadtest: "+format+"\n", args...) }
 }

@@ -194,15 +194,8 @@ func runBinary(ctx context.Context, t *testing.T, bin string, args ...string) (s
 // JSON), the k6 summary export, that a failed threshold exits 99, and that
 // the database and the redis-server it made are gone afterwards.
 func TestCompareEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL and Redis; skipped with -short")
-	}
-	dbURL := envOr(os.Getenv, "DATABASE_URL", defaultDatabaseURL)
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	requirePostgres(ctx, t, dbURL)
+	ctx, dbURL, productsd, lt := startE2E(t, 90*time.Second)
 	dir := t.TempDir()
-	productsd, lt := binaries(t)
 
 	out := filepath.Join(dir, "compare.json")
 	text, code := runBinary(ctx, t, lt, "compare", "-productsd", productsd, "-configs", "none,tiered,static",
@@ -256,19 +249,10 @@ func TestCompareEndToEnd(t *testing.T) {
 		t.Errorf("tiered: Redis by family %v, want reads and fills", fam)
 	}
 	// What compare made is gone: its database and its redis-server.
-	db := regexp.MustCompile(`fresh database \(postgres://[^/]*/(loadtest_[0-9a-f]+)`).FindStringSubmatch(text)
+	requireDatabaseDropped(ctx, t, dbURL, text)
 	rs := regexp.MustCompile(`private redis-server on (\S+)`).FindStringSubmatch(text)
-	if db == nil || rs == nil {
-		t.Fatalf("compare did not name its database and redis-server:\n%s", text)
-	}
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db[1]).Scan(&exists); err != nil || exists {
-		t.Errorf("database %s still exists (%v)", db[1], err)
+	if rs == nil {
+		t.Fatalf("compare did not name its redis-server:\n%s", text)
 	}
 	if c, err := net.DialTimeout("tcp", rs[1], time.Second); err == nil {
 		c.Close()
@@ -311,4 +295,69 @@ func compareJSON(t *testing.T, b []byte) []map[string]any {
 		}
 	}
 	return doc.Configs
+}
+
+// TestDemoEndToEnd runs `loadtest demo` briefly: it makes a database,
+// seeds it, starts two replicas behind the simulated network's proxies,
+// runs the scenario with no failed request, writes the summary, and drops
+// the database it made.
+func TestDemoEndToEnd(t *testing.T) {
+	ctx, dbURL, productsd, lt := startE2E(t, 90*time.Second)
+	out := filepath.Join(t.TempDir(), "demo.json")
+	text, code := runBinary(ctx, t, lt, "demo", "-productsd", productsd, "-replicas", "2", "-duration", "1s",
+		"-vus", "4", "-products", "200", "-net-latency", "200us", "-quiet", "-out", "summary="+out)
+	if code != 0 {
+		t.Fatalf("demo exited %d, want 0:\n%s", code, text)
+	}
+	for _, want := range []string{"migrating and seeding 200 products", "through proxies adding 200µs each way", "2 tiered replicas: http://"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, text)
+		}
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum struct {
+		Requests int64 `json:"http_reqs"`
+		Failed   int64 `json:"http_req_failures"`
+	}
+	if err := json.Unmarshal(b, &sum); err != nil || sum.Requests == 0 || sum.Failed != 0 {
+		t.Errorf("summary %s: want requests and no failures (%v)", b, err)
+	}
+	requireDatabaseDropped(ctx, t, dbURL, text)
+}
+
+// startE2E skips the test under -short, checks that PostgreSQL answers,
+// and builds the binaries; ctx ends after timeout.
+func startE2E(t *testing.T, timeout time.Duration) (ctx context.Context, dbURL, productsd, lt string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL and Redis; skipped with -short")
+	}
+	dbURL = envOr(os.Getenv, "DATABASE_URL", defaultDatabaseURL)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	t.Cleanup(cancel)
+	requirePostgres(ctx, t, dbURL)
+	productsd, lt = binaries(t)
+	return ctx, dbURL, productsd, lt
+}
+
+// requireDatabaseDropped checks that the fresh database a command's output
+// names is gone from the server at dbURL.
+func requireDatabaseDropped(ctx context.Context, t *testing.T, dbURL, output string) {
+	t.Helper()
+	db := regexp.MustCompile(`fresh database \(postgres://[^/]*/(loadtest_[0-9a-f]+)`).FindStringSubmatch(output)
+	if db == nil {
+		t.Fatalf("the command did not name its database:\n%s", output)
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db[1]).Scan(&exists); err != nil || exists {
+		t.Errorf("database %s still exists (%v)", db[1], err)
+	}
 }

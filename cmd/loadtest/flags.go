@@ -267,7 +267,7 @@ func parseMix(s string) (loadtest.Mix, error) {
 // -progress is given.
 func (f *scenarioFlags) runOptions(stderr io.Writer) loadtest.RunOptions {
 	tty := isTerminal(stderr)
-	opt := loadtest.RunOptions{Logf: func(format string, args ...any) { fmt.Fprintf(stderr, "loadtest: "+format+"\n", args...) }}
+	opt := loadtest.RunOptions{Logf: stderrLogf(stderr)}
 	for _, o := range f.outs {
 		opt.SampleDB = opt.SampleDB || strings.HasPrefix(o, "html=") // the report charts queries over time
 	}

@@ -1,14 +1,21 @@
 // Command loadtest is a k6-style load generator for the products API.
 //
-//	loadtest run [flags] [scenario.yaml]   run a scenario against -targets
-//	loadtest demo [flags]                  start 3 productsd replicas, seed, run, stop
-//	loadtest compare [flags]               one scenario against CACHE_MODE none, redis,
-//	                                       local, tiered and a static handler; print a table
-//	loadtest static [flags]                serve fixed product bytes (the ceiling)
-//	loadtest chaos [flags]                 3 replicas on a private Redis and database;
-//	                                       the default scenario once per fault phase
-//	                                       (Redis killed, stalled, pub/sub cut...), with
-//	                                       each phase's bound checked; print a table
+//	loadtest run [flags] [scenario]      run a scenario (default: the built-in one)
+//	                                     against -targets
+//	loadtest demo [flags] [scenario]     start -replicas productsd replicas on free
+//	                                     ports, seed, run, stop
+//	loadtest compare [flags] [scenario]  one scenario against CACHE_MODE none, redis,
+//	                                     local, tiered and a static handler; print a table
+//	loadtest chaos [flags]               3 replicas on a private Redis and database;
+//	                                     the default scenario once per fault phase
+//	                                     (Redis killed, stalled, pub/sub cut...), with
+//	                                     each phase's bound checked; print a table
+//	loadtest static [flags]              serve fixed product bytes (the ceiling)
+//	loadtest help                        list the commands
+//
+// A scenario is a YAML or JSON file. demo and compare start their own
+// replicas and refuse -targets, and compare refuses the flags it would
+// ignore (-quiet; -redis-url with its private redis-server).
 //
 // Exit status: 0 when every threshold passed, 99 when one failed, 2 for a
 // usage error, 1 for any other error. Run `loadtest <command> -h` for flags.

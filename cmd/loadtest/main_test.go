@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"go/parser"
+	"go/token"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tiercache/productcache/loadtest"
+	"github.com/tiercache/productcache/loadtest/compare"
 )
 
 func TestExitCodes(t *testing.T) {
@@ -46,8 +50,11 @@ func TestUsageErrors(t *testing.T) {
 		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-out", "json=f"}, // not k6's point stream
 		{"loadtest", "run", "-targets", "ftp://x"},
 		{"loadtest", "compare", "-configs", "none,memcached"},
-		{"loadtest", "demo", "-targets", "http://127.0.0.1:1"},    // starts its own replicas
-		{"loadtest", "compare", "-targets", "http://127.0.0.1:1"}, // idem
+		{"loadtest", "demo", "-targets", "http://127.0.0.1:1"},       // starts its own replicas
+		{"loadtest", "compare", "-targets", "http://127.0.0.1:1"},    // idem
+		{"loadtest", "compare", "-quiet"},                            // compare always prints its table
+		{"loadtest", "compare", "-redis-url", "redis://127.0.0.1:1"}, // the replicas use a private redis-server
+		{"loadtest", "compare", "-rounds", "0"},
 	} {
 		var stderr bytes.Buffer
 		err := run(t.Context(), args, getenv, io.Discard, &stderr)
@@ -152,5 +159,60 @@ func TestBatchSizeFlag(t *testing.T) {
 	def.Targets = sc.Targets
 	if err := def.Normalize(); err != nil || def.BatchSize != 20 {
 		t.Errorf("default batch size %d (%v), want 20", def.BatchSize, err)
+	}
+}
+
+// TestClusterCommandsRejectUnusedFlags: demo and compare refuse a flag they
+// would ignore, naming it, and take it where they use it (-redis-url with
+// -private-redis=false).
+func TestClusterCommandsRejectUnusedFlags(t *testing.T) {
+	getenv := func(string) string { return "" }
+	for _, tt := range []struct {
+		cmd  string
+		args []string
+		flag string // "" when accepted
+	}{
+		{"demo", []string{"-targets", "http://127.0.0.1:1"}, "-targets"},
+		{"compare", []string{"-targets", "http://127.0.0.1:1"}, "-targets"},
+		{"compare", []string{"-quiet"}, "-quiet"},
+		{"compare", []string{"-redis-url", "redis://127.0.0.1:1"}, "-redis-url"},
+		{"compare", []string{"-redis-url", "redis://127.0.0.1:1", "-private-redis=false"}, ""},
+		{"compare", []string{"-private-redis=false", "-threshold", "rps_ratio{config:tiered,base:redis} >= 2"}, ""},
+	} {
+		cc := newClusterCmd(tt.cmd, getenv, io.Discard)
+		configs := cc.fs.String("configs", "tiered", "")
+		private := cc.fs.Bool("private-redis", true, "")
+		file, err := cc.parse(tt.args)
+		if err == nil && tt.cmd == "compare" {
+			var cfg compare.Config
+			cfg, _, err = cc.compareConfig(file, *configs, 1, *private)
+			if err == nil && cfg.Cluster.RedisURL != "redis://127.0.0.1:1" && slices.Contains(tt.args, "-redis-url") {
+				t.Errorf("%s %v: the replicas' Redis is %q", tt.cmd, tt.args, cfg.Cluster.RedisURL)
+			}
+		}
+		switch {
+		case tt.flag == "" && err != nil:
+			t.Errorf("%s %v: %v", tt.cmd, tt.args, err)
+		case tt.flag != "" && (err == nil || !strings.Contains(err.Error(), tt.flag) || exitCode(err, io.Discard) != 2):
+			t.Errorf("%s %v: %v, want a usage error naming %s", tt.cmd, tt.args, err, tt.flag)
+		}
+	}
+}
+
+// TestPackageCommentListsEveryCommand: the package comment and the usage
+// text name every command that has a -h (commandUsage).
+func TestPackageCommentListsEveryCommand(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "main.go", nil, parser.ParseComments|parser.PackageClauseOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := f.Doc.Text()
+	for name := range commandUsage {
+		if !strings.Contains(doc, "loadtest "+name+" ") {
+			t.Errorf("the package comment does not list %q:\n%s", name, doc)
+		}
+		if !strings.Contains(usage, "\n  "+name+" ") {
+			t.Errorf("the usage text does not list %q", name)
+		}
 	}
 }

@@ -15,7 +15,7 @@ import (
 // answered is not.
 func (e *env) startBalancer(ctx context.Context) error {
 	var backends []string
-	for _, u := range e.cl.URLs() {
+	for _, u := range e.urls {
 		backends = append(backends, strings.TrimPrefix(u, "http://"))
 	}
 	lb, err := cluster.StartHAProxy(ctx, cluster.HAProxyConfig{Binary: e.cfg.HAProxy, Backends: backends, Retries: 2, Output: e.cfg.Output})
@@ -54,7 +54,7 @@ func (e *env) targets(ph Phase) []string {
 	if e.lb != nil && ph.balanced {
 		return []string{e.lb.URL()}
 	}
-	return e.cl.URLs()
+	return e.urls
 }
 
 // served is how many requests the balancer has sent replica i so far.

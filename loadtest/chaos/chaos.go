@@ -111,9 +111,13 @@ type env struct {
 	proxy  *tcpproxy.Proxy // between the last replica and Redis
 	cl     *cluster.Cluster
 	lb     *cluster.HAProxy // nil without Config.Balancer
+	urls   []string         // the replicas' base URLs, which a restart keeps
 	baseDB string           // the server's URL, for pg_terminate_backend
 	app    string           // the replicas' application_name
 	ids    []string
+	// mix, when set, replaces the default scenario's request mix (a test
+	// that needs many writes on a slow machine).
+	mix *loadtest.Mix
 }
 
 // Run starts the private servers and the replicas, runs each phase, and
@@ -233,6 +237,7 @@ func (e *env) start(ctx context.Context) (stop func(), err error) {
 		return stop, err
 	}
 	undo = append(undo, e.cl.Stop)
+	e.urls = e.cl.URLs()
 	if e.cfg.Balancer != "" {
 		if err := e.startBalancer(ctx); err != nil {
 			return stop, err
@@ -242,7 +247,7 @@ func (e *env) start(ctx context.Context) (stop func(), err error) {
 	e.cfg.DatabaseURL = dbURL
 	client := loadtest.NewClient(8, 30*time.Second)
 	defer client.CloseIdleConnections()
-	e.ids, err = loadtest.EnsureProducts(ctx, client, e.cl.URLs()[0], e.cfg.Products, nil, e.cfg.Logf)
+	e.ids, err = loadtest.EnsureProducts(ctx, client, e.urls[0], e.cfg.Products, nil, e.cfg.Logf)
 	return stop, err
 }
 
@@ -316,7 +321,27 @@ type outcome struct {
 	vus      int
 }
 
+// runPhase runs the default scenario for one phase while the phase's
+// fault is injected, and judges the figures against its bounds.
 func (e *env) runPhase(ctx context.Context, ph Phase) (PhaseResult, error) {
+	m, err := e.measure(ctx, ph)
+	if err != nil {
+		return PhaseResult{}, err
+	}
+	return ph.judge(m), nil
+}
+
+// measurement is what a phase measured, before its bounds judge it.
+type measurement struct {
+	sum    *loadtest.Summary
+	probe  *loadtest.Probe // the run's, for the stale reads after the allowance
+	fault  outcome
+	l1Back float64
+}
+
+// measure runs the default scenario against the replicas and, from the
+// moment its measured part begins, the phase's fault on the same clock.
+func (e *env) measure(ctx context.Context, ph Phase) (measurement, error) {
 	sc := loadtest.DefaultScenario()
 	sc.Name = ph.Name
 	sc.VUs = e.cfg.VUs
@@ -324,6 +349,9 @@ func (e *env) runPhase(ctx context.Context, ph Phase) (PhaseResult, error) {
 	sc.Setup.Products = len(e.ids)
 	sc.Timeout = loadtest.Duration(5 * time.Second)
 	sc.Thresholds = nil // the bounds below judge the phase
+	if e.mix != nil {
+		sc.Mix = *e.mix
+	}
 	probe := loadtest.NewProbe(loadtest.DefaultGrace)
 	started := make(chan time.Time, 1)
 	runCtx, cancel := context.WithCancel(ctx)
@@ -347,23 +375,26 @@ func (e *env) runPhase(ctx context.Context, ph Phase) (PhaseResult, error) {
 		done <- o
 		l1Back <- e.l1Back(runCtx, c, o.end)
 	}()
-	cpu := meter.NewCPU(ctx, "", e.cfg.DatabaseURL)
-	defer cpu.Close()
-	sum, err := loadtest.Run(ctx, &sc, loadtest.RunOptions{
-		Targets: e.targets(ph), IDs: e.ids, Probe: probe, CPU: cpu, Stored: meter.StoredVersions(e.cfg.DatabaseURL),
-		Progress: e.cfg.Progress, Settle: 3 * time.Second,
+	opt := loadtest.RunOptions{
+		Targets: e.targets(ph), IDs: e.ids, Probe: probe, Progress: e.cfg.Progress, Settle: 3 * time.Second,
 		OnStart: func(t time.Time) { started <- t },
-	})
+	}
+	if e.cfg.DatabaseURL != "" { // none behind fake targets
+		cpu := meter.NewCPU(ctx, "", e.cfg.DatabaseURL)
+		defer cpu.Close()
+		opt.CPU, opt.Stored = cpu, meter.StoredVersions(e.cfg.DatabaseURL)
+	}
+	sum, err := loadtest.Run(ctx, &sc, opt)
 	cancel()
 	o := <-done
 	back := <-l1Back
 	if err != nil {
-		return PhaseResult{}, err
+		return measurement{}, err
 	}
 	if o.err != nil && !errors.Is(o.err, context.Canceled) {
-		return PhaseResult{}, fmt.Errorf("inject: %w", o.err)
+		return measurement{}, fmt.Errorf("inject: %w", o.err)
 	}
-	return ph.judge(sum, probe, o, back), nil
+	return measurement{sum: sum, probe: probe, fault: o, l1Back: back}, nil
 }
 
 // l1Back measures, from the end of the fault, how long until every
@@ -377,7 +408,7 @@ func (e *env) l1Back(ctx context.Context, c clock, end time.Duration) float64 {
 	defer client.CloseIdleConnections()
 	id := e.ids[len(e.ids)-1]
 	deadline := time.Now().Add(10 * time.Second)
-	for _, u := range e.cl.URLs() {
+	for _, u := range e.urls {
 		for {
 			if l1Hit(ctx, client, u+"/products/"+id) {
 				break

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/tiercache/productcache/loadtest"
 )
 
 // Phase is one fault and its bounds.
@@ -193,20 +191,22 @@ func PhaseNames() []string {
 	return names
 }
 
-// judge turns a phase's summary into its figures and checks its bounds.
-func (ph Phase) judge(sum *loadtest.Summary, probe *loadtest.Probe, o outcome, l1Back float64) PhaseResult {
+// judge turns a phase's measurement into its figures and checks its
+// bounds.
+func (ph Phase) judge(m measurement) PhaseResult {
+	sum, o := m.sum, m.fault
 	r := PhaseResult{
 		Name: ph.Name, Fault: ph.Fault, Bound: ph.Bound,
 		Requests: sum.Requests, Failed: sum.Failed, Failures: sum.Failures,
 		FailedReads: sum.Types["get"].Failed + sum.Types["list"].Failed + sum.Types["batch"].Failed,
 		StaleReads:  sum.Consistency.StaleReads, WorstStale: sum.Consistency.MaxStalenessMs,
 		StaleBound: sum.Consistency.StaleReads, AllowanceMs: float64(ph.Allowance) / float64(time.Millisecond),
-		P99Ms: sum.Latency.P99, L1BackMs: l1Back,
+		P99Ms: sum.Latency.P99, L1BackMs: m.l1Back,
 		LostWrites: sum.LostWrites.Lost, Unverified: sum.LostWrites.Unverified,
 		Summary: sum,
 	}
 	if ph.Allowance > 0 {
-		r.StaleBound = probe.AnalyzeSince(o.end + ph.Allowance).StaleReads
+		r.StaleBound = m.probe.AnalyzeSince(o.end + ph.Allowance).StaleReads
 	}
 	breach := func(format string, args ...any) { r.Breaches = append(r.Breaches, fmt.Sprintf(format, args...)) }
 	if r.StaleBound > 0 {
