@@ -333,7 +333,7 @@ func (b *manyFill[V]) waitHeld(held []int) []int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			raw, found, lease, waited := b.c.l2.lease(b.keys[i])
+			raw, found, lease, waited := b.c.l2.lease(context.Background(), b.keys[i])
 			b.infos[i].LeaseWaited = waited
 			if found && b.fromL2(i, raw) {
 				return
@@ -384,7 +384,7 @@ func (b *manyFill[V]) loadAll(idx []int) {
 			}
 			b.setLease(i, "")
 		}
-		res.info.L1Stored = c.install(k, b.toks[i], val, !ok, refreshAt)
+		c.installInfo(&res.info, k, b.toks[i], val, !ok, refreshAt)
 		if ok {
 			b.settle(i, res, nil)
 		} else {

@@ -110,8 +110,8 @@ func TestLoadRacingWriteIsFenced(t *testing.T) {
 	}
 	close(resume)
 	info := <-got
-	if info.L1Stored || info.L2Stored {
-		t.Fatalf("stale fill stored: %+v", info)
+	if info.L1Stored || info.L2Stored || !info.Fenced {
+		t.Fatalf("stale fill stored or not reported fenced: %+v", info)
 	}
 	if n, _ := rdb.Exists(context.Background(), c.l2.valueKey("k")).Result(); n != 0 {
 		t.Fatal("L2 holds the value read before the write")
@@ -143,10 +143,14 @@ func TestL2ReadRacingWriteIsFenced(t *testing.T) {
 	writer.opt.hooks.afterL2Read = func(string) {
 		once.Do(func() { close(paused); <-resume })
 	}
-	got := make(chan int, 1)
+	type answer struct {
+		v    int
+		info Info
+	}
+	got := make(chan answer, 1)
 	go func() {
-		v, _ := writer.Get(context.Background(), "k", src.loader("k"))
-		got <- v
+		v, info, _ := writer.GetInfo(context.Background(), "k", src.loader("k"))
+		got <- answer{v, info}
 	}()
 	<-paused
 	src.set("k", 2)
@@ -154,8 +158,8 @@ func TestL2ReadRacingWriteIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(resume)
-	if v := <-got; v != 1 {
-		t.Fatalf("the racing read: got %d, want the old 1 (it began before the write)", v)
+	if a := <-got; a.v != 1 || a.info.Source != SourceL2 || a.info.L1Stored || !a.info.Fenced {
+		t.Fatalf("the racing read: got %d %+v, want the old 1 from L2 (it began before the write), fenced out of L1", a.v, a.info)
 	}
 	if v, _ := mustGet(t, writer, "k", src); v != 2 {
 		t.Fatalf("after the write: got %d, want 2", v)

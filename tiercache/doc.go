@@ -88,6 +88,17 @@
 //
 // [Cache.Stats] reports the lag of each message and the freshness age.
 //
+// # Observability
+//
+// [Cache.Stats] and [Cache.State] are what package tiercacheprom exports to
+// Prometheus. [Options.Tracer] is told of each Get and GetInfo, with the
+// [Info] of how it was answered; package tiercacheotel implements it with
+// OpenTelemetry spans. A traced fill runs under the context of the read
+// that leads it (without its cancellation), so the spans of its Redis
+// commands and of the loader are children of that read's. Without a
+// Tracer a read pays one nil check. The package itself links neither
+// library.
+//
 // # Redis down
 //
 // Every Redis call has a short timeout (Options.L2Timeout) and goes through a

@@ -67,13 +67,14 @@ func (l *l2) record(err error) error {
 }
 
 // get reads key's raw value: nil and no error on a miss. It is the L2-hit
-// path, written out without closures so that a hit allocates little.
-func (l *l2) get(key string) ([]byte, error) {
+// path, written out without closures so that a hit allocates little. ctx
+// carries no deadline or cancellation (see Cache.fillContext).
+func (l *l2) get(ctx context.Context, key string) ([]byte, error) {
 	if !l.br.allow() {
 		l.stats.l2Errors.Add(1)
 		return nil, errBreakerOpen
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.opt.L2Timeout)
+	ctx, cancel := context.WithTimeout(ctx, l.opt.L2Timeout)
 	b, err := l.rdb.Get(ctx, l.valueKey(key)).Bytes()
 	cancel()
 	if err = l.record(err); err != nil || b == nil {
@@ -113,9 +114,9 @@ return 0
 // (and is taken), or LeaseWait passes. It returns the raw value if found,
 // else the lease token held (empty if none: the caller loads without
 // filling L2). waited reports a wait on another loader.
-func (l *l2) lease(key string) (raw []byte, found bool, lease string, waited bool) {
+func (l *l2) lease(ctx context.Context, key string) (raw []byte, found bool, lease string, waited bool) {
 	l.stats.l2Misses.Add(1)
-	ctx, cancel := context.WithTimeout(context.Background(), l.opt.LeaseWait+l.opt.L2Timeout)
+	ctx, cancel := context.WithTimeout(ctx, l.opt.LeaseWait+l.opt.L2Timeout)
 	defer cancel()
 	vk, lk := l.valueKey(key), l.leaseKey(key)
 	token := randomToken()

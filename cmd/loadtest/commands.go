@@ -594,12 +594,17 @@ func chaosCmd(ctx context.Context, args []string, getenv func(string) string, st
 	verbose := fs.Bool("v", false, "show the output of productsd and redis-server")
 	progress := fs.Bool("progress", false, "print a line per second during each phase")
 	out := fs.String("out", "", "also write the figures as JSON to this file")
+	balancer := fs.String("balancer", "none", "haproxy: send replica-kill and replica-term through an haproxy process checking /readyz (rolling restart of every replica, SHUTDOWN_DELAY=2s); none: straight to the replicas")
+	haproxy := fs.String("haproxy", "haproxy", "the haproxy binary, for -balancer haproxy")
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
+	if *balancer == "none" {
+		*balancer = ""
+	}
 	cfg := chaos.Config{
 		Binary: *binary, DatabaseURL: *dbURL, Replicas: *replicas, Phase: *phase, Phases: splitList(*phases),
-		Products: *products, VUs: *vus,
+		Products: *products, VUs: *vus, Balancer: *balancer, HAProxy: *haproxy,
 		Logf: stderrLogf(stderr),
 	}
 	if *verbose {
