@@ -437,19 +437,29 @@ func (c *Cache[V]) l2TTL(neg bool, p plan) time.Duration {
 
 // storeL2 fills L2 under lease; it reports whether it did, and the TTL.
 func (c *Cache[V]) storeL2(ctx context.Context, key, lease string, val V, neg bool, p plan) (bool, time.Duration) {
+	f, ok := c.encodeFill(ctx, key, lease, val, neg, p)
+	if !ok {
+		return false, 0
+	}
+	return c.l2.fill(ctx, key, lease, f.raw, f.ttl), f.ttl
+}
+
+// encodeFill encodes val for an L2 fill under lease, stamped with its
+// expiry; a value the codec cannot encode releases the lease.
+func (c *Cache[V]) encodeFill(ctx context.Context, key, lease string, val V, neg bool, p plan) (l2Fill, bool) {
 	var payload []byte
 	if !neg {
 		b, err := c.codec.Marshal(val)
 		if err != nil {
 			c.stats.encodeErrors.Add(1)
 			c.l2.release(ctx, key, lease)
-			return false, 0
+			return l2Fill{}, false
 		}
 		payload = b
 	}
 	ttl := c.jitter(c.l2TTL(neg, p))
 	st := l2Stamp{expires: time.Now().Add(ttl).UnixMilli(), ttl: ttl.Milliseconds()}
-	return c.l2.fill(ctx, key, lease, encodeL2(neg, payload, st), ttl), ttl
+	return l2Fill{key: key, lease: lease, raw: encodeL2(neg, payload, st), ttl: ttl}, true
 }
 
 // install puts val in L1 unless an invalidation came since tok; refreshAt
