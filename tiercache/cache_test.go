@@ -124,6 +124,46 @@ func TestLoadRacingWriteIsFenced(t *testing.T) {
 	}
 }
 
+// rule 4: TestWriteBetweenLeaseCheckAndFillIsFenced pauses an L2 fill after
+// it found its lease standing and before its EXEC, lets a write and its
+// invalidation run, then resumes it: the WATCH on the lease makes EXEC
+// write nothing, so L2 does not keep the old value (docs/design.md §3.4).
+func TestWriteBetweenLeaseCheckAndFillIsFenced(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	src := newSource()
+	src.set("k", 1)
+	checked, resume := make(chan struct{}), make(chan struct{})
+	opt := Options{Namespace: ns}
+	opt.hooks.fillChecked = func(key string) {
+		close(checked)
+		<-resume
+	}
+	c := newCache(t, rdb, opt)
+	waitReady(t, c)
+	got := make(chan Info, 1)
+	go func() {
+		_, info, _ := c.GetInfo(context.Background(), "k", src.loader("k"))
+		got <- info
+	}()
+	<-checked
+	src.set("k", 2)
+	if err := c.Invalidate(context.Background(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	close(resume)
+	if info := <-got; info.L2Stored {
+		t.Fatalf("stale fill stored in L2: %+v", info)
+	}
+	if n, _ := rdb.Exists(context.Background(), c.l2.valueKey("k")).Result(); n != 0 {
+		t.Fatal("L2 holds the value read before the write")
+	}
+	if s := c.Stats(); s.FencedL2Fills != 1 {
+		t.Fatalf("fenced L2 fills: got %d, want 1", s.FencedL2Fills)
+	}
+}
+
 // TestL2ReadRacingWriteIsFenced covers the other kind of load: a fill that
 // read the old value from L2 just before the writer deleted it must not
 // install it in L1 (docs/design.md §3.2, §3.3).
