@@ -105,7 +105,7 @@ type l2Fill struct {
 func (l *l2) fillMany(ctx context.Context, fills []l2Fill) []bool {
 	out := make([]bool, len(fills))
 	node, ok := l.rdb.(*redis.Client)
-	if len(fills) > 1 && ok && !l.opt.hooks.luaMiss {
+	if len(fills) > 1 && ok && l.opt.ScriptFreeMiss {
 		ours, changed, err := l.fillTogether(ctx, node, fills)
 		if err == nil && !changed {
 			for j := range fills {

@@ -3,6 +3,7 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -83,12 +84,18 @@ func TestInvalidateAcrossThreeReplicas(t *testing.T) {
 // fills, lets a write and its invalidation run, then resumes it: neither L1
 // nor L2 may keep the old value (docs/design.md §3.3, §3.4).
 func TestLoadRacingWriteIsFenced(t *testing.T) {
+	for _, scriptFree := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ScriptFreeMiss=%v", scriptFree), func(t *testing.T) { testLoadRacingWriteIsFenced(t, scriptFree) })
+	}
+}
+
+func testLoadRacingWriteIsFenced(t *testing.T, scriptFree bool) {
 	t.Parallel()
 	rdb := needRedis(t)
 	ns := namespace(t, rdb)
 	src := newSource()
 	src.set("k", 1)
-	c := newCache(t, rdb, Options{Namespace: ns})
+	c := newCache(t, rdb, Options{Namespace: ns, ScriptFreeMiss: scriptFree})
 	waitReady(t, c)
 
 	readDone, resume := make(chan struct{}), make(chan struct{})
@@ -135,7 +142,7 @@ func TestWriteBetweenLeaseCheckAndFillIsFenced(t *testing.T) {
 	src := newSource()
 	src.set("k", 1)
 	checked, resume := make(chan struct{}), make(chan struct{})
-	opt := Options{Namespace: ns}
+	opt := Options{Namespace: ns, ScriptFreeMiss: true}
 	opt.hooks.fillChecked = func(key string) {
 		close(checked)
 		<-resume

@@ -14,9 +14,9 @@
 // Redis; on a Redis miss it takes a lease on the key (SET NX of a random
 // token) so that, across all replicas, one loader runs while the others
 // re-read Redis briefly. The loader's result goes to Redis only if the lease
-// still stands (a WATCH transaction on the lease: the miss path runs no
-// Lua), and to L1 only if no invalidation of the key arrived since the
-// fill began.
+// still stands (a compare-and-set: a Lua script, or a WATCH transaction
+// with Options.ScriptFreeMiss), and to L1 only if no invalidation of the
+// key arrived since the fill began.
 //
 // # Invalidation
 //

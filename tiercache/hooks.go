@@ -21,7 +21,6 @@ type hooks struct {
 	beforeSend      func()                    // a batch of invalidations is about to be published
 	unbatched       bool                      // publish each invalidation alone (the baseline of a benchmark)
 	neverIdle       bool                      // the pinger keeps its pace without reads
-	luaMiss         bool                      // lease and fill by Lua scripts (the baseline of a benchmark)
 	fillChecked     func(key string)          // an L2 fill found its lease standing, before its EXEC
 }
 

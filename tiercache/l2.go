@@ -82,15 +82,15 @@ func (l *l2) get(key string) ([]byte, error) {
 	return b, nil
 }
 
-// The miss path takes a lease and fills without Lua (docs/design.md §3.4):
-// an EVALSHA costs Redis several times the plain commands it runs (the
-// README's miss-path figures). The lease is a pipelined SET NX PX and GET,
-// one round trip; the fill is a compare-and-set made of WATCH, GET and
-// MULTI/EXEC, Redis's optimistic transaction: the value is written only if
-// the lease still holds our token, and a writer's DEL of the lease between
-// our GET and EXEC (or the lease's expiry, or another replica's SET) makes
-// EXEC write nothing. Options.hooks.luaMiss runs the scripts below instead,
-// the baseline of the miss-path benchmark.
+// The miss path takes a lease and fills L2 under it (docs/design.md §3.4)
+// by Lua scripts, or, with Options.ScriptFreeMiss, without Lua: the lease
+// is then a pipelined SET NX PX and GET, one round trip; the fill a
+// compare-and-set made of WATCH and MGET, then MULTI/EXEC, Redis's
+// optimistic transaction: the value is written only if the lease still
+// holds our token, and a writer's DEL of the lease between our MGET and
+// EXEC (or the lease's expiry, or another replica's SET) makes EXEC write
+// nothing. Scripts cost Redis more command time, the transaction one more
+// round trip (the README's miss-path figures).
 
 // getOrLeaseScript returns {1, value} on a hit, {2} when it took the lease
 // for the caller, {3} when another loader holds it.
@@ -167,6 +167,10 @@ func (l *l2) lease(key string) (raw []byte, found bool, lease string, waited boo
 func (l *l2) tryLease(ctx context.Context, key, token string) (int64, []byte, error) {
 	var lc leaseCmds
 	err := l.call(ctx, func(ctx context.Context) error {
+		if !l.opt.ScriptFreeMiss { // EVALSHA, as the scripted path ran it
+			lc.script = getOrLeaseScript.Run(ctx, l.rdb, []string{l.valueKey(key), l.leaseKey(key)}, token, l.opt.LeaseTTL.Milliseconds())
+			return ignoreNil(lc.script.Err())
+		}
 		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			lc = l.queueLease(ctx, p, key, token)
 			return nil
@@ -192,7 +196,7 @@ type leaseCmds struct {
 // the lease.
 func (l *l2) queueLease(ctx context.Context, p redis.Pipeliner, key, token string) leaseCmds {
 	vk, lk := l.valueKey(key), l.leaseKey(key)
-	if l.opt.hooks.luaMiss {
+	if !l.opt.ScriptFreeMiss {
 		return leaseCmds{script: getOrLeaseScript.Eval(ctx, p, []string{vk, lk}, token, l.opt.LeaseTTL.Milliseconds())}
 	}
 	return leaseCmds{took: p.SetNX(ctx, lk, token, l.opt.LeaseTTL), get: p.Get(ctx, vk)}
@@ -277,7 +281,7 @@ func (l *l2) fill(ctx context.Context, key, lease string, raw []byte, ttl time.D
 func (l *l2) fillIfLeased(ctx context.Context, key, lease string, raw []byte, ttl time.Duration) (bool, error) {
 	vk, lk := l.valueKey(key), l.leaseKey(key)
 	cl, err := l.watchClient(ctx, lk)
-	if l.opt.hooks.luaMiss || cl == nil {
+	if !l.opt.ScriptFreeMiss || cl == nil {
 		n, err := fillScript.Run(ctx, l.rdb, []string{vk, lk}, lease, raw, ttl.Milliseconds()).Int64()
 		return n == 1, err
 	}
