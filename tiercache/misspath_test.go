@@ -139,7 +139,7 @@ func TestMissPathRedisCPU(t *testing.T) {
 		plain.add(runMisses(t, paths[false], meter, fmt.Sprintf("plain-%d-", r), n))
 	}
 	t.Logf("Lua   (EVALSHA lease + fill):            %v", lua)
-	t.Logf("plain (SET NX+GET, WATCH/GET/MULTI/EXEC): %v (at least %.2f: EXEC counted as nothing)",
+	t.Logf("plain (SET NX+GET, WATCH+MGET, MULTI/EXEC):%v (at least %.2f: EXEC counted as nothing)",
 		plain, (plain.topUSec-plain.execUSec)/float64(plain.misses))
 	t.Logf("plain / Lua: commandstats %.2f, process CPU %.2f, wall %.2f",
 		plain.topUSec/lua.topUSec, plain.cpuUSec/lua.cpuUSec, float64(plain.wall)/float64(lua.wall))

@@ -152,6 +152,7 @@ type Options struct {
 	// it saved (README, "The miss path without Lua"), so it is off by
 	// default; it suits a Redis that restricts or slows scripts. Batch
 	// fills (GetMany) on one node then go in one transaction for all keys.
+	// A Redis ACL must then allow WATCH, MULTI, EXEC and UNWATCH.
 	ScriptFreeMiss bool
 
 	// BreakerThreshold is the number of consecutive Redis failures that open
