@@ -105,18 +105,7 @@ func testLoadRacingWriteIsFenced(t *testing.T, scriptFree bool) {
 		<-resume
 		return v, nil
 	}
-	got := make(chan Info, 1)
-	go func() {
-		_, info, _ := c.GetInfo(context.Background(), "k", load)
-		got <- info
-	}()
-	<-readDone
-	src.set("k", 2)
-	if err := c.Invalidate(context.Background(), "k"); err != nil {
-		t.Fatal(err)
-	}
-	close(resume)
-	info := <-got
+	info := writeDuringFill(t, c, src, load, readDone, resume)
 	if info.L1Stored || info.L2Stored {
 		t.Fatalf("stale fill stored: %+v", info)
 	}
@@ -149,18 +138,7 @@ func TestWriteBetweenLeaseCheckAndFillIsFenced(t *testing.T) {
 	}
 	c := newCache(t, rdb, opt)
 	waitReady(t, c)
-	got := make(chan Info, 1)
-	go func() {
-		_, info, _ := c.GetInfo(context.Background(), "k", src.loader("k"))
-		got <- info
-	}()
-	<-checked
-	src.set("k", 2)
-	if err := c.Invalidate(context.Background(), "k"); err != nil {
-		t.Fatal(err)
-	}
-	close(resume)
-	if info := <-got; info.L2Stored {
+	if info := writeDuringFill(t, c, src, src.loader("k"), checked, resume); info.L2Stored {
 		t.Fatalf("stale fill stored in L2: %+v", info)
 	}
 	if n, _ := rdb.Exists(context.Background(), c.l2.valueKey("k")).Result(); n != 0 {
@@ -169,6 +147,25 @@ func TestWriteBetweenLeaseCheckAndFillIsFenced(t *testing.T) {
 	if s := c.Stats(); s.FencedL2Fills != 1 {
 		t.Fatalf("fenced L2 fills: got %d, want 1", s.FencedL2Fills)
 	}
+}
+
+// writeDuringFill starts a Get of "k" with load, waits until paused is
+// closed (the fill held at the point under test), writes version 2 and
+// invalidates it, then lets the fill go on (resume) and returns its Info.
+func writeDuringFill(t *testing.T, c *Cache[int], src *source, load LoadFunc[int], paused <-chan struct{}, resume chan struct{}) Info {
+	t.Helper()
+	got := make(chan Info, 1)
+	go func() {
+		_, info, _ := c.GetInfo(context.Background(), "k", load)
+		got <- info
+	}()
+	<-paused
+	src.set("k", 2)
+	if err := c.Invalidate(context.Background(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	close(resume)
+	return <-got
 }
 
 // TestL2ReadRacingWriteIsFenced covers the other kind of load: a fill that
