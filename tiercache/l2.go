@@ -280,13 +280,16 @@ func (l *l2) fill(ctx context.Context, key, lease string, raw []byte, ttl time.D
 // lease only while the lease holds our token (docs/design.md §3.4).
 func (l *l2) fillIfLeased(ctx context.Context, key, lease string, raw []byte, ttl time.Duration) (bool, error) {
 	vk, lk := l.valueKey(key), l.leaseKey(key)
-	cl, err := l.watchClient(ctx, lk)
-	if !l.opt.ScriptFreeMiss || cl == nil {
+	var cl *redis.Client
+	if l.opt.ScriptFreeMiss {
+		var err error
+		if cl, err = l.watchClient(ctx, lk); err != nil {
+			return false, err
+		}
+	}
+	if cl == nil {
 		n, err := fillScript.Run(ctx, l.rdb, []string{vk, lk}, lease, raw, ttl.Milliseconds()).Int64()
 		return n == 1, err
-	}
-	if err != nil {
-		return false, err
 	}
 	ours := func(cur []any) bool {
 		s, ok := cur[0].(string)

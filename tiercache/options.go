@@ -150,9 +150,11 @@ type Options struct {
 	// costs Redis less than half the command time per miss but one more
 	// round trip, whose network and event-loop time measured about what
 	// it saved (README, "The miss path without Lua"), so it is off by
-	// default; it suits a Redis that restricts or slows scripts. Batch
-	// fills (GetMany) on one node then go in one transaction for all keys.
-	// A Redis ACL must then allow WATCH, MULTI, EXEC and UNWATCH.
+	// default. Releasing a lease after a failed load and the eager
+	// refresh's lease stay scripts, since each is one compare step that
+	// runs rarely. Batch fills (GetMany) on one node go in one transaction
+	// for all keys. A Redis ACL must then allow WATCH, MULTI, EXEC and
+	// UNWATCH.
 	ScriptFreeMiss bool
 
 	// BreakerThreshold is the number of consecutive Redis failures that open
