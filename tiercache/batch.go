@@ -367,6 +367,7 @@ func (b *manyFill[V]) loadAll(idx []int) {
 		}
 		return
 	}
+	stored, ttls := b.storeAll(ctx, idx, vals)
 	for _, i := range idx {
 		k := b.keys[i]
 		val, ok := vals[k]
@@ -376,13 +377,9 @@ func (b *manyFill[V]) loadAll(idx []int) {
 		res := fillResult[V]{val: val, info: b.infos[i]}
 		res.info.Source, res.info.Negative = SourceLoader, !ok
 		var refreshAt int64
-		if lease := b.leaseOf(i); lease != "" {
-			var ttl time.Duration
-			res.info.L2Stored, ttl = c.storeL2(ctx, k, lease, val, !ok, plan{})
-			if res.info.L2Stored && ok {
-				refreshAt = c.refreshAt(c.clockNow(), ttl, ttl)
-			}
-			b.setLease(i, "")
+		res.info.L2Stored = stored[i]
+		if stored[i] && ok {
+			refreshAt = c.refreshAt(c.clockNow(), ttls[i], ttls[i])
 		}
 		c.installInfo(&res.info, k, b.toks[i], val, !ok, refreshAt)
 		if ok {
@@ -391,6 +388,33 @@ func (b *manyFill[V]) loadAll(idx []int) {
 			b.settle(i, res, ErrNotFound)
 		}
 	}
+}
+
+// storeAll fills L2 with every loaded key of idx whose lease it holds,
+// each under its own lease, in a few round trips for all of them
+// ([l2.fillMany]); per key index whether it was stored, and its TTL.
+func (b *manyFill[V]) storeAll(ctx context.Context, idx []int, vals map[string]V) (map[int]bool, map[int]time.Duration) {
+	c := b.c
+	var fills []l2Fill
+	var at []int
+	for _, i := range idx {
+		lease := b.leaseOf(i)
+		if lease == "" {
+			continue
+		}
+		val, ok := vals[b.keys[i]]
+		if f, encoded := c.encodeFill(ctx, b.keys[i], lease, val, !ok, plan{}); encoded {
+			fills = append(fills, f)
+			at = append(at, i)
+		}
+		b.setLease(i, "")
+	}
+	stored := make(map[int]bool, len(at))
+	ttls := make(map[int]time.Duration, len(at))
+	for j, ok := range c.l2.fillMany(ctx, fills) {
+		stored[at[j]], ttls[at[j]] = ok, fills[j].ttl
+	}
+	return stored, ttls
 }
 
 func (b *manyFill[V]) pick(idx []int) []string {

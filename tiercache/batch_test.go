@@ -3,6 +3,7 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,13 +93,19 @@ func TestGetManyMixed(t *testing.T) {
 // rule 17 (rules 3 and 4 per key): a write that lands while a batch's load
 // is under way fences that key's fill in L1 and L2; the other keys fill.
 func TestGetManyRacingWriteIsFenced(t *testing.T) {
+	for _, scriptFree := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ScriptFreeMiss=%v", scriptFree), func(t *testing.T) { testGetManyRacingWriteIsFenced(t, scriptFree) })
+	}
+}
+
+func testGetManyRacingWriteIsFenced(t *testing.T, scriptFree bool) {
 	t.Parallel()
 	rdb := needRedis(t)
 	ns := namespace(t, rdb)
 	src := newSource()
 	src.set("a", 1)
 	src.set("b", 1)
-	c := newCache(t, needRedis(t), Options{Namespace: ns})
+	c := newCache(t, needRedis(t), Options{Namespace: ns, ScriptFreeMiss: scriptFree})
 	waitReady(t, c)
 	read, resume := make(chan struct{}), make(chan struct{})
 	m := &manyLoader{src: src, hold: func([]string) { close(read); <-resume }}

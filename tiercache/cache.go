@@ -464,6 +464,16 @@ func (c *Cache[V]) l2TTL(neg bool, p plan) time.Duration {
 // value the codec cannot encode (an error or a panic) is not stored, and
 // the lease is released so other replicas load at once.
 func (c *Cache[V]) storeL2(ctx context.Context, key, lease string, val V, neg bool, p plan) (bool, time.Duration) {
+	f, ok := c.encodeFill(ctx, key, lease, val, neg, p)
+	if !ok {
+		return false, 0
+	}
+	return c.l2.fill(ctx, key, lease, f.raw, f.ttl), f.ttl
+}
+
+// encodeFill encodes val for an L2 fill under lease, stamped with its
+// expiry; a value the codec cannot encode releases the lease.
+func (c *Cache[V]) encodeFill(ctx context.Context, key, lease string, val V, neg bool, p plan) (l2Fill, bool) {
 	var payload []byte
 	if !neg {
 		b, err := marshal(c.codec, val)
@@ -471,13 +481,13 @@ func (c *Cache[V]) storeL2(ctx context.Context, key, lease string, val V, neg bo
 			c.stats.encodeErrors.Add(1)
 			c.warn.Warn("encode", "tiercache: value not stored in L2, the codec failed", "key", key, "err", err)
 			c.l2.release(ctx, key, lease)
-			return false, 0
+			return l2Fill{}, false
 		}
 		payload = b
 	}
 	ttl := c.jitter(c.l2TTL(neg, p))
 	st := l2Stamp{expires: time.Now().Add(ttl).UnixMilli(), ttl: ttl.Milliseconds()}
-	return c.l2.fill(ctx, key, lease, encodeL2(neg, payload, st), ttl), ttl
+	return l2Fill{key: key, lease: lease, raw: encodeL2(neg, payload, st), ttl: ttl}, true
 }
 
 // install puts val in L1 unless an invalidation came since tok; refreshAt

@@ -3,6 +3,7 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -83,12 +84,18 @@ func TestInvalidateAcrossThreeReplicas(t *testing.T) {
 // fills, lets a write and its invalidation run, then resumes it: neither L1
 // nor L2 may keep the old value (docs/design.md §3.3, §3.4).
 func TestLoadRacingWriteIsFenced(t *testing.T) {
+	for _, scriptFree := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ScriptFreeMiss=%v", scriptFree), func(t *testing.T) { testLoadRacingWriteIsFenced(t, scriptFree) })
+	}
+}
+
+func testLoadRacingWriteIsFenced(t *testing.T, scriptFree bool) {
 	t.Parallel()
 	rdb := needRedis(t)
 	ns := namespace(t, rdb)
 	src := newSource()
 	src.set("k", 1)
-	c := newCache(t, rdb, Options{Namespace: ns})
+	c := newCache(t, rdb, Options{Namespace: ns, ScriptFreeMiss: scriptFree})
 	waitReady(t, c)
 
 	readDone, resume := make(chan struct{}), make(chan struct{})
@@ -98,18 +105,7 @@ func TestLoadRacingWriteIsFenced(t *testing.T) {
 		<-resume
 		return v, nil
 	}
-	got := make(chan Info, 1)
-	go func() {
-		_, info, _ := c.GetInfo(context.Background(), "k", load)
-		got <- info
-	}()
-	<-readDone
-	src.set("k", 2)
-	if err := c.Invalidate(context.Background(), "k"); err != nil {
-		t.Fatal(err)
-	}
-	close(resume)
-	info := <-got
+	info := writeDuringFill(t, c, src, load, readDone, resume)
 	if info.L1Stored || info.L2Stored || !info.Fenced {
 		t.Fatalf("stale fill stored or not reported fenced: %+v", info)
 	}
@@ -122,6 +118,54 @@ func TestLoadRacingWriteIsFenced(t *testing.T) {
 	if s := c.Stats(); s.FencedFills != 1 || s.FencedL2Fills != 1 {
 		t.Fatalf("fenced fills: got L1 %d L2 %d, want 1 and 1", s.FencedFills, s.FencedL2Fills)
 	}
+}
+
+// rule 4: TestWriteBetweenLeaseCheckAndFillIsFenced pauses an L2 fill after
+// it found its lease standing and before its EXEC, lets a write and its
+// invalidation run, then resumes it: the WATCH on the lease makes EXEC
+// write nothing, so L2 does not keep the old value (docs/design.md §3.4).
+func TestWriteBetweenLeaseCheckAndFillIsFenced(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	src := newSource()
+	src.set("k", 1)
+	checked, resume := make(chan struct{}), make(chan struct{})
+	opt := Options{Namespace: ns, ScriptFreeMiss: true}
+	opt.hooks.fillChecked = func(key string) {
+		close(checked)
+		<-resume
+	}
+	c := newCache(t, rdb, opt)
+	waitReady(t, c)
+	if info := writeDuringFill(t, c, src, src.loader("k"), checked, resume); info.L2Stored {
+		t.Fatalf("stale fill stored in L2: %+v", info)
+	}
+	if n, _ := rdb.Exists(context.Background(), c.l2.valueKey("k")).Result(); n != 0 {
+		t.Fatal("L2 holds the value read before the write")
+	}
+	if s := c.Stats(); s.FencedL2Fills != 1 {
+		t.Fatalf("fenced L2 fills: got %d, want 1", s.FencedL2Fills)
+	}
+}
+
+// writeDuringFill starts a Get of "k" with load, waits until paused is
+// closed (the fill held at the point under test), writes version 2 and
+// invalidates it, then lets the fill go on (resume) and returns its Info.
+func writeDuringFill(t *testing.T, c *Cache[int], src *source, load LoadFunc[int], paused <-chan struct{}, resume chan struct{}) Info {
+	t.Helper()
+	got := make(chan Info, 1)
+	go func() {
+		_, info, _ := c.GetInfo(context.Background(), "k", load)
+		got <- info
+	}()
+	<-paused
+	src.set("k", 2)
+	if err := c.Invalidate(context.Background(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	close(resume)
+	return <-got
 }
 
 // TestL2ReadRacingWriteIsFenced covers the other kind of load: a fill that

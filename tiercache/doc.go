@@ -14,8 +14,9 @@
 // Redis; on a Redis miss it takes a lease on the key (SET NX of a random
 // token) so that, across all replicas, one loader runs while the others
 // re-read Redis briefly. The loader's result goes to Redis only if the lease
-// still stands, and to L1 only if no invalidation of the key arrived since
-// the fill began.
+// still stands (a compare-and-set: a Lua script, or a WATCH transaction
+// with Options.ScriptFreeMiss), and to L1 only if no invalidation of the
+// key arrived since the fill began.
 //
 // # Invalidation
 //
@@ -122,7 +123,8 @@
 //	1  invalidate after commit               products: TestInvalidateAfterCommit
 //	2  order: L2 delete, L1, publish         TestL2DeleteBeforeL1Evict, TestInvalidationOrder, TestL2ReadRacingWriteIsFenced
 //	3  L1 fill fencing, forget loads         TestLoadRacingWriteIsFenced, TestInvalidationForgetsLoadInFlight
-//	4  L2 stale-set protection (lease)       TestLoadRacingWriteIsFenced, TestStampede
+//	4  L2 stale-set protection (lease)       TestLoadRacingWriteIsFenced, TestStampede,
+//	                                         TestWriteBetweenLeaseCheckAndFillIsFenced
 //	5  no L1 before subscription             TestNoL1BeforeSubscription
 //	6  missed messages: flush, gaps          TestLostMessageAfterPubSubKill, TestResubscribeFencesFillsOfTheGap,
 //	                                         TestFlushFencesAndForgetsFillInFlight, TestMalformedAndOwnMessages,
