@@ -289,11 +289,16 @@ func (b *manyFill[V]) fromL2(i int, raw []byte) bool {
 	return ok
 }
 
-// leaseAndLoad takes the leases of viaL2 in one round trip, waits (all at
-// once) for the keys another replica is loading, and loads the rest and
-// direct in one call.
+// leaseAndLoad takes the leases of viaL2 in one round trip and loads the
+// keys it leased and direct in one call while it waits (all at once, in
+// the background) for the keys another replica is loading; those whose
+// loader did not fill them are loaded by a second call. Loading its own
+// keys first matters: two batches that split a set of keys' leases
+// between them, each waiting for the other's keys before loading its own,
+// would each wait LeaseWait and then load everything.
 func (b *manyFill[V]) leaseAndLoad(viaL2, direct []int) {
 	toLoad := direct
+	var waited chan []int
 	if len(viaL2) > 0 {
 		token := randomToken()
 		states, raws, err := b.c.l2.leaseMany(b.pick(viaL2), token)
@@ -315,11 +320,23 @@ func (b *manyFill[V]) leaseAndLoad(viaL2, direct []int) {
 					held = append(held, i)
 				}
 			}
-			toLoad = append(toLoad, b.waitHeld(held)...)
+			if len(held) > 0 {
+				waited = make(chan []int, 1)
+				go func() {
+					var rest []int
+					defer func() { waited <- rest }()
+					b.guard(func() { rest = b.waitHeld(held) })
+				}()
+			}
 		}
 	}
 	if len(toLoad) > 0 {
 		b.loadAll(toLoad)
+	}
+	if waited != nil {
+		if rest := <-waited; len(rest) > 0 {
+			b.loadAll(rest)
+		}
 	}
 }
 

@@ -162,7 +162,8 @@
 //	                                         TestStaleIfErrorKeepsNotFound, TestSoftTimeoutServesCopyWhileLoadCompletes,
 //	                                         TestFailSafeStoreBounded, TestGetManyStaleIfError, TestGetManySoftTimeout
 //	17 batch reads keep per-key rules        TestGetManyMixed, TestGetManyRacingWriteIsFenced, TestGetManySharesLoadWithGet,
-//	                                         TestGetManyThreeReplicas, TestGetManyLoaderFails, TestGetManyL2OneRoundTrip,
+//	                                         TestGetManyThreeReplicas, TestGetManyLoadsItsLeasesWhileWaiting,
+//	                                         TestGetManyLoaderFails, TestGetManyL2OneRoundTrip,
 //	                                         TestGetManyNoJoinOfLoadOlderThanBound, TestGetManyCluster
 //	18 eager refresh                         TestEagerRefreshOneLoaderAcrossReplicas, TestEagerRefreshRacingWriteIsFenced,
 //	                                         TestEagerRefreshFromL1Hit, TestCloseCancelsRefresh, TestNoRefreshWhenOff
