@@ -117,8 +117,12 @@ fuzz:
 ## starvation, a slowed and cut link to Redis, PostgreSQL closed for 5 s with
 ## half the reads sending stale-if-error); prints a table of figures per
 ## phase and exits 99 when a phase breaks its README bound. About 4 minutes.
+## Where haproxy is on the PATH, replica-kill and replica-term go through it
+## (a /readyz check as the readiness probe does); CHAOS_BALANCER=none sends
+## them straight to the replicas.
 ## Extra flags: make chaos CHAOS_FLAGS='-phase 30s -phases redis-kill,net-cut'
+CHAOS_BALANCER ?= $(if $(shell command -v haproxy),haproxy,none)
 chaos:
 	$(GO) build -o bin/productsd ./cmd/productsd
 	$(GO) build -o bin/loadtest ./cmd/loadtest
-	./bin/loadtest chaos -productsd bin/productsd $(CHAOS_FLAGS)
+	./bin/loadtest chaos -productsd bin/productsd -balancer $(CHAOS_BALANCER) $(CHAOS_FLAGS)

@@ -118,6 +118,9 @@ func (r *runner) iterate(ctx context.Context, v *vu, scheduled time.Time) {
 		x.cause = ClassifyError(err)
 	}
 	v.shard.add(x)
+	if r.points != nil {
+		r.points.add(scheduled.Add(x.latency), &x)
+	}
 }
 
 // status records the status check and failure of a response.

@@ -54,6 +54,9 @@ type RunOptions struct {
 	// new), so the caller can analyse it further afterwards, for example
 	// with [Probe.AnalyzeSince].
 	Probe *Probe
+	// Points, when set, receives every request as k6's --out json point
+	// stream ([PointStream]); the caller closes it after the run.
+	Points *PointStream
 	// OnStart, when set, is called as the measured part of the run begins
 	// (after setup and warmup) with its start: the origin of the probe's
 	// times.
@@ -78,7 +81,8 @@ type runner struct {
 	start  time.Time
 	rr     atomic.Uint64
 
-	statuses statusMemo // Cache-Status classifications seen in this run
+	statuses statusMemo   // Cache-Status classifications seen in this run
+	points   *PointStream // RunOptions.Points
 
 	mixCum   [numReqTypes]float64
 	mixTotal float64
@@ -123,7 +127,7 @@ func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
 		client = NewClient(sc.MaxActiveVUs(), time.Duration(sc.Timeout))
 		defer client.CloseIdleConnections()
 	}
-	r := &runner{sc: sc, client: client, ledger: NewLedger()}
+	r := &runner{sc: sc, client: client, ledger: NewLedger(), points: opt.Points}
 	ids := opt.IDs
 	if len(ids) == 0 {
 		var err error
@@ -204,11 +208,12 @@ func stopOnCancel(ctx context.Context) (<-chan struct{}, func()) {
 }
 
 // warmup runs the workload for sc.Warmup with results going nowhere: its
-// own collector, a probe that tracks no id, its own iteration budget.
+// own collector, a probe that tracks no id, no point stream, its own
+// iteration budget.
 func (r *runner) warmup(ctx context.Context) {
-	probe := r.probe
-	r.probe = NewProbe(0)
-	defer func() { r.probe = probe }()
+	probe, points := r.probe, r.points
+	r.probe, r.points = NewProbe(0), nil
+	defer func() { r.probe, r.points = probe, points }()
 	r.start = time.Now()
 	coll := newCollector(1, r.start)
 	vus := r.sc.VUs

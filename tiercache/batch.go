@@ -289,11 +289,16 @@ func (b *manyFill[V]) fromL2(i int, raw []byte) bool {
 	return ok
 }
 
-// leaseAndLoad takes the leases of viaL2 in one round trip, waits (all at
-// once) for the keys another replica is loading, and loads the rest and
-// direct in one call.
+// leaseAndLoad takes the leases of viaL2 in one round trip and loads the
+// keys it leased and direct in one call while it waits (all at once, in
+// the background) for the keys another replica is loading; those whose
+// loader did not fill them are loaded by a second call. Loading its own
+// keys first matters: two batches that split a set of keys' leases
+// between them, each waiting for the other's keys before loading its own,
+// would each wait LeaseWait and then load everything.
 func (b *manyFill[V]) leaseAndLoad(viaL2, direct []int) {
 	toLoad := direct
+	var waited chan []int
 	if len(viaL2) > 0 {
 		token := randomToken()
 		states, raws, err := b.c.l2.leaseMany(b.pick(viaL2), token)
@@ -315,11 +320,23 @@ func (b *manyFill[V]) leaseAndLoad(viaL2, direct []int) {
 					held = append(held, i)
 				}
 			}
-			toLoad = append(toLoad, b.waitHeld(held)...)
+			if len(held) > 0 {
+				waited = make(chan []int, 1)
+				go func() {
+					var rest []int
+					defer func() { waited <- rest }()
+					b.guard(func() { rest = b.waitHeld(held) })
+				}()
+			}
 		}
 	}
 	if len(toLoad) > 0 {
 		b.loadAll(toLoad)
+	}
+	if waited != nil {
+		if rest := <-waited; len(rest) > 0 {
+			b.loadAll(rest)
+		}
 	}
 }
 
@@ -333,7 +350,7 @@ func (b *manyFill[V]) waitHeld(held []int) []int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			raw, found, lease, waited := b.c.l2.lease(b.keys[i])
+			raw, found, lease, waited := b.c.l2.lease(context.Background(), b.keys[i])
 			b.infos[i].LeaseWaited = waited
 			if found && b.fromL2(i, raw) {
 				return
@@ -367,6 +384,7 @@ func (b *manyFill[V]) loadAll(idx []int) {
 		}
 		return
 	}
+	stored, ttls := b.storeAll(ctx, idx, vals)
 	for _, i := range idx {
 		k := b.keys[i]
 		val, ok := vals[k]
@@ -376,21 +394,44 @@ func (b *manyFill[V]) loadAll(idx []int) {
 		res := fillResult[V]{val: val, info: b.infos[i]}
 		res.info.Source, res.info.Negative = SourceLoader, !ok
 		var refreshAt int64
-		if lease := b.leaseOf(i); lease != "" {
-			var ttl time.Duration
-			res.info.L2Stored, ttl = c.storeL2(ctx, k, lease, val, !ok, plan{})
-			if res.info.L2Stored && ok {
-				refreshAt = c.refreshAt(c.clockNow(), ttl, ttl)
-			}
-			b.setLease(i, "")
+		res.info.L2Stored = stored[i]
+		if stored[i] && ok {
+			refreshAt = c.refreshAt(c.clockNow(), ttls[i], ttls[i])
 		}
-		res.info.L1Stored = c.install(k, b.toks[i], val, !ok, refreshAt)
+		c.installInfo(&res.info, k, b.toks[i], val, !ok, refreshAt)
 		if ok {
 			b.settle(i, res, nil)
 		} else {
 			b.settle(i, res, ErrNotFound)
 		}
 	}
+}
+
+// storeAll fills L2 with every loaded key of idx whose lease it holds,
+// each under its own lease, in a few round trips for all of them
+// ([l2.fillMany]); per key index whether it was stored, and its TTL.
+func (b *manyFill[V]) storeAll(ctx context.Context, idx []int, vals map[string]V) (map[int]bool, map[int]time.Duration) {
+	c := b.c
+	var fills []l2Fill
+	var at []int
+	for _, i := range idx {
+		lease := b.leaseOf(i)
+		if lease == "" {
+			continue
+		}
+		val, ok := vals[b.keys[i]]
+		if f, encoded := c.encodeFill(ctx, b.keys[i], lease, val, !ok, plan{}); encoded {
+			fills = append(fills, f)
+			at = append(at, i)
+		}
+		b.setLease(i, "")
+	}
+	stored := make(map[int]bool, len(at))
+	ttls := make(map[int]time.Duration, len(at))
+	for j, ok := range c.l2.fillMany(ctx, fills) {
+		stored[at[j]], ttls[at[j]] = ok, fills[j].ttl
+	}
+	return stored, ttls
 }
 
 func (b *manyFill[V]) pick(idx []int) []string {

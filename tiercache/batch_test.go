@@ -3,6 +3,7 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,13 +93,19 @@ func TestGetManyMixed(t *testing.T) {
 // rule 17 (rules 3 and 4 per key): a write that lands while a batch's load
 // is under way fences that key's fill in L1 and L2; the other keys fill.
 func TestGetManyRacingWriteIsFenced(t *testing.T) {
+	for _, scriptFree := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ScriptFreeMiss=%v", scriptFree), func(t *testing.T) { testGetManyRacingWriteIsFenced(t, scriptFree) })
+	}
+}
+
+func testGetManyRacingWriteIsFenced(t *testing.T, scriptFree bool) {
 	t.Parallel()
 	rdb := needRedis(t)
 	ns := namespace(t, rdb)
 	src := newSource()
 	src.set("a", 1)
 	src.set("b", 1)
-	c := newCache(t, needRedis(t), Options{Namespace: ns})
+	c := newCache(t, needRedis(t), Options{Namespace: ns, ScriptFreeMiss: scriptFree})
 	waitReady(t, c)
 	read, resume := make(chan struct{}), make(chan struct{})
 	m := &manyLoader{src: src, hold: func([]string) { close(read); <-resume }}
@@ -376,5 +383,52 @@ func TestGetManyCluster(t *testing.T) {
 	}
 	if m.calls.Load() != 1 || !errors.Is(items["k0"].Err, ErrNotFound) {
 		t.Fatalf("%d loads, k0 %v; want 1 load and k0 not found", m.calls.Load(), items["k0"].Err)
+	}
+}
+
+// rule 17 (rule 4): a batch that leased some of its keys loads them while
+// it waits for the keys another replica holds. b leads a fill of k1 and
+// holds its lease while its loader waits; a's batch of k0 and k1 leases
+// k0, and b's loader returns only once a's loader has been called for
+// k0. Waiting for k1 before loading k0, a would wait out LeaseWait (an
+// hour) and the test its own deadline: two batches that split their keys'
+// leases would each wait for the other.
+func TestGetManyLoadsItsLeasesWhileWaiting(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	src := newSource()
+	src.set("k0", 10)
+	src.set("k1", 11)
+	opt := Options{Namespace: ns, LeaseWait: time.Hour, L2Timeout: 5 * time.Second, LeaseTTL: time.Hour, LoadTimeout: time.Hour}
+	a, b := newCache(t, rdb, opt), newCache(t, needRedis(t), opt)
+	waitReady(t, a, b)
+	bLoading, aLoaded := make(chan struct{}), make(chan struct{})
+	mb := &manyLoader{src: src, hold: func([]string) {
+		close(bLoading)
+		<-aLoaded
+	}}
+	bDone := make(chan error, 1)
+	go func() { _, err := b.GetMany(context.Background(), []string{"k1"}, mb.load); bDone <- err }()
+	<-bLoading // b holds k1's lease
+	var once sync.Once
+	var firstKeys []string
+	ma := &manyLoader{src: src, hold: func(keys []string) {
+		once.Do(func() { firstKeys = keys; close(aLoaded) })
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	items, err := a.GetManyInfo(ctx, []string{"k0", "k1"}, ma.load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-bDone; err != nil {
+		t.Fatal(err)
+	}
+	if items["k0"].Val != 10 || items["k1"].Val != 11 || items["k1"].Info.Source != SourceL2 {
+		t.Fatalf("a's batch: %+v", items)
+	}
+	if ma.calls.Load() != 1 || len(firstKeys) != 1 || firstKeys[0] != "k0" || mb.calls.Load() != 1 {
+		t.Fatalf("a loaded %v in %d calls, b %d calls; want a loading k0 alone once, b k1", firstKeys, ma.calls.Load(), mb.calls.Load())
 	}
 }

@@ -3,6 +3,7 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -55,26 +56,26 @@ func (l *l2) getEach(ctx context.Context, vks []string, out [][]byte) error {
 	return nil
 }
 
-// leaseMany runs getOrLeaseScript for every key in one pipelined round
-// trip, all under one token: per key the state (1 found, 2 leased to us, 3
-// held by another loader) and, where found, the raw value.
+// leaseMany takes the lease of every key in one pipelined round trip, all
+// under one token, as [l2.tryLease] does for one: per key the state (1
+// found, 2 leased to us, 3 held by another loader) and, where found, the
+// raw value.
 func (l *l2) leaseMany(keys []string, token string) ([]int64, [][]byte, error) {
 	states := make([]int64, len(keys))
 	vals := make([][]byte, len(keys))
 	err := l.call(context.Background(), func(ctx context.Context) error {
-		cmds := make([]*redis.Cmd, len(keys))
+		cmds := make([]leaseCmds, len(keys))
 		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range keys {
-				cmds[i] = getOrLeaseScript.Eval(ctx, p, []string{l.valueKey(k), l.leaseKey(k)}, token, l.opt.LeaseTTL.Milliseconds())
+				cmds[i] = l.queueLease(ctx, p, k, token)
 			}
 			return nil
 		})
-		if err != nil {
+		if err = ignoreNil(err); err != nil {
 			return err
 		}
-		for i, c := range cmds {
-			res, _ := c.Slice()
-			states[i], vals[i] = leaseState(res)
+		for i, lc := range cmds {
+			states[i], vals[i], _ = l.leaseOutcome(ctx, keys[i], token, lc)
 			if states[i] != 3 { // a held key is counted by the lease it waits in
 				l.stats.l2Misses.Add(1)
 			}
@@ -85,4 +86,76 @@ func (l *l2) leaseMany(keys []string, token string) ([]int64, [][]byte, error) {
 		return nil, nil, err
 	}
 	return states, vals, nil
+}
+
+// l2Fill is one key's fill: its encoded value, TTL and lease.
+type l2Fill struct {
+	key, lease string
+	raw        []byte
+	ttl        time.Duration
+}
+
+// fillMany writes each fill whose lease still holds, as [l2.fill] does for
+// one, and reports which it stored. On one node it is one transaction for
+// all: WATCH every lease, read them in one round trip, then SET and DEL
+// those still ours in one MULTI/EXEC. If a lease changed meanwhile (a
+// write to one of the keys), EXEC writes nothing and each fill is retried
+// alone. In a Cluster, whose keys sit in many slots, and with the scripts,
+// each key is filled alone.
+func (l *l2) fillMany(ctx context.Context, fills []l2Fill) []bool {
+	out := make([]bool, len(fills))
+	node, ok := l.rdb.(*redis.Client)
+	if len(fills) > 1 && ok && l.opt.ScriptFreeMiss {
+		ours, changed, err := l.fillTogether(ctx, node, fills)
+		if err == nil && !changed {
+			for j := range fills {
+				out[j] = ours[j]
+				if ours[j] {
+					l.stats.l2Fills.Add(1)
+				} else {
+					l.stats.fencedL2Fills.Add(1)
+				}
+			}
+			return out
+		}
+	}
+	for j, f := range fills {
+		out[j] = l.fill(ctx, f.key, f.lease, f.raw, f.ttl)
+	}
+	return out
+}
+
+// fillTogether is fillMany's transaction: which fills it stored; none if
+// a watched lease changed before EXEC (changed) or on an error.
+func (l *l2) fillTogether(ctx context.Context, node *redis.Client, fills []l2Fill) (ours []bool, changed bool, err error) {
+	lks := make([]string, len(fills))
+	for j, f := range fills {
+		lks[j] = l.leaseKey(f.key)
+	}
+	ours = make([]bool, len(fills))
+	check := func(cur []any) bool {
+		any := false
+		for j, f := range fills {
+			s, ok := cur[j].(string)
+			ours[j] = ok && s == f.lease
+			any = any || ours[j]
+		}
+		return any
+	}
+	err = l.call(ctx, func(ctx context.Context) error {
+		var wrote bool
+		wrote, changed, err = casWrite(ctx, node, lks, check, func(p redis.Pipeliner) {
+			for j, f := range fills {
+				if ours[j] {
+					p.Set(ctx, l.valueKey(f.key), f.raw, f.ttl)
+					p.Del(ctx, lks[j])
+				}
+			}
+		})
+		if !wrote {
+			clear(ours)
+		}
+		return err
+	})
+	return ours, changed, err
 }

@@ -39,6 +39,8 @@ var (
 // LoadFunc loads the value of one key from the source of truth. It runs
 // under a context detached from any one caller, bounded by
 // [Options.LoadTimeout], because several callers may share its result.
+// With an [Options.Tracer] that context carries the values (the span) of
+// the read that started the load, still without its cancellation.
 type LoadFunc[V any] func(ctx context.Context) (V, error)
 
 // Source says which tier answered a [Cache.GetInfo].
@@ -74,6 +76,7 @@ type Info struct {
 	Collapsed   bool   // waited on another caller's load in this replica
 	LeaseWaited bool   // waited on another replica's load (the L2 lease)
 	L1Stored    bool   // the value was installed in L1
+	Fenced      bool   // a fill's L1 install was refused: an invalidation (or flush) raced it
 	L2Stored    bool   // the value was written to L2
 	Negative    bool   // the answer is a cached or fresh "not found"
 
@@ -174,6 +177,17 @@ func (c *Cache[V]) Get(ctx context.Context, key string, load LoadFunc[V], opts .
 
 // GetInfo is [Cache.Get] that also says how the value was found.
 func (c *Cache[V]) GetInfo(ctx context.Context, key string, load LoadFunc[V], opts ...GetOption) (V, Info, error) {
+	if t := c.opt.Tracer; t != nil {
+		ctx = t.StartGet(ctx, key)
+		v, info, err := c.getInfo(ctx, key, load, opts)
+		t.EndGet(ctx, info, err)
+		return v, info, err
+	}
+	return c.getInfo(ctx, key, load, opts)
+}
+
+// getInfo is GetInfo without the Tracer.
+func (c *Cache[V]) getInfo(ctx context.Context, key string, load LoadFunc[V], opts []GetOption) (V, Info, error) {
 	var zero V
 	if c.closed.Load() {
 		return zero, Info{}, ErrClosed
@@ -267,7 +281,7 @@ func (c *Cache[V]) miss(ctx context.Context, key string, load LoadFunc[V], now i
 		notBefore = now - int64(c.opt.StalenessBound)
 	}
 	fr, err, shared := c.flight.do(ctx, key, now, notBefore, func() (fillResult[V], error, func() (fillResult[V], error)) {
-		return c.fill(key, load, p)
+		return c.fill(c.fillContext(ctx), key, load, p)
 	})
 	fr.info.Collapsed = shared
 	if shared {
@@ -282,6 +296,16 @@ func (c *Cache[V]) miss(ctx context.Context, key string, load LoadFunc[V], now i
 	return fr.val, fr.info, nil
 }
 
+// fillContext is the context a fill led by the read of ctx runs under:
+// context.Background, or with a Tracer, ctx without its cancellation, so
+// that the fill's Redis calls and load are children of the read's span.
+func (c *Cache[V]) fillContext(ctx context.Context) context.Context {
+	if c.opt.Tracer == nil {
+		return context.Background()
+	}
+	return context.WithoutCancel(ctx)
+}
+
 // fill reads L2 and then the loader, and installs what it found. It runs
 // once per key per replica at a time, detached from the callers' contexts:
 // the L2 read on the leader's goroutine, the rest (lease wait and load) on
@@ -294,17 +318,17 @@ func (c *Cache[V]) miss(ctx context.Context, key string, load LoadFunc[V], now i
 // the lease token instead, which the writer's delete removes (§3.4). A key
 // waiting for a retried invalidation is kept out of L2: the failed delete
 // may have left the old value there.
-func (c *Cache[V]) fill(key string, load LoadFunc[V], p plan) (fillResult[V], error, func() (fillResult[V], error)) {
+func (c *Cache[V]) fill(ctx context.Context, key string, load LoadFunc[V], p plan) (fillResult[V], error, func() (fillResult[V], error)) {
 	var tok fenceToken
 	if c.l1 != nil && !p.skipL1 {
 		tok = c.l1.token(key)
 	}
 	if c.l2 == nil || p.skipL2 || c.retry.pending(key) {
 		return fillResult[V]{}, nil, func() (fillResult[V], error) {
-			return c.load(context.Background(), key, load, tok, "", p, fillResult[V]{})
+			return c.load(ctx, key, load, tok, "", p, fillResult[V]{})
 		}
 	}
-	raw, err := c.l2.get(key)
+	raw, err := c.l2.get(ctx, key)
 	if err == nil && raw != nil {
 		if r, err, ok := c.fromL2(key, tok, raw, p, load); ok {
 			return r, err, nil
@@ -313,17 +337,17 @@ func (c *Cache[V]) fill(key string, load LoadFunc[V], p plan) (fillResult[V], er
 	redisUp := err == nil
 	return fillResult[V]{}, nil, func() (fillResult[V], error) {
 		if !redisUp {
-			return c.load(context.Background(), key, load, tok, "", p, fillResult[V]{})
+			return c.load(ctx, key, load, tok, "", p, fillResult[V]{})
 		}
-		return c.leaseAndLoad(key, load, tok, p)
+		return c.leaseAndLoad(ctx, key, load, tok, p)
 	}
 }
 
 // leaseAndLoad takes the key's lease in L2 (or waits for another replica's
 // loader) and loads.
-func (c *Cache[V]) leaseAndLoad(key string, load LoadFunc[V], tok fenceToken, p plan) (fillResult[V], error) {
+func (c *Cache[V]) leaseAndLoad(ctx context.Context, key string, load LoadFunc[V], tok fenceToken, p plan) (fillResult[V], error) {
 	var res fillResult[V]
-	raw, found, lease, waited := c.l2.lease(key)
+	raw, found, lease, waited := c.l2.lease(ctx, key)
 	if found {
 		if r, err, ok := c.fromL2(key, tok, raw, p, nil); ok {
 			r.info.LeaseWaited = waited
@@ -331,12 +355,12 @@ func (c *Cache[V]) leaseAndLoad(key string, load LoadFunc[V], tok fenceToken, p 
 		}
 	}
 	res.info.LeaseWaited = waited
-	return c.load(context.Background(), key, load, tok, lease, p, res)
+	return c.load(ctx, key, load, tok, lease, p, res)
 }
 
 // load runs the loader and installs its result: in L2 if lease still holds,
-// in L1 if no invalidation came since tok was taken. parent is
-// context.Background but for a refresh, which Close cancels.
+// in L1 if no invalidation came since tok was taken. parent is the fill's
+// context (see fillContext), or for a refresh one that Close cancels.
 func (c *Cache[V]) load(parent context.Context, key string, load LoadFunc[V], tok fenceToken, lease string, p plan, res fillResult[V]) (fillResult[V], error) {
 	ctx, cancel := context.WithTimeout(parent, c.opt.LoadTimeout)
 	defer cancel()
@@ -364,7 +388,7 @@ func (c *Cache[V]) load(parent context.Context, key string, load LoadFunc[V], to
 		}
 	}
 	if !p.skipL1 {
-		res.info.L1Stored = c.install(key, tok, val, neg, refreshAt)
+		c.installInfo(&res.info, key, tok, val, neg, refreshAt)
 	}
 	if neg {
 		return res, ErrNotFound
@@ -399,7 +423,7 @@ func (c *Cache[V]) fromL2(key string, tok fenceToken, raw []byte, p plan, load L
 	res.info.Negative = neg
 	refreshAt := c.refreshFromL2(key, st, neg, p, load)
 	if !p.skipL1 {
-		res.info.L1Stored = c.install(key, tok, res.val, neg, refreshAt)
+		c.installInfo(&res.info, key, tok, res.val, neg, refreshAt)
 	}
 	if neg {
 		return res, ErrNotFound, true
@@ -440,6 +464,16 @@ func (c *Cache[V]) l2TTL(neg bool, p plan) time.Duration {
 // value the codec cannot encode (an error or a panic) is not stored, and
 // the lease is released so other replicas load at once.
 func (c *Cache[V]) storeL2(ctx context.Context, key, lease string, val V, neg bool, p plan) (bool, time.Duration) {
+	f, ok := c.encodeFill(ctx, key, lease, val, neg, p)
+	if !ok {
+		return false, 0
+	}
+	return c.l2.fill(ctx, key, lease, f.raw, f.ttl), f.ttl
+}
+
+// encodeFill encodes val for an L2 fill under lease, stamped with its
+// expiry; a value the codec cannot encode releases the lease.
+func (c *Cache[V]) encodeFill(ctx context.Context, key, lease string, val V, neg bool, p plan) (l2Fill, bool) {
 	var payload []byte
 	if !neg {
 		b, err := marshal(c.codec, val)
@@ -447,13 +481,13 @@ func (c *Cache[V]) storeL2(ctx context.Context, key, lease string, val V, neg bo
 			c.stats.encodeErrors.Add(1)
 			c.warn.Warn("encode", "tiercache: value not stored in L2, the codec failed", "key", key, "err", err)
 			c.l2.release(ctx, key, lease)
-			return false, 0
+			return l2Fill{}, false
 		}
 		payload = b
 	}
 	ttl := c.jitter(c.l2TTL(neg, p))
 	st := l2Stamp{expires: time.Now().Add(ttl).UnixMilli(), ttl: ttl.Milliseconds()}
-	return c.l2.fill(ctx, key, lease, encodeL2(neg, payload, st), ttl), ttl
+	return l2Fill{key: key, lease: lease, raw: encodeL2(neg, payload, st), ttl: ttl}, true
 }
 
 // install puts val in L1 unless an invalidation came since tok; refreshAt
@@ -471,6 +505,13 @@ func (c *Cache[V]) install(key string, tok fenceToken, val V, neg bool, refreshA
 		c.stats.fencedFills.Add(1)
 	}
 	return ok
+}
+
+// installInfo is install that records in info whether the value was
+// stored in L1 or fenced.
+func (c *Cache[V]) installInfo(info *Info, key string, tok fenceToken, val V, neg bool, refreshAt int64) {
+	info.L1Stored = c.install(key, tok, val, neg, refreshAt)
+	info.Fenced = c.l1 != nil && !info.L1Stored
 }
 
 // Close stops the subscriber and the retry loop and waits for them. It does

@@ -3,6 +3,7 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -83,12 +84,18 @@ func TestInvalidateAcrossThreeReplicas(t *testing.T) {
 // fills, lets a write and its invalidation run, then resumes it: neither L1
 // nor L2 may keep the old value (docs/design.md §3.3, §3.4).
 func TestLoadRacingWriteIsFenced(t *testing.T) {
+	for _, scriptFree := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ScriptFreeMiss=%v", scriptFree), func(t *testing.T) { testLoadRacingWriteIsFenced(t, scriptFree) })
+	}
+}
+
+func testLoadRacingWriteIsFenced(t *testing.T, scriptFree bool) {
 	t.Parallel()
 	rdb := needRedis(t)
 	ns := namespace(t, rdb)
 	src := newSource()
 	src.set("k", 1)
-	c := newCache(t, rdb, Options{Namespace: ns})
+	c := newCache(t, rdb, Options{Namespace: ns, ScriptFreeMiss: scriptFree})
 	waitReady(t, c)
 
 	readDone, resume := make(chan struct{}), make(chan struct{})
@@ -98,20 +105,9 @@ func TestLoadRacingWriteIsFenced(t *testing.T) {
 		<-resume
 		return v, nil
 	}
-	got := make(chan Info, 1)
-	go func() {
-		_, info, _ := c.GetInfo(context.Background(), "k", load)
-		got <- info
-	}()
-	<-readDone
-	src.set("k", 2)
-	if err := c.Invalidate(context.Background(), "k"); err != nil {
-		t.Fatal(err)
-	}
-	close(resume)
-	info := <-got
-	if info.L1Stored || info.L2Stored {
-		t.Fatalf("stale fill stored: %+v", info)
+	info := writeDuringFill(t, c, src, load, readDone, resume)
+	if info.L1Stored || info.L2Stored || !info.Fenced {
+		t.Fatalf("stale fill stored or not reported fenced: %+v", info)
 	}
 	if n, _ := rdb.Exists(context.Background(), c.l2.valueKey("k")).Result(); n != 0 {
 		t.Fatal("L2 holds the value read before the write")
@@ -122,6 +118,54 @@ func TestLoadRacingWriteIsFenced(t *testing.T) {
 	if s := c.Stats(); s.FencedFills != 1 || s.FencedL2Fills != 1 {
 		t.Fatalf("fenced fills: got L1 %d L2 %d, want 1 and 1", s.FencedFills, s.FencedL2Fills)
 	}
+}
+
+// rule 4: TestWriteBetweenLeaseCheckAndFillIsFenced pauses an L2 fill after
+// it found its lease standing and before its EXEC, lets a write and its
+// invalidation run, then resumes it: the WATCH on the lease makes EXEC
+// write nothing, so L2 does not keep the old value (docs/design.md §3.4).
+func TestWriteBetweenLeaseCheckAndFillIsFenced(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	src := newSource()
+	src.set("k", 1)
+	checked, resume := make(chan struct{}), make(chan struct{})
+	opt := Options{Namespace: ns, ScriptFreeMiss: true}
+	opt.hooks.fillChecked = func(key string) {
+		close(checked)
+		<-resume
+	}
+	c := newCache(t, rdb, opt)
+	waitReady(t, c)
+	if info := writeDuringFill(t, c, src, src.loader("k"), checked, resume); info.L2Stored {
+		t.Fatalf("stale fill stored in L2: %+v", info)
+	}
+	if n, _ := rdb.Exists(context.Background(), c.l2.valueKey("k")).Result(); n != 0 {
+		t.Fatal("L2 holds the value read before the write")
+	}
+	if s := c.Stats(); s.FencedL2Fills != 1 {
+		t.Fatalf("fenced L2 fills: got %d, want 1", s.FencedL2Fills)
+	}
+}
+
+// writeDuringFill starts a Get of "k" with load, waits until paused is
+// closed (the fill held at the point under test), writes version 2 and
+// invalidates it, then lets the fill go on (resume) and returns its Info.
+func writeDuringFill(t *testing.T, c *Cache[int], src *source, load LoadFunc[int], paused <-chan struct{}, resume chan struct{}) Info {
+	t.Helper()
+	got := make(chan Info, 1)
+	go func() {
+		_, info, _ := c.GetInfo(context.Background(), "k", load)
+		got <- info
+	}()
+	<-paused
+	src.set("k", 2)
+	if err := c.Invalidate(context.Background(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	close(resume)
+	return <-got
 }
 
 // TestL2ReadRacingWriteIsFenced covers the other kind of load: a fill that
@@ -143,10 +187,14 @@ func TestL2ReadRacingWriteIsFenced(t *testing.T) {
 	writer.opt.hooks.afterL2Read = func(string) {
 		once.Do(func() { close(paused); <-resume })
 	}
-	got := make(chan int, 1)
+	type answer struct {
+		v    int
+		info Info
+	}
+	got := make(chan answer, 1)
 	go func() {
-		v, _ := writer.Get(context.Background(), "k", src.loader("k"))
-		got <- v
+		v, info, _ := writer.GetInfo(context.Background(), "k", src.loader("k"))
+		got <- answer{v, info}
 	}()
 	<-paused
 	src.set("k", 2)
@@ -154,8 +202,8 @@ func TestL2ReadRacingWriteIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(resume)
-	if v := <-got; v != 1 {
-		t.Fatalf("the racing read: got %d, want the old 1 (it began before the write)", v)
+	if a := <-got; a.v != 1 || a.info.Source != SourceL2 || a.info.L1Stored || !a.info.Fenced {
+		t.Fatalf("the racing read: got %d %+v, want the old 1 from L2 (it began before the write), fenced out of L1", a.v, a.info)
 	}
 	if v, _ := mustGet(t, writer, "k", src); v != 2 {
 		t.Fatalf("after the write: got %d, want 2", v)

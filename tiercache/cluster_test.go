@@ -77,12 +77,14 @@ func clusterClient(t *testing.T, addrs []string) *redis.ClusterClient {
 
 // TestRedisCluster runs two replicas on a Cluster client: values and leases
 // share a slot, invalidations travel over sharded pub/sub, and groups work.
+// a fills without Lua (a WATCH transaction on each key's master), b with
+// the scripts.
 func TestRedisCluster(t *testing.T) {
 	t.Parallel()
 	addrs := startCluster(t)
 	newClient := func() *redis.ClusterClient { return clusterClient(t, addrs) }
 	src := newSource()
-	a := newCache(t, newClient(), Options{Namespace: "cl", L2Timeout: time.Second})
+	a := newCache(t, newClient(), Options{Namespace: "cl", L2Timeout: time.Second, ScriptFreeMiss: true})
 	b := newCache(t, newClient(), Options{Namespace: "cl", L2Timeout: time.Second})
 	waitReady(t, a, b)
 	ctx := context.Background()

@@ -14,8 +14,9 @@
 // Redis; on a Redis miss it takes a lease on the key (SET NX of a random
 // token) so that, across all replicas, one loader runs while the others
 // re-read Redis briefly. The loader's result goes to Redis only if the lease
-// still stands, and to L1 only if no invalidation of the key arrived since
-// the fill began.
+// still stands (a compare-and-set: a Lua script, or a WATCH transaction
+// with Options.ScriptFreeMiss), and to L1 only if no invalidation of the
+// key arrived since the fill began.
 //
 // # Invalidation
 //
@@ -88,6 +89,17 @@
 //
 // [Cache.Stats] reports the lag of each message and the freshness age.
 //
+// # Observability
+//
+// [Cache.Stats] and [Cache.State] are what package tiercacheprom exports to
+// Prometheus. [Options.Tracer] is told of each Get and GetInfo, with the
+// [Info] of how it was answered; package tiercacheotel implements it with
+// OpenTelemetry spans. A traced fill runs under the context of the read
+// that leads it (without its cancellation), so the spans of its Redis
+// commands and of the loader are children of that read's. Without a
+// Tracer a read pays one nil check. The package itself links neither
+// library.
+//
 // # Redis down
 //
 // Every Redis call has a short timeout (Options.L2Timeout) and goes through a
@@ -111,7 +123,8 @@
 //	1  invalidate after commit               products: TestInvalidateAfterCommit
 //	2  order: L2 delete, L1, publish         TestL2DeleteBeforeL1Evict, TestInvalidationOrder, TestL2ReadRacingWriteIsFenced
 //	3  L1 fill fencing, forget loads         TestLoadRacingWriteIsFenced, TestInvalidationForgetsLoadInFlight
-//	4  L2 stale-set protection (lease)       TestLoadRacingWriteIsFenced, TestStampede
+//	4  L2 stale-set protection (lease)       TestLoadRacingWriteIsFenced, TestStampede,
+//	                                         TestWriteBetweenLeaseCheckAndFillIsFenced
 //	5  no L1 before subscription             TestNoL1BeforeSubscription
 //	6  missed messages: flush, gaps          TestLostMessageAfterPubSubKill, TestResubscribeFencesFillsOfTheGap,
 //	                                         TestFlushFencesAndForgetsFillInFlight, TestMalformedAndOwnMessages,
@@ -149,7 +162,8 @@
 //	                                         TestStaleIfErrorKeepsNotFound, TestSoftTimeoutServesCopyWhileLoadCompletes,
 //	                                         TestFailSafeStoreBounded, TestGetManyStaleIfError, TestGetManySoftTimeout
 //	17 batch reads keep per-key rules        TestGetManyMixed, TestGetManyRacingWriteIsFenced, TestGetManySharesLoadWithGet,
-//	                                         TestGetManyThreeReplicas, TestGetManyLoaderFails, TestGetManyL2OneRoundTrip,
+//	                                         TestGetManyThreeReplicas, TestGetManyLoadsItsLeasesWhileWaiting,
+//	                                         TestGetManyLoaderFails, TestGetManyL2OneRoundTrip,
 //	                                         TestGetManyNoJoinOfLoadOlderThanBound, TestGetManyCluster
 //	18 eager refresh                         TestEagerRefreshOneLoaderAcrossReplicas, TestEagerRefreshRacingWriteIsFenced,
 //	                                         TestEagerRefreshFromL1Hit, TestCloseCancelsRefresh, TestNoRefreshWhenOff

@@ -67,13 +67,14 @@ func (l *l2) record(err error) error {
 }
 
 // get reads key's raw value: nil and no error on a miss. It is the L2-hit
-// path, written out without closures so that a hit allocates little.
-func (l *l2) get(key string) ([]byte, error) {
+// path, written out without closures so that a hit allocates little. ctx
+// carries no deadline or cancellation (see Cache.fillContext).
+func (l *l2) get(ctx context.Context, key string) ([]byte, error) {
 	if !l.br.allow() {
 		l.stats.l2Errors.Add(1)
 		return nil, errBreakerOpen
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.opt.L2Timeout)
+	ctx, cancel := context.WithTimeout(ctx, l.opt.L2Timeout)
 	b, err := l.rdb.Get(ctx, l.valueKey(key)).Bytes()
 	cancel()
 	if err = l.record(err); err != nil || b == nil {
@@ -81,6 +82,16 @@ func (l *l2) get(key string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// The miss path takes a lease and fills L2 under it (docs/design.md §3.4)
+// by Lua scripts, or, with Options.ScriptFreeMiss, without Lua: the lease
+// is then a pipelined SET NX PX and GET, one round trip; the fill a
+// compare-and-set made of WATCH and MGET, then MULTI/EXEC, Redis's
+// optimistic transaction: the value is written only if the lease still
+// holds our token, and a writer's DEL of the lease between our MGET and
+// EXEC (or the lease's expiry, or another replica's SET) makes EXEC write
+// nothing. Scripts cost Redis more command time, the transaction one more
+// round trip (the README's miss-path figures).
 
 // getOrLeaseScript returns {1, value} on a hit, {2} when it took the lease
 // for the caller, {3} when another loader holds it.
@@ -103,6 +114,10 @@ end
 return 0
 `)
 
+// releaseScript deletes a lease only if it still holds the caller's token.
+// It stays a script because it is a compare-and-delete, and a WATCH
+// transaction would cost three round trips on a path that runs only after
+// a failed load or a lease taken in vain.
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -113,15 +128,14 @@ return 0
 // (and is taken), or LeaseWait passes. It returns the raw value if found,
 // else the lease token held (empty if none: the caller loads without
 // filling L2). waited reports a wait on another loader.
-func (l *l2) lease(key string) (raw []byte, found bool, lease string, waited bool) {
+func (l *l2) lease(ctx context.Context, key string) (raw []byte, found bool, lease string, waited bool) {
 	l.stats.l2Misses.Add(1)
-	ctx, cancel := context.WithTimeout(context.Background(), l.opt.LeaseWait+l.opt.L2Timeout)
+	ctx, cancel := context.WithTimeout(ctx, l.opt.LeaseWait+l.opt.L2Timeout)
 	defer cancel()
-	vk, lk := l.valueKey(key), l.leaseKey(key)
 	token := randomToken()
 	deadline := time.Now().Add(l.opt.LeaseWait)
 	for {
-		state, v, err := l.tryLease(ctx, vk, lk, token)
+		state, v, err := l.tryLease(ctx, key, token)
 		switch {
 		case err != nil:
 			return nil, false, "", waited
@@ -149,17 +163,82 @@ func (l *l2) lease(key string) (raw []byte, found bool, lease string, waited boo
 	}
 }
 
-func (l *l2) tryLease(ctx context.Context, vk, lk, token string) (int64, []byte, error) {
-	var res []any
-	err := l.call(ctx, func(ctx context.Context) (err error) {
-		res, err = getOrLeaseScript.Run(ctx, l.rdb, []string{vk, lk}, token, l.opt.LeaseTTL.Milliseconds()).Slice()
-		return err
+// tryLease reads key's value and takes its lease for token unless another
+// loader holds it: state 1 found (with the value), 2 leased to us, 3 held.
+func (l *l2) tryLease(ctx context.Context, key, token string) (int64, []byte, error) {
+	var lc leaseCmds
+	err := l.call(ctx, func(ctx context.Context) error {
+		if !l.opt.ScriptFreeMiss { // EVALSHA, as the scripted path ran it
+			lc.script = getOrLeaseScript.Run(ctx, l.rdb, []string{l.valueKey(key), l.leaseKey(key)}, token, l.opt.LeaseTTL.Milliseconds())
+			return ignoreNil(lc.script.Err())
+		}
+		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			lc = l.queueLease(ctx, p, key, token)
+			return nil
+		})
+		return ignoreNil(err)
 	})
 	if err != nil {
 		return 0, nil, err
 	}
-	state, v := leaseState(res)
-	return state, v, nil
+	return l.leaseOutcome(ctx, key, token, lc)
+}
+
+// leaseCmds are the queued commands of one key's lease: the script's
+// answer, or the SET NX and the GET that replace it.
+type leaseCmds struct {
+	script *redis.Cmd
+	took   *redis.BoolCmd
+	get    *redis.StringCmd
+}
+
+// queueLease queues key's lease for token on p: SET NX PX, then GET, so
+// that a value filled before the GET is seen whether or not the SET took
+// the lease.
+func (l *l2) queueLease(ctx context.Context, p redis.Pipeliner, key, token string) leaseCmds {
+	vk, lk := l.valueKey(key), l.leaseKey(key)
+	if !l.opt.ScriptFreeMiss {
+		return leaseCmds{script: getOrLeaseScript.Eval(ctx, p, []string{vk, lk}, token, l.opt.LeaseTTL.Milliseconds())}
+	}
+	return leaseCmds{took: p.SetNX(ctx, lk, token, l.opt.LeaseTTL), get: p.Get(ctx, vk)}
+}
+
+// leaseOutcome reads a lease's answers. A lease taken beside a value that
+// is already there (another replica filled it since our miss) is released
+// at once, so the next miss after the value expires need not wait for it.
+func (l *l2) leaseOutcome(ctx context.Context, key, token string, lc leaseCmds) (int64, []byte, error) {
+	if lc.script != nil {
+		res, err := lc.script.Slice()
+		if err != nil {
+			return 0, nil, err
+		}
+		state, v := leaseState(res)
+		return state, v, nil
+	}
+	if err := ignoreNil(lc.took.Err()); err != nil {
+		return 0, nil, err
+	}
+	b, err := lc.get.Bytes()
+	switch {
+	case err == nil:
+		if lc.took.Val() {
+			l.release(ctx, key, token)
+		}
+		return 1, b, nil
+	case !errors.Is(err, redis.Nil):
+		return 0, nil, err
+	case lc.took.Val():
+		return 2, nil, nil
+	}
+	return 3, nil, nil
+}
+
+// ignoreNil treats redis.Nil, a miss, as no error.
+func ignoreNil(err error) error {
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	return err
 }
 
 // leaseState reads getOrLeaseScript's answer: the state and, on a hit, the
@@ -178,9 +257,9 @@ func leaseState(res []any) (int64, []byte) {
 
 // fill writes raw under key if lease still holds; it reports whether it did.
 func (l *l2) fill(ctx context.Context, key, lease string, raw []byte, ttl time.Duration) bool {
-	var n int64
+	var stored bool
 	err := l.call(ctx, func(ctx context.Context) (err error) {
-		n, err = fillScript.Run(ctx, l.rdb, []string{l.valueKey(key), l.leaseKey(key)}, lease, raw, ttl.Milliseconds()).Int64()
+		stored, err = l.fillIfLeased(ctx, key, lease, raw, ttl)
 		return err
 	})
 	if err != nil {
@@ -190,12 +269,96 @@ func (l *l2) fill(ctx context.Context, key, lease string, raw []byte, ttl time.D
 		l.release(ctx, key, lease)
 		return false
 	}
-	if n == 0 {
+	if !stored {
 		l.stats.fencedL2Fills.Add(1)
 		return false
 	}
 	l.stats.l2Fills.Add(1)
 	return true
+}
+
+// fillIfLeased is the compare-and-set of a fill: SET the value and DEL the
+// lease only while the lease holds our token (docs/design.md §3.4).
+func (l *l2) fillIfLeased(ctx context.Context, key, lease string, raw []byte, ttl time.Duration) (bool, error) {
+	vk, lk := l.valueKey(key), l.leaseKey(key)
+	var cl *redis.Client
+	if l.opt.ScriptFreeMiss {
+		var err error
+		if cl, err = l.watchClient(ctx, lk); err != nil {
+			return false, err
+		}
+	}
+	if cl == nil {
+		n, err := fillScript.Run(ctx, l.rdb, []string{vk, lk}, lease, raw, ttl.Milliseconds()).Int64()
+		return n == 1, err
+	}
+	ours := func(cur []any) bool {
+		s, ok := cur[0].(string)
+		ok = ok && s == lease
+		if h := l.opt.hooks.fillChecked; ok && h != nil {
+			h(key)
+		}
+		return ok
+	}
+	stored, _, err := casWrite(ctx, cl, []string{lk}, ours, func(p redis.Pipeliner) {
+		p.Set(ctx, vk, raw, ttl)
+		p.Del(ctx, lk)
+	})
+	return stored, err
+}
+
+// watchClient is the client of the node that holds key, on which a WATCH
+// transaction runs (in a Cluster, the slot's master); nil for a client of
+// another kind, which fills by script.
+func (l *l2) watchClient(ctx context.Context, key string) (*redis.Client, error) {
+	switch c := l.rdb.(type) {
+	case *redis.Client:
+		return c, nil
+	case *redis.ClusterClient:
+		return c.MasterForKey(ctx, key)
+	}
+	return nil, nil
+}
+
+// casWrite is a compare-and-set without Lua, in two round trips: WATCH
+// keys and MGET them, then, if ours accepts what they hold, write's
+// commands in MULTI/EXEC, which Redis runs only if no watched key changed
+// after the WATCH (a DEL, a SET, an expiry). It reports whether the write
+// ran, and changed when ours accepted but a key changed before EXEC.
+func casWrite(ctx context.Context, cl *redis.Client, keys []string, ours func(cur []any) bool, write func(p redis.Pipeliner)) (wrote, changed bool, err error) {
+	args := make([]any, 0, len(keys)+1)
+	args = append(args, "watch")
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	err = cl.Watch(ctx, func(tx *redis.Tx) error {
+		var cur *redis.SliceCmd
+		_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Do(ctx, args...)
+			cur = p.MGet(ctx, keys...)
+			return nil
+		})
+		if err != nil || !ours(cur.Val()) {
+			// The WATCH went in a pipeline, which go-redis does not
+			// track: release it here, not on the pooled connection.
+			_ = tx.Unwatch(ctx).Err()
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			write(p)
+			return nil
+		})
+		switch {
+		case err == nil:
+			wrote = true
+		case errors.Is(err, redis.TxFailedErr):
+			changed, err = true, nil
+		default:
+			_ = tx.Unwatch(ctx).Err() // EXEC may not have run
+		}
+		return err
+	})
+	return wrote, changed, err
 }
 
 // release gives up a lease after a failed load so waiters need not time out.

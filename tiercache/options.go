@@ -146,6 +146,17 @@ type Options struct {
 	// LeasePoll is the interval at which a waiting caller re-reads L2.
 	// Default 5ms.
 	LeasePoll time.Duration
+	// ScriptFreeMiss takes the lease and fills L2 with plain commands and a
+	// WATCH transaction instead of Lua scripts (docs/design.md §3.4). It
+	// costs Redis less than half the command time per miss but one more
+	// round trip, whose network and event-loop time measured about what
+	// it saved (README, "The miss path without Lua"), so it is off by
+	// default. Releasing a lease after a failed load and the eager
+	// refresh's lease stay scripts, since each is one compare step that
+	// runs rarely. Batch fills (GetMany) on one node go in one transaction
+	// for all keys. A Redis ACL must then allow WATCH, MULTI, EXEC and
+	// UNWATCH.
+	ScriptFreeMiss bool
 
 	// BreakerThreshold is the number of consecutive Redis failures that open
 	// the circuit breaker. Default 5.
@@ -187,6 +198,11 @@ type Options struct {
 
 	// Logger receives warnings and errors. Default: discard.
 	Logger *slog.Logger
+	// Tracer, if set, sees every [Cache.Get] and [Cache.GetInfo], so that a
+	// tracing library can give each read a span; package tiercacheotel
+	// implements it with OpenTelemetry. Default none: a read then pays one
+	// nil check.
+	Tracer Tracer
 
 	hooks hooks
 }

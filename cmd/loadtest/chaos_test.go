@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,7 +17,7 @@ import (
 // redis-server and database, and checks the table, the JSON figures, the
 // bounds, and that the victim's failures are on the victim alone.
 func TestChaosEndToEnd(t *testing.T) {
-	res, text, code := runChaos(t, "-phase", "5s", "-phases", "replica-kill,pg-terminate")
+	res, text, code := runChaos(t, 300*time.Second, "-phase", "5s", "-phases", "replica-kill,pg-terminate")
 	if len(res.Phases) != 2 || res.Phases[0].Name != "replica-kill" || res.Phases[1].Name != "pg-terminate" {
 		t.Fatalf("phases %+v", res.Phases)
 	}
@@ -50,7 +51,7 @@ func TestChaosEndToEnd(t *testing.T) {
 // for, and the database is open again afterwards (the lost-write check
 // reads it).
 func TestChaosDBOutage(t *testing.T) {
-	res, text, code := runChaos(t, "-phase", "8s", "-phases", "db-outage")
+	res, text, code := runChaos(t, 300*time.Second, "-phase", "8s", "-phases", "db-outage")
 	if len(res.Phases) != 1 {
 		t.Fatalf("phases %+v", res.Phases)
 	}
@@ -70,7 +71,7 @@ func TestChaosDBOutage(t *testing.T) {
 // have run a real failover (the promotion seen, requests counted) and
 // kept its bound: no stale read 3 s after the promotion, no lost write.
 func TestChaosSentinelFailover(t *testing.T) {
-	res, text, code := runChaos(t, "-phase", "5s", "-phases", "sentinel-failover")
+	res, text, code := runChaos(t, 300*time.Second, "-phase", "5s", "-phases", "sentinel-failover")
 	if len(res.Phases) != 1 || res.Phases[0].Name != "sentinel-failover" {
 		t.Fatalf("phases %+v\n%s", res.Phases, text)
 	}
@@ -88,13 +89,36 @@ func TestChaosSentinelFailover(t *testing.T) {
 		p.StaleReads, p.WorstStale, p.StaleBound, p.Failed, p.Requests, p.PromotionMs)
 }
 
-// runChaos runs loadtest chaos with args on 300 products and 8 VUs, and
-// returns its JSON result, its output and its exit code.
-func runChaos(t *testing.T, args ...string) (chaos.Result, string, int) {
+// TestChaosThroughHAProxy runs the two restart phases of loadtest chaos
+// through haproxy: the rolling restart of every replica fails no request
+// and counts what each replica served while draining; the kill fails only
+// requests in flight on the victim.
+func TestChaosThroughHAProxy(t *testing.T) {
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		t.Skip("haproxy not on PATH: install Debian package haproxy (.ci/run does)")
+	}
+	res, text, code := runChaos(t, 300*time.Second, "-balancer", "haproxy", "-phase", "15s", "-phases", "replica-term,replica-kill")
+	if len(res.Phases) != 2 {
+		t.Fatalf("phases %+v", res.Phases)
+	}
+	term, kill := res.Phases[0], res.Phases[1]
+	if term.Balancer != "haproxy" || term.Failed != 0 || len(term.Draining) != 3 || term.Requests == 0 {
+		t.Errorf("replica-term through haproxy: %d failed of %d, draining %v, balancer %q", term.Failed, term.Requests, term.Draining, term.Balancer)
+	}
+	if kill.Balancer != "haproxy" || kill.Failed > 8 || kill.Failures.ByCause["refused"] != 0 {
+		t.Errorf("replica-kill through haproxy: %d failed, %+v", kill.Failed, kill.Failures)
+	}
+	if code != 0 || !res.OK || !strings.Contains(text, "served while draining") {
+		t.Errorf("exit %d (ok %v), table:\n%s", code, res.OK, text)
+	}
+}
+
+// runChaos runs loadtest chaos with args on 300 products and 8 VUs, within
+// limit (two phases and their set-up take under a minute on a quiet
+// machine, over 120 s at load 29), and returns its JSON figures, its output and its exit code.
+func runChaos(t *testing.T, limit time.Duration, args ...string) (chaos.Result, string, int) {
 	t.Helper()
-	// Two phases and their set-up take under a minute on a quiet machine;
-	// at load 29 one run took over 120 s.
-	ctx, _, productsd, lt := startE2E(t, 300*time.Second)
+	ctx, _, productsd, lt := startE2E(t, limit)
 	out := filepath.Join(t.TempDir(), "chaos.json")
 	args = append([]string{"chaos", "-productsd", productsd, "-products", "300", "-vus", "8", "-out", out}, args...)
 	text, code := runBinary(ctx, t, lt, args...)

@@ -102,7 +102,7 @@ func runCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := sc.Normalize(); err != nil {
 		return usageError{err}
 	}
-	sum, err := loadtest.Run(ctx, sc, opt)
+	sum, err := f.run(ctx, sc, opt)
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func demoCmd(ctx context.Context, args []string, getenv func(string) string, std
 	defer cl.Stop()
 	fmt.Fprintf(stderr, "loadtest: %d %s replicas: %s\n", cc.c.replicas, *mode, strings.Join(cl.URLs(), " "))
 	opt.Targets = cl.URLs()
-	sum, err := loadtest.Run(ctx, sc, opt)
+	sum, err := cc.f.run(ctx, sc, opt)
 	if err != nil {
 		return err
 	}
@@ -357,6 +357,11 @@ func compareCmd(ctx context.Context, args []string, getenv func(string) string, 
 // table is what compare prints) and so is -redis-url with -private-redis.
 func (cc *clusterCmd) compareConfig(file, configs string, rounds int, privateRedis bool) (compare.Config, []loadtest.Threshold, error) {
 	unused := map[string]string{"quiet": "compare prints its table, not a run's summary"}
+	for _, o := range cc.f.outs {
+		if strings.HasPrefix(o, "json=") {
+			return compare.Config{}, nil, usagef("-out json=: compare runs many configurations; stream one with loadtest run or demo")
+		}
+	}
 	if privateRedis {
 		unused["redis-url"] = "the replicas use a private redis-server (-private-redis=false uses -redis-url)"
 	}
@@ -594,12 +599,17 @@ func chaosCmd(ctx context.Context, args []string, getenv func(string) string, st
 	verbose := fs.Bool("v", false, "show the output of productsd and redis-server")
 	progress := fs.Bool("progress", false, "print a line per second during each phase")
 	out := fs.String("out", "", "also write the figures as JSON to this file")
+	balancer := fs.String("balancer", "none", "haproxy: send replica-kill and replica-term through an haproxy process checking /readyz (rolling restart of every replica, SHUTDOWN_DELAY=2s); none: straight to the replicas")
+	haproxy := fs.String("haproxy", "haproxy", "the haproxy binary, for -balancer haproxy")
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
+	if *balancer == "none" {
+		*balancer = ""
+	}
 	cfg := chaos.Config{
 		Binary: *binary, DatabaseURL: *dbURL, Replicas: *replicas, Phase: *phase, Phases: splitList(*phases),
-		Products: *products, VUs: *vus,
+		Products: *products, VUs: *vus, Balancer: *balancer, HAProxy: *haproxy,
 		Logf: stderrLogf(stderr),
 	}
 	if *verbose {

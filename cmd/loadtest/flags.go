@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -69,7 +70,7 @@ func (f *scenarioFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.staleIfError, "stale-if-error", 0, "get and batch reads send Cache-Control: stale-if-error=<this, whole seconds>; their labelled stale answers are counted apart (default: none)")
 	fs.Float64Var(&f.staleIfErrorShare, "stale-if-error-share", 0, "share of get and batch reads that send -stale-if-error (default 1)")
 	fs.Int64Var(&f.maxRequests, "max-requests", 0, "stop after this many requests")
-	fs.Var(&f.outs, "out", "output: summary=FILE (the summary as JSON) or html=FILE (repeatable)")
+	fs.Var(&f.outs, "out", "output: summary=FILE (the summary as JSON), html=FILE (the report) or json=FILE (k6's --out json stream: a point per metric per request) (repeatable)")
 	fs.StringVar(&f.summaryExport, "summary-export", "", "write the end-of-test summary to FILE in k6's --summary-export JSON shape")
 	fs.BoolVar(&f.progress, "progress", false, "print progress on stderr even when it is not a terminal")
 	fs.BoolVar(&f.quiet, "quiet", false, "no end-of-test summary on stdout")
@@ -270,6 +271,31 @@ func parseMix(s string) (loadtest.Mix, error) {
 	return m, nil
 }
 
+// run runs sc with opt and, for -out json=FILE, streams every request's
+// points to FILE as it goes (k6's --out json line format).
+func (f *scenarioFlags) run(ctx context.Context, sc *loadtest.Scenario, opt loadtest.RunOptions) (*loadtest.Summary, error) {
+	var files []*os.File
+	for _, o := range f.outs {
+		if kind, path, _ := strings.Cut(o, "="); kind == "json" {
+			file, err := os.Create(path)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, file)
+		}
+	}
+	if len(files) == 0 { // validateOuts allows one at most
+		return loadtest.Run(ctx, sc, opt)
+	}
+	opt.Points = loadtest.NewPointStream(files[0], sc.Name)
+	sum, err := loadtest.Run(ctx, sc, opt)
+	err = errors.Join(err, opt.Points.Close(), files[0].Close())
+	if err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
 // runOptions decides on the progress line: on when stderr is a terminal or
 // -progress is given.
 func (f *scenarioFlags) runOptions(stderr io.Writer) loadtest.RunOptions {
@@ -309,13 +335,14 @@ func (f *scenarioFlags) report(sum *loadtest.Summary, stdout io.Writer) error {
 		var err error
 		switch {
 		case !ok || path == "":
-			err = usagef("bad -out %q: want summary=FILE or html=FILE", o)
+			err = usagef("bad -out %q: want summary=FILE, html=FILE or json=FILE", o)
+		case kind == "json": // written while the run went (run)
 		case kind == "summary":
 			err = sum.WriteJSONFile(path)
 		case kind == "html":
 			err = loadtest.WriteHTMLFile(path, sum)
 		default:
-			err = usagef("bad -out %q: want summary=FILE or html=FILE", o)
+			err = usagef("bad -out %q: want summary=FILE, html=FILE or json=FILE", o)
 		}
 		if err != nil {
 			return err
@@ -335,13 +362,16 @@ func (f *scenarioFlags) report(sum *loadtest.Summary, stdout io.Writer) error {
 
 // validateOuts checks -out before a run, not after minutes of load.
 func (f *scenarioFlags) validateOuts() error {
+	jsons := 0
 	for _, o := range f.outs {
 		kind, path, ok := strings.Cut(o, "=")
-		if kind == "json" {
-			return usagef("-out json= would be k6's one-point-per-line stream, which loadtest does not write: -out summary=FILE writes the summary as JSON")
+		if !ok || path == "" || (kind != "summary" && kind != "html" && kind != "json") {
+			return usagef("bad -out %q: want summary=FILE, html=FILE or json=FILE", o)
 		}
-		if !ok || path == "" || (kind != "summary" && kind != "html") {
-			return usagef("bad -out %q: want summary=FILE or html=FILE", o)
+		if kind == "json" {
+			if jsons++; jsons > 1 {
+				return usagef("one -out json=FILE at most")
+			}
 		}
 	}
 	return nil

@@ -47,7 +47,8 @@ func TestUsageErrors(t *testing.T) {
 		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-mix", "batch=1", "-batch-size", "101"}, // the API takes 100
 		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-threshold", "latency<5"},
 		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-out", "xml=f"},
-		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-out", "json=f"}, // not k6's point stream
+		{"loadtest", "run", "-targets", "http://127.0.0.1:1", "-out", "json=f", "-out", "json=g"}, // one stream
+		{"loadtest", "compare", "-out", "json=f"},                                                 // many configurations, one stream
 		{"loadtest", "run", "-targets", "ftp://x"},
 		{"loadtest", "compare", "-configs", "none,memcached"},
 		{"loadtest", "demo", "-targets", "http://127.0.0.1:1"},       // starts its own replicas

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -49,6 +50,7 @@ type config struct {
 	staleIfError   time.Duration // CACHE_STALE_IF_ERROR: default fail-safe allowance (0: off)
 	softTimeout    time.Duration // CACHE_SOFT_TIMEOUT: opted-in reads answer stale after it (0: off)
 	refreshAhead   float64       // CACHE_REFRESH_AHEAD: tiercache Options.RefreshAhead (0 here: off, -1 there)
+	otlpEndpoint   string        // OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP receiver of the traces; empty: no tracing
 
 	pool  *pgxpool.Config // parsed DATABASE_URL
 	redis *redisConfig    // REDIS_URL parsed for REDIS_MODE; nil when the mode needs no Redis
@@ -89,6 +91,7 @@ func settings() []*setting {
 		{env: "CACHE_STALE_IF_ERROR", flag: "cache-stale-if-error", def: "0s", usage: "when the database fails, how stale a product read without a stale-if-error directive may be answered (labelled, with Age); 0 (the default): never"},
 		{env: "CACHE_SOFT_TIMEOUT", flag: "cache-soft-timeout", def: "0s", usage: "a database read slower than this answers a read that accepts stale values with its stale copy, the read going on; 0 (the default): off"},
 		{env: "PPROF_ADDR", flag: "pprof-addr", def: "", usage: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060), apart from the API; empty (the default) serves it nowhere"},
+		{env: "OTEL_EXPORTER_OTLP_ENDPOINT", flag: "otlp-endpoint", def: "", usage: "OpenTelemetry: trace requests, cache reads, Redis commands and queries, and export the spans over OTLP/HTTP to this base URL (e.g. http://127.0.0.1:4318); empty (the default): no tracing, no cost"},
 	}
 }
 
@@ -183,6 +186,11 @@ func resolve(v map[string]string) (config, error) {
 	if c.pprofAddr = v["PPROF_ADDR"]; c.pprofAddr != "" {
 		if _, _, err := net.SplitHostPort(c.pprofAddr); err != nil {
 			check(fmt.Errorf("PPROF_ADDR: invalid listen address %q, want host:port", c.pprofAddr))
+		}
+	}
+	if c.otlpEndpoint = v["OTEL_EXPORTER_OTLP_ENDPOINT"]; c.otlpEndpoint != "" {
+		if u, err := url.Parse(c.otlpEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			check(fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: invalid URL %q, want http(s)://host:port", c.otlpEndpoint))
 		}
 	}
 	switch c.redisMode {

@@ -62,6 +62,7 @@ func TestBadConfig(t *testing.T) {
 		{"log level", map[string]string{"LOG_LEVEL": "loud"}, nil, `LOG_LEVEL: invalid level "loud"`},
 		{"addr", map[string]string{"ADDR": "8080"}, nil, `ADDR: invalid listen address "8080"`},
 		{"pprof addr", map[string]string{"PPROF_ADDR": "6060"}, nil, `PPROF_ADDR: invalid listen address "6060"`},
+		{"otlp endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:4318"}, nil, `OTEL_EXPORTER_OTLP_ENDPOINT: invalid URL "127.0.0.1:4318"`},
 		{"database URL", map[string]string{"DATABASE_URL": "postgres://127.0.0.1:notaport/x"}, nil, `DATABASE_URL: `},
 		{"redis URL", map[string]string{"REDIS_URL": "http://127.0.0.1:6379"}, nil, `REDIS_URL: `},
 		{"cluster URL", map[string]string{"REDIS_MODE": "cluster", "REDIS_URL": "redis://127.0.0.1:7000?addr=127.0.0.1:7001&bogus=1"}, nil, `REDIS_URL: not a valid URL for REDIS_MODE cluster`},

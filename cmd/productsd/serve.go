@@ -30,21 +30,28 @@ type deps struct {
 	stopRedis func()                           // stops the client's helpers (sentinel watch)
 	cache     *tiercache.Cache[products.Entry] // nil in mode none
 	svc       *products.Service
+	tracing   *tracing // nil unless OTEL_EXPORTER_OTLP_ENDPOINT is set
 }
 
 // open builds the pool, the Redis client and the cache. None of them
 // connects yet: a database or Redis that is down at start is retried later,
 // not fatal.
 func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
+	tr, err := newTracing(ctx, cfg.otlpEndpoint, cfg.replicaID)
+	if err != nil {
+		return nil, err
+	}
 	pc := cfg.pool.Copy()
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		pc.ConnConfig.ConnectTimeout = 3 * time.Second
 	}
+	tr.pool(pc)
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
+		_ = tr.shutdown(ctx)
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	d := &deps{pool: pool}
+	d := &deps{pool: pool, tracing: tr}
 	mode, cached := cfg.cacheMode()
 	// A new Redis master, announced by the sentinels or seen by the cache
 	// as a new run_id, makes the outbox replay its window (docs/design.md
@@ -59,6 +66,10 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 		rc := *cfg.redis
 		rc.onSwitch = masterChanged
 		d.rdb, d.stopRedis = rc.newClient(logger)
+		if err := tr.redis(d.rdb); err != nil {
+			d.close()
+			return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: tracing Redis: %w", err)
+		}
 	}
 	if cached {
 		d.cache, err = tiercache.New[products.Entry](d.rdb, products.EntryCodec{}, tiercache.Options{
@@ -78,6 +89,7 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 			TopologyInterval:  cfg.topologyEvery,
 			OnMasterChange:    masterChanged,
 			Logger:            logger,
+			Tracer:            tr.cache(),
 		})
 		if err != nil {
 			d.close()
@@ -91,8 +103,13 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 }
 
 // close releases in order: the cache (its subscriber and retry loop), then
-// Redis, then the database.
+// Redis, then the database, and last exports the spans left.
 func (d *deps) close() {
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = d.tracing.shutdown(ctx)
+	}()
 	if d.cache != nil {
 		_ = d.cache.Close()
 	}
@@ -148,7 +165,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv := httpserver.New(products.NewServer(logger, d.svc, reg), slog.NewLogLogger(logger.Handler(), slog.LevelWarn))
+	srv := httpserver.New(d.tracing.handler(products.NewServer(logger, d.svc, reg)), slog.NewLogLogger(logger.Handler(), slog.LevelWarn))
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("ADDR: %w", err)

@@ -42,7 +42,19 @@ type Config struct {
 	// Progress receives a line per second during each phase; nil for none.
 	Progress io.Writer
 	Logf     func(format string, args ...any)
+	// Balancer, if "haproxy", puts an haproxy process (HAProxy names its
+	// binary; default on the PATH) in front of the replicas for the
+	// replica-kill and replica-term phases, checking /readyz as the k8s
+	// readiness probe does, and starts the replicas with
+	// SHUTDOWN_DELAY=2s. "" sends every phase straight to the replicas.
+	Balancer string
+	HAProxy  string
 }
+
+// balancerShutdownDelay is the replicas' SHUTDOWN_DELAY behind the
+// balancer: longer than its check interval (500 ms) and one failed check,
+// so it takes a replica out before the replica stops serving.
+const balancerShutdownDelay = 2 * time.Second
 
 // PhaseResult is the figures of one phase and the verdict on its bounds.
 type PhaseResult struct {
@@ -98,6 +110,15 @@ type PhaseResult struct {
 	MaxStaleAgeS     int64 `json:"max_stale_age_s,omitempty"`
 	LabelledOld      int64 `json:"labelled_old,omitempty"`
 
+	// Balancer is "haproxy" when the phase's load went through it.
+	Balancer string `json:"balancer,omitempty"`
+	// Draining is, for a rolling restart behind the balancer, how many
+	// requests each replica served between its SIGTERM and its exit.
+	Draining map[string]int64 `json:"served_while_draining,omitempty"`
+	// InFlight is, for a kill behind the balancer, how many requests the
+	// balancer had in flight on the victim just before the SIGKILL.
+	InFlight int64 `json:"in_flight_at_kill,omitempty"`
+
 	OK       bool              `json:"ok"`
 	Breaches []string          `json:"breaches,omitempty"`
 	Summary  *loadtest.Summary `json:"-"`
@@ -119,10 +140,11 @@ type env struct {
 	admin  *redis.Client   // to the private Redis, not through the proxy
 	proxy  *tcpproxy.Proxy // between the last replica and Redis
 	cl     *cluster.Cluster
-	urls   []string // the replicas' base URLs, which a restart keeps
-	baseDB string   // the server's URL, for pg_terminate_backend
-	dbName string   // the phase database, which db-outage closes
-	app    string   // the replicas' application_name
+	lb     *cluster.HAProxy // nil without Config.Balancer
+	urls   []string         // the replicas' base URLs, which a restart keeps
+	baseDB string           // the server's URL, for pg_terminate_backend
+	dbName string           // the phase database, which db-outage closes
+	app    string           // the replicas' application_name
 	ids    []string
 	ns     string            // the replicas' CACHE_NAMESPACE
 	sen    *cluster.Sentinel // the sentinel-failover phase's Redis, while it runs
@@ -154,6 +176,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Balancer != "" && cfg.Balancer != "haproxy" {
+		return nil, fmt.Errorf("chaos: unknown balancer %q, want haproxy or none", cfg.Balancer)
+	}
 	e := &env{cfg: cfg, baseDB: cfg.DatabaseURL}
 	stop, err := e.start(ctx)
 	defer stop()
@@ -165,7 +190,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if ctx.Err() != nil {
 			return res, ctx.Err()
 		}
-		cfg.Logf("chaos: phase %s: %s", ph.Name, ph.Fault)
+		cfg.Logf("chaos: phase %s: %s", ph.Name, e.fault(ph))
 		pr, err := e.runPhase(ctx, ph)
 		if err != nil {
 			return res, fmt.Errorf("chaos: phase %s: %w", ph.Name, err)
@@ -229,9 +254,13 @@ func (e *env) start(ctx context.Context) (stop func(), err error) {
 		return stop, err
 	}
 	last := e.cfg.Replicas - 1
+	var env []string
+	if e.cfg.Balancer != "" {
+		env = append(env, "SHUTDOWN_DELAY="+balancerShutdownDelay.String())
+	}
 	e.cl, err = cluster.StartCluster(ctx, cluster.Config{
 		Binary: e.cfg.Binary, DatabaseURL: dbURL, RedisURL: e.redis.URL(), Mode: "tiered",
-		Replicas: e.cfg.Replicas, Namespace: ns, Output: e.cfg.Output,
+		Replicas: e.cfg.Replicas, Namespace: ns, Output: e.cfg.Output, Env: env,
 		RedisURLFor: func(i int) string {
 			if i == last {
 				return "redis://" + e.proxy.Addr() + "/0"
@@ -244,6 +273,12 @@ func (e *env) start(ctx context.Context) (stop func(), err error) {
 	}
 	undo = append(undo, e.cl.Stop)
 	e.urls = e.cl.URLs()
+	if e.cfg.Balancer != "" {
+		if err := e.startBalancer(ctx); err != nil {
+			return stop, err
+		}
+		undo = append(undo, e.lb.Stop)
+	}
 	e.cfg.DatabaseURL = dbURL
 	client := loadtest.NewClient(8, 30*time.Second)
 	defer client.CloseIdleConnections()
@@ -317,6 +352,15 @@ type outcome struct {
 	// promotion (a failover).
 	promotion time.Duration
 	err       error
+
+	// Behind the balancer: the phase went through it; the requests each
+	// replica served while draining (rolling restart); the requests in
+	// flight on the victim at the kill, and the most that can be (one
+	// per virtual user).
+	balanced bool
+	draining map[string]int64
+	inFlight int64
+	vus      int
 }
 
 // runPhase runs the default scenario for one phase while the phase's
@@ -394,7 +438,7 @@ func (e *env) measure(ctx context.Context, ph Phase) (measurement, error) {
 		l1Back <- e.l1Back(runCtx, c, o.end)
 	}()
 	opt := loadtest.RunOptions{
-		Targets: e.urls, IDs: e.ids, Probe: probe, Progress: e.cfg.Progress, Settle: 3 * time.Second,
+		Targets: e.targets(ph), IDs: e.ids, Probe: probe, Progress: e.cfg.Progress, Settle: 3 * time.Second,
 		OnStart: func(t time.Time) { started <- t },
 	}
 	if e.cfg.DatabaseURL != "" { // none behind fake targets

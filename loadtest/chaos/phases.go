@@ -33,6 +33,9 @@ type Phase struct {
 	// MinLength is the phase's shortest length, whatever Config.Phase
 	// says (0: none).
 	MinLength time.Duration
+	// balanced: with a balancer the phase's load goes through it, and
+	// the bounds are those of the balancer (see judgeBalanced).
+	balanced bool
 
 	inject func(ctx context.Context, e *env, c clock) outcome
 	// topology, when set, gives the phase targets of its own for its
@@ -122,15 +125,21 @@ var Phases = []Phase{
 	},
 	{
 		Name: "replica-kill", Fault: "replica 0 SIGKILLed, restarted after 5 s",
-		Bound: "only requests to replica 0 fail; no stale reads", VictimOnly: true,
+		Bound: "only requests to replica 0 fail; no stale reads", VictimOnly: true, balanced: true,
 		inject: func(ctx context.Context, e *env, c clock) outcome {
+			if e.lb != nil {
+				return e.balancedKill(ctx, c)
+			}
 			return e.restartReplica(ctx, c, true)
 		},
 	},
 	{
 		Name: "replica-term", Fault: "replica 0 SIGTERMed (rolling restart), restarted",
-		Bound: "only requests to replica 0 fail; no stale reads", VictimOnly: true,
+		Bound: "only requests to replica 0 fail; no stale reads", VictimOnly: true, balanced: true,
 		inject: func(ctx context.Context, e *env, c clock) outcome {
+			if e.lb != nil {
+				return e.rollingRestart(ctx, c)
+			}
 			return e.restartReplica(ctx, c, false)
 		},
 	},
@@ -266,7 +275,10 @@ func (ph Phase) judge(m measurement) PhaseResult {
 	if ph.NoFailedReads && r.FailedReads > 0 {
 		breach("%d failed reads", r.FailedReads)
 	}
-	if ph.VictimOnly {
+	switch {
+	case o.balanced:
+		ph.judgeBalanced(&r, o, breach)
+	case ph.VictimOnly:
 		for target, n := range r.Failures.ByTarget {
 			if target != o.victim && n > 0 {
 				breach("%d failed requests on %s, which was not the victim", n, target)

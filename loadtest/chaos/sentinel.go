@@ -39,7 +39,7 @@ var errSkip = errors.New("skipped")
 // and as many replicas in REDIS_MODE sentinel, and makes them the targets.
 // undo stops them, empties the private Redis the first replicas used
 // (their L2 holds versions the phase's writes superseded) and restarts
-// the first replicas.
+// the first replicas (waiting until the balancer, if any, shows them up).
 func (e *env) sentinelTopology(ctx context.Context) (undo func(), err error) {
 	s, err := cluster.StartSentinel(ctx, e.cfg.Output, sentinelDownAfter)
 	if errors.Is(err, cluster.ErrNoSentinel) {
@@ -59,9 +59,15 @@ func (e *env) sentinelTopology(ctx context.Context) (undo func(), err error) {
 		if ferr := e.admin.FlushAll(ctx).Err(); ferr != nil {
 			e.cfg.Logf("chaos: sentinel-failover: FLUSHALL of the first Redis: %v", ferr)
 		}
-		for _, r := range main.Replicas() {
+		for i, r := range main.Replicas() {
 			if rerr := r.Restart(ctx); rerr != nil {
 				e.cfg.Logf("chaos: sentinel-failover: restart %s: %v", r.URL(), rerr)
+			}
+			if e.lb == nil {
+				continue
+			}
+			if werr := e.waitUp(ctx, i); werr != nil { // the next phase may go through it
+				e.cfg.Logf("chaos: sentinel-failover: %v", werr)
 			}
 		}
 	}

@@ -39,6 +39,18 @@ func (r *Result) WriteTable(w io.Writer) {
 	r.writeFailover(w)
 	r.writeFailSafe(w)
 	for _, p := range r.Phases {
+		if p.Balancer == "" {
+			continue
+		}
+		if p.Draining != nil {
+			fmt.Fprintf(w, "%s through %s: %d failed of %d; requests each replica served while draining: %s.\n",
+				p.Name, p.Balancer, p.Failed, p.Requests, loadtest.CountsText(p.Draining))
+		} else {
+			fmt.Fprintf(w, "%s through %s: %d failed of %d; %d requests were in flight on the killed replica.\n",
+				p.Name, p.Balancer, p.Failed, p.Requests, p.InFlight)
+		}
+	}
+	for _, p := range r.Phases {
 		if !p.OK {
 			fmt.Fprintf(w, "\n%s (%s; bound: %s):\n  %s\n", p.Name, p.Fault, p.Bound, strings.Join(p.Breaches, "\n  "))
 		}
