@@ -61,13 +61,18 @@ func newFailSafe[V any](size int) (failSafe[V], error) {
 }
 
 // put keeps val, read from the database at loaded (a clockNow reading),
-// as key's copy, unless the copy held was read later. The key is copied:
-// a caller may reuse the string's bytes after the read.
-func (f failSafe[V]) put(key string, val V, loaded int64) {
+// as key's copy, unless the copy held was read later.
+func (f failSafe[V]) put(key string, val V, loaded int64) { f.keep(key, val, loaded, false) }
+
+// keep is put; with ties, a copy read at the same time is kept too (a
+// value read in L2 again: it is the same, and this saves the copy of the
+// key). The key is copied: a caller may reuse the string's bytes after
+// the read.
+func (f failSafe[V]) keep(key string, val V, loaded int64, ties bool) {
 	if f.lru == nil {
 		return
 	}
-	if cp, ok := f.lru.Peek(key); ok && cp.loaded > loaded {
+	if cp, ok := f.lru.Peek(key); ok && (cp.loaded > loaded || ties && cp.loaded == loaded) {
 		return
 	}
 	f.lru.Add(strings.Clone(key), failSafeCopy[V]{val: val, loaded: loaded})
@@ -88,8 +93,21 @@ func (c *Cache[V]) keepFromL2(key string, val V, st l2Stamp) {
 	if !ok {
 		return
 	}
-	age := max(c.wallNow().Sub(at), 0)
-	c.failSafe.put(key, val, c.clockNow()-int64(age))
+	now, wall := c.clocks()
+	age := max(wall.Sub(at), 0)
+	c.failSafe.keep(key, val, now-int64(age), true)
+}
+
+// clocks reads clockNow and wallNow at once: one reading, so that no
+// pause between two can make a copy look younger, and the same L2 value
+// read again converts to the same load time.
+func (c *Cache[V]) clocks() (int64, time.Time) {
+	if c.opt.hooks.now != nil || c.opt.hooks.wallClock != nil {
+		now := c.clockNow()
+		return now, c.wallNow()
+	}
+	t := time.Now()
+	return int64(t.Sub(c.base)), t
 }
 
 // get returns key's copy if it was loaded at most maxStale before now.
