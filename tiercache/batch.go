@@ -384,7 +384,7 @@ func (b *manyFill[V]) loadAll(idx []int) {
 		}
 		return
 	}
-	stored, ttls := b.storeAll(ctx, idx, vals)
+	stored, ttls := b.storeAll(ctx, idx, vals, began)
 	for _, i := range idx {
 		k := b.keys[i]
 		val, ok := vals[k]
@@ -409,8 +409,9 @@ func (b *manyFill[V]) loadAll(idx []int) {
 
 // storeAll fills L2 with every loaded key of idx whose lease it holds,
 // each under its own lease, in a few round trips for all of them
-// ([l2.fillMany]); per key index whether it was stored, and its TTL.
-func (b *manyFill[V]) storeAll(ctx context.Context, idx []int, vals map[string]V) (map[int]bool, map[int]time.Duration) {
+// ([l2.fillMany]), stamped with began, when the load began; per key index
+// whether it was stored, and its TTL.
+func (b *manyFill[V]) storeAll(ctx context.Context, idx []int, vals map[string]V, began int64) (map[int]bool, map[int]time.Duration) {
 	c := b.c
 	var fills []l2Fill
 	var at []int
@@ -420,7 +421,7 @@ func (b *manyFill[V]) storeAll(ctx context.Context, idx []int, vals map[string]V
 			continue
 		}
 		val, ok := vals[b.keys[i]]
-		if f, encoded := c.encodeFill(ctx, b.keys[i], lease, val, !ok, plan{}); encoded {
+		if f, encoded := c.encodeFill(ctx, b.keys[i], lease, val, !ok, plan{}, began); encoded {
 			fills = append(fills, f)
 			at = append(at, i)
 		}

@@ -119,6 +119,19 @@ func BenchmarkGetL2Hit(b *testing.B) {
 	}
 }
 
+// BenchmarkKeepFromL2 is what an L2 hit adds to keep the value as the
+// key's fail-safe copy (docs/design.md §3.16), the same value read again:
+// compare with BenchmarkGetL2Hit in the same run.
+func BenchmarkKeepFromL2(b *testing.B) {
+	c := newBytesCache(b, Options{Mode: ModeL2Only, Namespace: benchNamespace(b)})
+	st := stampFill(time.Now(), time.Millisecond, time.Minute)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		c.keepFromL2("product:1", benchValue, st)
+	}
+}
+
 // BenchmarkGetMissLoad misses both tiers every time: L2 miss, lease, load,
 // lease-guarded fill, fenced install.
 func BenchmarkGetMissLoad(b *testing.B) {

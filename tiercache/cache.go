@@ -98,8 +98,9 @@ type Cache[V any] struct {
 	l1     *l1[V] // nil in ModeL2Only
 	l2     *l2    // nil in ModeL1Only
 	flight flight[fillResult[V]]
-	// failSafe holds the last loaded value of each key for reads with
-	// StaleIfError; invalidations leave it alone (docs/design.md §3.16).
+	// failSafe holds the last value read of each key (from the loader or
+	// L2) for reads with StaleIfError; invalidations leave it alone
+	// (docs/design.md §3.16).
 	failSafe failSafe[V]
 	groups   groups
 	bus      *bus // nil unless ModeTiered and not Standalone
@@ -382,7 +383,7 @@ func (c *Cache[V]) load(parent context.Context, key string, load LoadFunc[V], to
 	var refreshAt int64
 	if lease != "" {
 		var ttl time.Duration
-		res.info.L2Stored, ttl = c.storeL2(ctx, key, lease, val, neg, p)
+		res.info.L2Stored, ttl = c.storeL2(ctx, key, lease, val, neg, p, began)
 		if res.info.L2Stored && !neg {
 			refreshAt = c.refreshAt(c.clockNow(), ttl, ttl)
 		}
@@ -415,6 +416,7 @@ func (c *Cache[V]) fromL2(key string, tok fenceToken, raw []byte, p plan, load L
 			return res, nil, false
 		}
 		res.val = v
+		c.keepFromL2(key, v, st)
 	}
 	c.stats.l2Hits.Add(1)
 	if c.opt.hooks.afterL2Read != nil {
@@ -438,7 +440,7 @@ func (c *Cache[V]) refreshFromL2(key string, st l2Stamp, neg bool, p plan, load 
 	if neg || st.ttl <= 0 || c.opt.RefreshAhead <= 0 {
 		return 0
 	}
-	remaining := time.Duration(st.expires-time.Now().UnixMilli()) * time.Millisecond
+	remaining := time.Duration(st.expires-c.wallNow().UnixMilli()) * time.Millisecond
 	ttl := time.Duration(st.ttl) * time.Millisecond
 	if remaining <= c.refreshWindow(ttl) {
 		if c.refresh(key, load, p) {
@@ -460,11 +462,12 @@ func (c *Cache[V]) l2TTL(neg bool, p plan) time.Duration {
 	return c.opt.L2TTL
 }
 
-// storeL2 fills L2 under lease; it reports whether it did, and the TTL. A
+// storeL2 fills L2 under lease with what the load that began at began
+// (a clockNow reading) read; it reports whether it did, and the TTL. A
 // value the codec cannot encode (an error or a panic) is not stored, and
 // the lease is released so other replicas load at once.
-func (c *Cache[V]) storeL2(ctx context.Context, key, lease string, val V, neg bool, p plan) (bool, time.Duration) {
-	f, ok := c.encodeFill(ctx, key, lease, val, neg, p)
+func (c *Cache[V]) storeL2(ctx context.Context, key, lease string, val V, neg bool, p plan, began int64) (bool, time.Duration) {
+	f, ok := c.encodeFill(ctx, key, lease, val, neg, p, began)
 	if !ok {
 		return false, 0
 	}
@@ -472,8 +475,11 @@ func (c *Cache[V]) storeL2(ctx context.Context, key, lease string, val V, neg bo
 }
 
 // encodeFill encodes val for an L2 fill under lease, stamped with its
-// expiry; a value the codec cannot encode releases the lease.
-func (c *Cache[V]) encodeFill(ctx context.Context, key, lease string, val V, neg bool, p plan) (l2Fill, bool) {
+// expiry and its lifetime from when the load that read it began (began, a
+// clockNow reading), so that a replica reading it knows when it was read
+// from the database (docs/design.md §3.16, §3.18); a value the codec
+// cannot encode releases the lease.
+func (c *Cache[V]) encodeFill(ctx context.Context, key, lease string, val V, neg bool, p plan, began int64) (l2Fill, bool) {
 	var payload []byte
 	if !neg {
 		b, err := marshal(c.codec, val)
@@ -486,7 +492,7 @@ func (c *Cache[V]) encodeFill(ctx context.Context, key, lease string, val V, neg
 		payload = b
 	}
 	ttl := c.jitter(c.l2TTL(neg, p))
-	st := l2Stamp{expires: time.Now().Add(ttl).UnixMilli(), ttl: ttl.Milliseconds()}
+	st := stampFill(c.wallNow(), time.Duration(c.clockNow()-began), ttl)
 	return l2Fill{key: key, lease: lease, raw: encodeL2(neg, payload, st), ttl: ttl}, true
 }
 

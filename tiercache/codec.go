@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // Codec turns values into the bytes stored in L2 and back. L1 holds values
@@ -37,10 +38,14 @@ func (BytesCodec) Unmarshal(b []byte) ([]byte, error) { return b, nil }
 
 // L2 values carry one tag byte so a cached "not found" is told from a value.
 // A fill stamps its value with a header first (tagStamped, then the expiry
-// and the TTL it set, 8 bytes each, big-endian), so a reader knows how much
-// of the TTL is left without asking Redis (PTTL would be one more command per
-// hit): eager refresh needs it (docs/design.md §3.18). Values without the
-// header (from a replica of an older version) still decode.
+// and the TTL, 8 bytes each, big-endian), so a reader knows how much of the
+// TTL is left without asking Redis (PTTL would be one more command per hit):
+// eager refresh needs it (docs/design.md §3.18). The TTL field is counted
+// from when the load that read the value began, not from the fill (it is
+// the TTL set plus the load's duration), so expiry minus TTL is when the
+// value was read from the database: the age of a fail-safe copy taken from
+// L2 (§3.16). Values without the header (from a replica of an older
+// version) still decode.
 const (
 	tagValue    = 'v'
 	tagNegative = 'n'
@@ -49,8 +54,26 @@ const (
 )
 
 // l2Stamp is when an L2 value expires (unix milliseconds, by the filling
-// replica's clock) and the TTL it was given (milliseconds); zero if unknown.
+// replica's wall clock) and its lifetime up to then from the start of the
+// load that read it (milliseconds); zero if unknown.
 type l2Stamp struct{ expires, ttl int64 }
+
+// stampFill is the stamp of a fill at now (the wall clock) of a value with
+// the L2 TTL ttl whose load began loadAge ago. The load's start is rounded
+// down to the millisecond, so the age a reader derives is never short.
+func stampFill(now time.Time, loadAge, ttl time.Duration) l2Stamp {
+	expires := now.Add(ttl).UnixMilli()
+	return l2Stamp{expires: expires, ttl: expires - now.Add(-loadAge).UnixMilli()}
+}
+
+// loaded is when the load that read the value began, by the filling
+// replica's wall clock; false for a value without a stamp.
+func (st l2Stamp) loaded() (time.Time, bool) {
+	if st.ttl <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(st.expires - st.ttl), true
+}
 
 func encodeL2(neg bool, payload []byte, st l2Stamp) []byte {
 	b := make([]byte, stampLen, stampLen+1+len(payload))

@@ -160,7 +160,9 @@
 //	                                         cmd/productsd: TestSentinelFailoverLosingInvalidation
 //	16 stale only on request (StaleIfError)  TestStaleIfErrorServesCopyOnlyWhenAskedAndYoungEnough,
 //	                                         TestStaleIfErrorKeepsNotFound, TestSoftTimeoutServesCopyWhileLoadCompletes,
-//	                                         TestFailSafeStoreBounded, TestGetManyStaleIfError, TestGetManySoftTimeout
+//	                                         TestFailSafeStoreBounded, TestGetManyStaleIfError, TestGetManySoftTimeout,
+//	                                         TestStaleIfErrorCopyFromL2, TestGetManyStaleIfErrorCopyFromL2,
+//	                                         TestStaleIfErrorCopyFromL2ClockSkew
 //	17 batch reads keep per-key rules        TestGetManyMixed, TestGetManyRacingWriteIsFenced, TestGetManySharesLoadWithGet,
 //	                                         TestGetManyThreeReplicas, TestGetManyLoadsItsLeasesWhileWaiting,
 //	                                         TestGetManyLoaderFails, TestGetManyL2OneRoundTrip,

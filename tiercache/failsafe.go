@@ -18,7 +18,8 @@ const (
 // StaleIfError opts one read into the fail-safe (RFC 5861 stale-if-error,
 // docs/design.md §3.16): only when the loader fails (an error other than
 // ErrNotFound, or a panic) the read returns the last value this replica
-// loaded for the key, if that load began at most maxStale ago, and says so
+// read for the key, from the loader or from L2, if the load that read it
+// from the database began at most maxStale ago, and says so
 // in [Info] (Stale, Age, StaleReason). The copy survives invalidations, so
 // after a write and a failing database it may be the superseded version:
 // the caller accepted that by opting in. Zero or negative: off.
@@ -34,11 +35,14 @@ func SoftTimeout(d time.Duration) GetOption {
 	return func(o *getOptions) { o.softTimeout = d }
 }
 
-// failSafe is the store of last loaded values: its own bounded LRU, apart
-// from L1 and L2, that invalidations do not touch. Only values read by the
-// loader go in, stamped with the time their load began, so the age it
-// reports is never less than the value's real age. Values found in L2 do
-// not: their database read time is unknown.
+// failSafe is the store of the last values read: its own bounded LRU,
+// apart from L1 and L2, that invalidations do not touch. Every value this
+// replica reads from the loader or from L2 goes in (an L1 hit does not
+// touch it), stamped with the time the load that read it from the
+// database began: this replica's own load, or for a value from L2 the
+// filling replica's, taken from the value's stamp (see keepFromL2). So
+// the age it reports is never less than the value's real age, but for
+// clock skew between replicas.
 type failSafe[V any] struct {
 	lru *lru.Cache[string, failSafeCopy[V]] // nil when disabled
 }
@@ -56,12 +60,54 @@ func newFailSafe[V any](size int) (failSafe[V], error) {
 	return failSafe[V]{lru: c}, err
 }
 
-// put keeps val as key's last loaded value. The key is copied: a caller
-// may reuse the string's bytes after the read.
-func (f failSafe[V]) put(key string, val V, loaded int64) {
-	if f.lru != nil {
-		f.lru.Add(strings.Clone(key), failSafeCopy[V]{val: val, loaded: loaded})
+// put keeps val, read from the database at loaded (a clockNow reading),
+// as key's copy, unless the copy held was read later.
+func (f failSafe[V]) put(key string, val V, loaded int64) { f.keep(key, val, loaded, false) }
+
+// keep is put; with ties, a copy read at the same time is kept too (a
+// value read in L2 again: it is the same, and this saves the copy of the
+// key). The key is copied: a caller may reuse the string's bytes after
+// the read.
+func (f failSafe[V]) keep(key string, val V, loaded int64, ties bool) {
+	if f.lru == nil {
+		return
 	}
+	if cp, ok := f.lru.Peek(key); ok && (cp.loaded > loaded || ties && cp.loaded == loaded) {
+		return
+	}
+	f.lru.Add(strings.Clone(key), failSafeCopy[V]{val: val, loaded: loaded})
+}
+
+// keepFromL2 keeps val, read in L2 with the stamp st, as key's copy. The
+// stamp says when the filling replica's load began, by its wall clock;
+// it is converted to this replica's clock through the wall clocks'
+// difference now, so the copy's age is understated by at most how far
+// the filler's wall clock ran ahead of this one's (never below zero). A
+// value without a stamp (from an older version) is not kept: its age is
+// unknown.
+func (c *Cache[V]) keepFromL2(key string, val V, st l2Stamp) {
+	if c.failSafe.lru == nil {
+		return
+	}
+	at, ok := st.loaded()
+	if !ok {
+		return
+	}
+	now, wall := c.clocks()
+	age := max(wall.Sub(at), 0)
+	c.failSafe.keep(key, val, now-int64(age), true)
+}
+
+// clocks reads clockNow and wallNow at once: one reading, so that no
+// pause between two can make a copy look younger, and the same L2 value
+// read again converts to the same load time.
+func (c *Cache[V]) clocks() (int64, time.Time) {
+	if c.opt.hooks.now != nil || c.opt.hooks.wallClock != nil {
+		now := c.clockNow()
+		return now, c.wallNow()
+	}
+	t := time.Now()
+	return int64(t.Sub(c.base)), t
 }
 
 // get returns key's copy if it was loaded at most maxStale before now.

@@ -17,9 +17,19 @@ func failSafeCache(t *testing.T, opt Options) (*Cache[int], *atomic.Int64) {
 	rdb := needRedis(t)
 	var clock atomic.Int64
 	opt.Namespace = namespace(t, rdb)
+	return newCache(t, rdb, onFakeClock(opt, &clock, 0)), &clock
+}
+
+// onFakeClock makes opt a standalone replica whose monotonic and wall
+// clocks both follow clock, the wall clock ahead by skew (the stamps of
+// L2 values are on the wall clock, the fail-safe ages on the monotonic
+// one).
+func onFakeClock(opt Options, clock *atomic.Int64, skew time.Duration) Options {
+	epoch := time.UnixMilli(1_700_000_000_000).Add(skew)
 	opt.Standalone = true
 	opt.hooks.now = clock.Load
-	return newCache(t, rdb, opt), &clock
+	opt.hooks.wallClock = func() time.Time { return epoch.Add(time.Duration(clock.Load())) }
+	return opt
 }
 
 func failing(context.Context) (int, error) { return 0, errDBDown }

@@ -160,7 +160,9 @@ func (c *Cache[V]) evict(keys []string) {
 }
 
 // wallNow reads the wall clock, which stamps messages for the lag
-// statistics and decides nothing else.
+// statistics and L2 values with their expiry and load time (for eager
+// refresh and the age of fail-safe copies read in L2), and decides nothing
+// else.
 func (c *Cache[V]) wallNow() time.Time {
 	if c.opt.hooks.wallClock != nil {
 		return c.opt.hooks.wallClock()

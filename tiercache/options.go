@@ -77,7 +77,8 @@ type Options struct {
 	// Default Policy2Q, which a scan does not flush.
 	L1Policy L1Policy
 	// FailSafeSize bounds, by entry count, the fail-safe store: the last
-	// loaded value of each key, kept apart from L1 and L2 for reads with
+	// value read of each key (loaded, or read in L2), kept apart from L1
+	// and L2 for reads with
 	// [StaleIfError] (docs/design.md §3.16). Default L1Size; negative
 	// disables it.
 	FailSafeSize int
