@@ -314,11 +314,7 @@ func TestRedisStallNoStaleReads(t *testing.T) {
 // and then L1 serves again.
 func TestIdleReplicaProvesFreshnessOnDemand(t *testing.T) {
 	t.Parallel()
-	rdb := needRedis(t)
-	src := newSource()
-	src.set("k", 1)
-	c := newCache(t, rdb, Options{Namespace: namespace(t, rdb), StalenessBound: 25 * time.Millisecond})
-	waitReady(t, c)
+	c, src := leasedCache(t)
 	mustGet(t, c, "k", src)
 	eventually(t, 5*time.Second, "the pinger idles", c.bus.idle.Load)
 	idle := c.Stats() // a starved pinger may have lapsed before it idled: that was real
@@ -356,11 +352,7 @@ func TestIdleReplicaProvesFreshnessOnDemand(t *testing.T) {
 // reading is ignored for the cache's own clock.
 func TestGetAtFreshnessCountedFromStart(t *testing.T) {
 	t.Parallel()
-	rdb := needRedis(t)
-	src := newSource()
-	src.set("k", 1)
-	c := newCache(t, rdb, Options{Namespace: namespace(t, rdb), StalenessBound: 25 * time.Millisecond})
-	waitReady(t, c)
+	c, src := leasedCache(t)
 	ctx := context.Background()
 	getAt := func(start time.Time) Info {
 		t.Helper()
@@ -382,4 +374,16 @@ func TestGetAtFreshnessCountedFromStart(t *testing.T) {
 	eventually(t, 5*time.Second, "a start without a monotonic reading is ignored", func() bool {
 		return getAt(late.Round(0)).Source == SourceL1
 	})
+}
+
+// leasedCache is a ready cache on the shared Redis with the default 25ms
+// StalenessBound, and a source holding k = 1.
+func leasedCache(t *testing.T) (*Cache[int], *source) {
+	t.Helper()
+	rdb := needRedis(t)
+	src := newSource()
+	src.set("k", 1)
+	c := newCache(t, rdb, Options{Namespace: namespace(t, rdb), StalenessBound: 25 * time.Millisecond})
+	waitReady(t, c)
+	return c, src
 }
