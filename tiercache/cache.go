@@ -598,8 +598,8 @@ func (c *Cache[V]) Len() int {
 }
 
 // clockNow reads this process's monotonic clock, in nanoseconds since the
-// cache was made. Every read of the hot path pays for one reading (about
-// 25ns): a coarse clock kept by a ticking goroutine would be cheaper, but
+// cache was made. Every read of the hot path that was not handed its start
+// ([Cache.GetAt]) pays for one reading (about 25ns): a coarse clock kept by a ticking goroutine would be cheaper, but
 // that goroutine is exactly what CPU starvation delays, and a late clock
 // would make a lapsed replica look fresh (docs/design.md §3.13).
 func (c *Cache[V]) clockNow() int64 {
