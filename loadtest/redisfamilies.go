@@ -27,6 +27,11 @@ type CommandFamily struct {
 	USPerReq float64 `json:"us_per_request"`
 	// USPerCall is USec / Calls.
 	USPerCall float64 `json:"us_per_call"`
+	// Nested says that Calls and USec include the commands of the family
+	// that scripts and MULTI/EXEC ran, whose time Redis also counts in the
+	// script's or EXEC's own (the family "scripts_tx"): such families
+	// overlap it and are not to be added to it.
+	Nested bool `json:"includes_nested,omitempty"`
 }
 
 // RedisCommands is [Summary]'s Redis CPU by command family.
@@ -49,14 +54,20 @@ func (rc *RedisCommands) perRequest(reqs int64) {
 	}
 }
 
-// Text is the one-line form: each family's µs per request.
+// Text is the one-line form: each family's µs per request, with a '*'
+// after the name of a family that includes commands run by scripts and
+// EXEC (Nested).
 func (rc RedisCommands) Text() string {
 	if !rc.Measured {
 		return "n/a (" + rc.Note + ")"
 	}
 	parts := make([]string, 0, len(rc.Families))
 	for _, f := range rc.Families {
-		parts = append(parts, fmt.Sprintf("%s %.2fµs", f.Name, f.USPerReq))
+		star := ""
+		if f.Nested {
+			star = "*"
+		}
+		parts = append(parts, fmt.Sprintf("%s%s %.2fµs", f.Name, star, f.USPerReq))
 	}
 	return strings.Join(parts, "  ")
 }
@@ -80,7 +91,9 @@ func measureRedis(ctx, actx context.Context, m RedisMeter, run func() *Summary) 
 		return s
 	}
 	s.RedisCommands = RedisCommands{Measured: true, Families: fams,
-		Note: "INFO commandstats of the whole redis-server: other clients of it count too"}
+		Note: "INFO commandstats of the whole redis-server: other clients of it count too; " +
+			"a family marked * (includes_nested) also counts the commands scripts and EXEC ran, " +
+			"which scripts_tx counts in its own time: the families overlap and do not add up"}
 	s.RedisCommands.perRequest(s.Requests)
 	return s
 }

@@ -334,8 +334,8 @@ not counted: {{.S.Consistency.LabelledStale}} older versions among {{.S.Consiste
 {{end}}</table>
 {{if .S.CPU.Replicas.Measured}}<p>CPU per request: {{.S.CPU.Text}}</p>{{end}}
 {{if .S.RedisCommands.Measured}}<table><tr><th>Redis commands</th><th>calls</th><th>µs per request</th><th>µs per call</th></tr>
-{{range .S.RedisCommands.Families}}<tr><td>{{.Name}}</td><td>{{.Calls}}</td><td>{{printf "%.2f" .USPerReq}}</td><td>{{printf "%.2f" .USPerCall}}</td></tr>
-{{end}}</table>{{end}}
+{{range .S.RedisCommands.Families}}<tr><td>{{.Name}}{{if .Nested}}*{{end}}</td><td>{{.Calls}}</td><td>{{printf "%.2f" .USPerReq}}</td><td>{{printf "%.2f" .USPerCall}}</td></tr>
+{{end}}</table><p>{{.S.RedisCommands.Note}}</p>{{end}}
 {{with .S.LostWrites.Examples}}<h2>Lost writes</h2><table><tr><th>id</th><th>where</th><th>acknowledged</th><th>seen</th></tr>
 {{range .}}<tr><td>{{.ID}}</td><td>{{.Where}}</td><td>{{if .Deleted}}delete{{else}}version {{.Acked}}{{end}} at {{printf "%.0f" .AckMs}}ms</td><td>{{.Seen}}</td></tr>{{end}}</table>{{end}}
 <h2>Latency</h2>

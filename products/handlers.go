@@ -94,7 +94,7 @@ var hexValue = func() (t [256]byte) {
 func handleGetProduct(logger *slog.Logger, svc *Service) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		text, _ := strings.CutPrefix(r.URL.Path, "/products/")
-		e, ans, err := svc.productByText(r.Context(), text, svc.failSafeOptions(svc.staleAllowance(r)))
+		e, ans, err := svc.productByText(r.Context(), requestStart(w), text, svc.failSafeOptions(svc.staleAllowance(r)))
 		if errors.Is(err, errMalformedID) {
 			writeProblem(w, http.StatusBadRequest, err.Error(), nil)
 			return

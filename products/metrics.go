@@ -31,6 +31,24 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	start  time.Duration // when the request arrived, since processStart
+}
+
+// requestStart is when the request w answers arrived, as instrument read
+// it (a time.Time with the monotonic reading), or the zero Time if w was
+// not made by instrument. A read of the cache may start the freshness lease
+// there (tiercache.Cache.GetAt) instead of reading the clock again.
+func requestStart(w http.ResponseWriter) time.Time {
+	for {
+		switch x := w.(type) {
+		case *statusWriter:
+			return processStart.Add(x.start)
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return time.Time{}
+		}
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -70,7 +88,7 @@ func (m *httpMetrics) instrument(logger *slog.Logger, route string, h http.Handl
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Since(processStart)
 		sw := writerPool.Get().(*statusWriter)
-		*sw = statusWriter{ResponseWriter: w}
+		*sw = statusWriter{ResponseWriter: w, start: start}
 		h.ServeHTTP(sw, r)
 		status := sw.status
 		*sw = statusWriter{}

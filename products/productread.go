@@ -3,6 +3,7 @@ package products
 import (
 	"context"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/google/uuid"
@@ -23,10 +24,11 @@ import (
 // reused, and the key's bytes, never written again, stay a valid string
 // for as long as anything holds it.
 type productRead struct {
-	svc  *Service
-	id   uuid.UUID
-	key  [len(productKeyPrefix) + 36]byte
-	load tiercache.LoadFunc[Entry]
+	svc   *Service
+	id    uuid.UUID
+	start time.Time // when the request arrived, see requestStart
+	key   [len(productKeyPrefix) + 36]byte
+	load  tiercache.LoadFunc[Entry]
 }
 
 var productReads = sync.Pool{New: func() any {
@@ -52,6 +54,6 @@ func (rd *productRead) cacheKey() string {
 
 // recycle returns rd to the pool. Call it only after L1 answered the read.
 func (rd *productRead) recycle() {
-	rd.svc, rd.id = nil, uuid.Nil
+	rd.svc, rd.id, rd.start = nil, uuid.Nil, time.Time{}
 	productReads.Put(rd)
 }

@@ -170,9 +170,10 @@ type answer struct {
 }
 
 // productByText is [Service.Product] of the id as the path spells it
-// (see [parseCanonicalUUID]); errMalformedID if it is not a UUID. opts are
-// the read's fail-safe options (failSafeOptions).
-func (s *Service) productByText(ctx context.Context, text string, opts []tiercache.GetOption) (Entry, answer, error) {
+// (see [parseCanonicalUUID]); errMalformedID if it is not a UUID. start is
+// when the request arrived (requestStart; zero: unknown), opts the read's
+// fail-safe options (failSafeOptions).
+func (s *Service) productByText(ctx context.Context, start time.Time, text string, opts []tiercache.GetOption) (Entry, answer, error) {
 	rd := newProductRead(s)
 	id, err := parseCanonicalUUID(text, rd.key[len(productKeyPrefix):])
 	if err != nil {
@@ -183,7 +184,7 @@ func (s *Service) productByText(ctx context.Context, text string, opts []tiercac
 		rd.recycle()
 		return Entry{}, answer{}, err
 	}
-	rd.id = id
+	rd.id, rd.start = id, start
 	if s.cache == nil {
 		defer rd.recycle() // the load runs here and now
 		e, status, err := s.read(ctx, "", rd.load)
@@ -195,7 +196,7 @@ func (s *Service) productByText(ctx context.Context, text string, opts []tiercac
 // readProduct reads the product rd names through the cache, and recycles
 // rd when it may.
 func (s *Service) readProduct(ctx context.Context, rd *productRead, opts []tiercache.GetOption) (Entry, answer, error) {
-	e, info, err := s.lookup(ctx, rd.cacheKey(), rd.load, opts...)
+	e, info, err := s.lookupAt(ctx, rd.start, rd.cacheKey(), rd.load, opts...)
 	if info.Source == tiercache.SourceL1 {
 		rd.recycle()
 		if err == nil {
@@ -247,7 +248,13 @@ func (s *Service) read(ctx context.Context, key string, load tiercache.LoadFunc[
 
 // lookup reads key through the cache, mapping its errors to the service's.
 func (s *Service) lookup(ctx context.Context, key string, load tiercache.LoadFunc[Entry], opts ...tiercache.GetOption) (Entry, tiercache.Info, error) {
-	e, info, err := s.cache.GetInfo(ctx, key, load, opts...)
+	return s.lookupAt(ctx, time.Time{}, key, load, opts...)
+}
+
+// lookupAt is lookup of a read that began at start (tiercache.Cache.GetAt;
+// zero: the cache reads its clock).
+func (s *Service) lookupAt(ctx context.Context, start time.Time, key string, load tiercache.LoadFunc[Entry], opts ...tiercache.GetOption) (Entry, tiercache.Info, error) {
+	e, info, err := s.cache.GetInfoAt(ctx, start, key, load, opts...)
 	switch {
 	case errors.Is(err, tiercache.ErrNotFound):
 		return Entry{}, info, ErrNotFound

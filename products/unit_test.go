@@ -2,9 +2,12 @@ package products
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/tiercache/productcache/tiercache"
@@ -146,5 +149,27 @@ func TestProductKey(t *testing.T) {
 		if got, want := ProductKey(id), "product:"+id.String(); got != want {
 			t.Fatalf("got %q, want %q", got, want)
 		}
+	}
+}
+
+// unwrapWriter is a middleware's writer around another.
+type unwrapWriter struct{ http.ResponseWriter }
+
+func (w unwrapWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// TestRequestStart: a read finds the arrival instrument read through any
+// writer that unwraps to it, with its monotonic reading (so the cache uses
+// it for the freshness lease instead of reading the clock), and the zero
+// Time through a writer instrument did not make.
+func TestRequestStart(t *testing.T) {
+	sw := &statusWriter{ResponseWriter: httptest.NewRecorder(), start: 5 * time.Second}
+	for _, w := range []http.ResponseWriter{sw, unwrapWriter{sw}, unwrapWriter{unwrapWriter{sw}}} {
+		got := requestStart(w)
+		if !got.Equal(processStart.Add(5*time.Second)) || got == got.Round(0) {
+			t.Fatalf("requestStart(%T) = %v; want processStart+5s with a monotonic reading", w, got)
+		}
+	}
+	if got := requestStart(httptest.NewRecorder()); !got.IsZero() {
+		t.Fatalf("requestStart of a writer instrument did not make = %v; want zero", got)
 	}
 }

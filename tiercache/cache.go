@@ -178,17 +178,38 @@ func (c *Cache[V]) Get(ctx context.Context, key string, load LoadFunc[V], opts .
 
 // GetInfo is [Cache.Get] that also says how the value was found.
 func (c *Cache[V]) GetInfo(ctx context.Context, key string, load LoadFunc[V], opts ...GetOption) (V, Info, error) {
+	return c.GetInfoAt(ctx, time.Time{}, key, load, opts...)
+}
+
+// GetAt is [Cache.Get] of a read that began at start, a reading of
+// time.Now the caller took when its read began (an HTTP server: when the
+// request arrived) and carrying its monotonic clock reading. The freshness
+// lease (docs/design.md §3.13) is then checked as of start, so an L1 hit
+// takes no clock reading of its own: a read that began more than
+// StalenessBound after a write was acknowledged still never returns the
+// older value, counting from start. A start without a monotonic reading
+// (the zero Time, one from [time.Time.Round] or a parse) is ignored and the
+// cache reads its own clock. Do not pass the start of a request that wrote
+// and then reads what it wrote on another replica's behalf, nor a start
+// taken long before the read (a stream's): the guarantee is counted from it.
+func (c *Cache[V]) GetAt(ctx context.Context, start time.Time, key string, load LoadFunc[V], opts ...GetOption) (V, error) {
+	v, _, err := c.GetInfoAt(ctx, start, key, load, opts...)
+	return v, err
+}
+
+// GetInfoAt is [Cache.GetAt] that also says how the value was found.
+func (c *Cache[V]) GetInfoAt(ctx context.Context, start time.Time, key string, load LoadFunc[V], opts ...GetOption) (V, Info, error) {
 	if t := c.opt.Tracer; t != nil {
 		ctx = t.StartGet(ctx, key)
-		v, info, err := c.getInfo(ctx, key, load, opts)
+		v, info, err := c.getInfo(ctx, start, key, load, opts)
 		t.EndGet(ctx, info, err)
 		return v, info, err
 	}
-	return c.getInfo(ctx, key, load, opts)
+	return c.getInfo(ctx, start, key, load, opts)
 }
 
-// getInfo is GetInfo without the Tracer.
-func (c *Cache[V]) getInfo(ctx context.Context, key string, load LoadFunc[V], opts []GetOption) (V, Info, error) {
+// getInfo is GetInfoAt without the Tracer.
+func (c *Cache[V]) getInfo(ctx context.Context, start time.Time, key string, load LoadFunc[V], opts []GetOption) (V, Info, error) {
 	var zero V
 	if c.closed.Load() {
 		return zero, Info{}, ErrClosed
@@ -196,7 +217,7 @@ func (c *Cache[V]) getInfo(ctx context.Context, key string, load LoadFunc[V], op
 	if err := validKey(key); err != nil {
 		return zero, Info{}, err
 	}
-	now := c.clockNow()
+	now := c.readStart(start)
 	var p plan
 	if len(opts) > 0 {
 		var err error
@@ -583,8 +604,8 @@ func (c *Cache[V]) Len() int {
 }
 
 // clockNow reads this process's monotonic clock, in nanoseconds since the
-// cache was made. Every read of the hot path pays for one reading (about
-// 25ns): a coarse clock kept by a ticking goroutine would be cheaper, but
+// cache was made. Every read of the hot path that was not handed its start
+// ([Cache.GetAt]) pays for one reading (about 25ns): a coarse clock kept by a ticking goroutine would be cheaper, but
 // that goroutine is exactly what CPU starvation delays, and a late clock
 // would make a lapsed replica look fresh (docs/design.md §3.13).
 func (c *Cache[V]) clockNow() int64 {
@@ -592,4 +613,16 @@ func (c *Cache[V]) clockNow() int64 {
 		return c.opt.hooks.now()
 	}
 	return int64(time.Since(c.base))
+}
+
+// readStart is the clock reading of a read that began at start (see
+// [Cache.GetAt]): start itself on this cache's clock when it carries a
+// monotonic reading, which costs a subtraction, else clockNow. Time's ==
+// compares the monotonic reading too, so start differs from start.Round(0),
+// which strips it, exactly when it has one.
+func (c *Cache[V]) readStart(start time.Time) int64 {
+	if c.opt.hooks.now != nil || start == start.Round(0) {
+		return c.clockNow()
+	}
+	return int64(start.Sub(c.base))
 }

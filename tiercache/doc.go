@@ -6,7 +6,9 @@
 //
 // [Cache.Get] looks in L1 first; a hit costs one LRU lookup, one reading of
 // the monotonic clock (see the staleness bound) and no allocation, because
-// L1 holds values ready to use. On a miss, concurrent callers in one
+// L1 holds values ready to use; [Cache.GetAt] takes the reading the caller
+// made when its read began (an HTTP request's arrival) instead, and then
+// reads no clock. On a miss, concurrent callers in one
 // replica collapse into one fill, as with singleflight: the first caller
 // reads L2 on its own goroutine, and only a miss there hands the lease wait
 // and the load to a goroutine of their own, which every caller waits for
@@ -73,7 +75,9 @@
 // read serves from L1 only if such an answer came for a PING sent within
 // Options.StalenessBound (25ms) before the read, measured on the process's
 // own monotonic clock, read by the reader itself (a clock kept by another
-// goroutine could be starved along with the subscriber). Otherwise the read
+// goroutine could be starved along with the subscriber) or, with
+// [Cache.GetAt], by its caller when the caller's read began; the guarantee
+// below then counts from that start. Otherwise the read
 // bypasses L1 (without flushing it), reads group generations from Redis,
 // and joins no load that began more than StalenessBound before it. So on
 // one Redis primary a read that begins more than StalenessBound after a
@@ -150,6 +154,7 @@
 //	                                         TestGetManyDecodePanicIsAMiss, TestEncodePanicReturnsLoadedValue,
 //	                                         TestGetManyEncodePanicReturnsLoadedValue
 //	13 freshness lease                       TestLapseBypassesL1WithoutFlush, TestNoJoinOfLoadOlderThanBound,
+//	                                         TestGetAtFreshnessCountedFromStart,
 //	                                         TestRedisStallNoStaleReads, TestIdleReplicaProvesFreshnessOnDemand,
 //	                                         TestRandomizedConsistency, TestClusterSubscribesOnMasterWithReadOnly,
 //	                                         TestClusterSubscriptionFollowsFailover

@@ -314,11 +314,7 @@ func TestRedisStallNoStaleReads(t *testing.T) {
 // and then L1 serves again.
 func TestIdleReplicaProvesFreshnessOnDemand(t *testing.T) {
 	t.Parallel()
-	rdb := needRedis(t)
-	src := newSource()
-	src.set("k", 1)
-	c := newCache(t, rdb, Options{Namespace: namespace(t, rdb), StalenessBound: 25 * time.Millisecond})
-	waitReady(t, c)
+	c, src := leasedCache(t)
 	mustGet(t, c, "k", src)
 	eventually(t, 5*time.Second, "the pinger idles", c.bus.idle.Load)
 	idle := c.Stats() // a starved pinger may have lapsed before it idled: that was real
@@ -348,4 +344,46 @@ func TestIdleReplicaProvesFreshnessOnDemand(t *testing.T) {
 	if s.FreshnessPings == pings {
 		t.Fatal("the read did not wake the pinger")
 	}
+}
+
+// TestGetAtFreshnessCountedFromStart: GetAt checks the freshness lease as
+// of the start it is given, not of its own clock: a start later than the
+// newest proof allows bypasses L1 as stale, and a start without a monotonic
+// reading is ignored for the cache's own clock.
+func TestGetAtFreshnessCountedFromStart(t *testing.T) {
+	t.Parallel()
+	c, src := leasedCache(t)
+	ctx := context.Background()
+	getAt := func(start time.Time) Info {
+		t.Helper()
+		v, info, err := c.GetInfoAt(ctx, start, "k", src.loader("k"))
+		if err != nil || v != 1 {
+			t.Fatalf("GetInfoAt: %d, %v; want 1", v, err)
+		}
+		return info
+	}
+	eventually(t, 5*time.Second, "L1 serves GetAt of now", func() bool { return getAt(time.Now()).Source == SourceL1 })
+	late := time.Now().Add(time.Minute) // no proof is that young yet
+	before := c.Stats().L1BypassStale
+	if info := getAt(late); info.Source == SourceL1 {
+		t.Fatal("GetAt served L1 at a start the newest proof is more than the bound older than")
+	}
+	if got := c.Stats().L1BypassStale - before; got != 1 {
+		t.Fatalf("stale bypasses: +%d; want +1", got)
+	}
+	eventually(t, 5*time.Second, "a start without a monotonic reading is ignored", func() bool {
+		return getAt(late.Round(0)).Source == SourceL1
+	})
+}
+
+// leasedCache is a ready cache on the shared Redis with the default 25ms
+// StalenessBound, and a source holding k = 1.
+func leasedCache(t *testing.T) (*Cache[int], *source) {
+	t.Helper()
+	rdb := needRedis(t)
+	src := newSource()
+	src.set("k", 1)
+	c := newCache(t, rdb, Options{Namespace: namespace(t, rdb), StalenessBound: 25 * time.Millisecond})
+	waitReady(t, c)
+	return c, src
 }

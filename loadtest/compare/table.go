@@ -135,7 +135,7 @@ func (r *Result) writeRedisFamilies(w io.Writer) {
 			continue
 		}
 		if !head {
-			fmt.Fprintln(w, "\nRedis µs per request by command family (INFO commandstats):")
+			fmt.Fprintln(w, "\nRedis µs per request by command family (INFO commandstats; * includes commands scripts and EXEC ran, which scripts_tx counts too):")
 			head = true
 		}
 		fmt.Fprintf(w, "  %-8s %s\n", row.Name, rc.Text())
