@@ -293,7 +293,11 @@ func TestGetManyL2OneRoundTrip(t *testing.T) {
 	for _, k := range keys {
 		src.set(k, 9)
 	}
-	a := newCache(t, needRedis(t), Options{Namespace: ns, Standalone: true})
+	// Redis calls given time: on a starved machine an MGET past the
+	// default 100 ms L2Timeout (rightly) falls through to leases and the
+	// loader (rule 11), which is not what this test counts.
+	slow := 10 * time.Second
+	a := newCache(t, needRedis(t), Options{Namespace: ns, Standalone: true, L2Timeout: slow})
 	m := &manyLoader{src: src}
 	if _, err := a.GetMany(context.Background(), keys, m.load); err != nil {
 		t.Fatal(err)
@@ -301,7 +305,7 @@ func TestGetManyL2OneRoundTrip(t *testing.T) {
 	brdb := needRedis(t)
 	hook := &countHook{}
 	brdb.AddHook(hook)
-	b := newCache(t, brdb, Options{Namespace: ns, Standalone: true, Mode: ModeL2Only})
+	b := newCache(t, brdb, Options{Namespace: ns, Standalone: true, Mode: ModeL2Only, L2Timeout: slow})
 	m2 := &manyLoader{src: src}
 	hook.n.Store(0)
 	vals, err := b.GetMany(context.Background(), keys, m2.load)
@@ -365,8 +369,9 @@ func TestGetManyCluster(t *testing.T) {
 	for _, k := range keys[1:] {
 		src.set(k, 6)
 	}
-	a := newCache(t, newClient(), Options{Namespace: "clb", L2Timeout: time.Second})
-	b := newCache(t, newClient(), Options{Namespace: "clb", L2Timeout: time.Second})
+	// 10 s: a pipeline past L2Timeout on a starved machine (rightly) loads.
+	a := newCache(t, newClient(), Options{Namespace: "clb", L2Timeout: 10 * time.Second})
+	b := newCache(t, newClient(), Options{Namespace: "clb", L2Timeout: 10 * time.Second})
 	waitReady(t, a, b)
 	m := &manyLoader{src: src}
 	if vals, err := a.GetMany(context.Background(), keys, m.load); err != nil || len(vals) != 29 {

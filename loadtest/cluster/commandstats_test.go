@@ -68,7 +68,7 @@ func TestCommandStatsCountScriptInnerCallsTwice(t *testing.T) {
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
-	before, err := CommandStats(ctx, rdb)
+	before, err := cluster.CommandStats(ctx, rdb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestCommandStatsCountScriptInnerCallsTwice(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	after, err := CommandStats(ctx, rdb)
+	after, err := cluster.CommandStats(ctx, rdb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,11 +104,11 @@ func TestCommandStatsCountScriptInnerCallsTwice(t *testing.T) {
 // puts scripts and EXEC in scripts_tx and marks the families their inner
 // commands can be counted in.
 func TestByFamilyCannedInfo(t *testing.T) {
-	before, err := ParseCommandStats("# Commandstats\r\ncmdstat_get:calls=10,usec=20,usec_per_call=2.00\r\n")
+	before, err := cluster.ParseCommandStats("# Commandstats\r\ncmdstat_get:calls=10,usec=20,usec_per_call=2.00\r\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, err := ParseCommandStats(`# Commandstats
+	after, err := cluster.ParseCommandStats(`# Commandstats
 cmdstat_get:calls=14,usec=28,usec_per_call=2.00,rejected_calls=0,failed_calls=0
 cmdstat_set:calls=3,usec=9,usec_per_call=3.00,rejected_calls=0,failed_calls=0
 cmdstat_evalsha:calls=2,usec=50,usec_per_call=25.00,rejected_calls=0,failed_calls=0
@@ -130,7 +130,7 @@ cmdstat_client|list:calls=1,usec=6,usec_per_call=6.00,rejected_calls=0,failed_ca
 		"reads": {4, 8, true}, "fills_leases": {4, 10, true}, "invalidations": {2, 4, true},
 		"pings": {5, 3, false}, "scripts_tx": {3, 57, false}, "other": {1, 6, true},
 	}
-	for _, f := range ByFamily(before, after) {
+	for _, f := range cluster.ByFamily(before, after) {
 		if w := want[f.Name]; f.Calls != w.calls || f.USec != w.usec || f.Nested != w.nested {
 			t.Errorf("%s: got %d calls, %.0fµs, nested %v; want %+v", f.Name, f.Calls, f.USec, f.Nested, w)
 		}
