@@ -22,6 +22,11 @@ var (
 	// ErrUnavailable means the database cannot be reached or is not ready
 	// (its schema is not migrated yet).
 	ErrUnavailable = errors.New("products: database unavailable")
+	// ErrOutcomeUnknown means the connection to the database was lost
+	// after a write's COMMIT was sent: the write may or may not have been
+	// applied. It is an ErrUnavailable (503) that is never retried by the
+	// server: the client reads the product, or retries with If-Match.
+	ErrOutcomeUnknown = fmt.Errorf("%w (the write was sent; its outcome is unknown)", ErrUnavailable)
 )
 
 // dbError classifies an error from PostgreSQL: trouble reaching it becomes

@@ -299,6 +299,9 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 		writeProblem(w, http.StatusNotFound, "no product has this id", nil)
 	case errors.Is(err, ErrConflict):
 		writeProblem(w, http.StatusPreconditionFailed, "the product is not at the version If-Match names", nil)
+	case errors.Is(err, ErrOutcomeUnknown):
+		logger.Warn("products: write outcome unknown", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeProblem(w, http.StatusServiceUnavailable, "the connection to the database was lost after the write was sent: it may have been applied; read the product before trying again", nil)
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		logger.Warn("products: database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeProblem(w, http.StatusServiceUnavailable, "the database is unavailable, try again shortly", nil)

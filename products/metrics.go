@@ -148,6 +148,7 @@ type serviceCollector struct {
 	queries      *prometheus.Desc
 	retries      *prometheus.Desc
 	writeRetries *prometheus.Desc
+	unknown      *prometheus.Desc
 	pool         map[string]*prometheus.Desc
 	info         *prometheus.Desc
 	outbox       outboxDescs
@@ -210,6 +211,8 @@ func newServiceCollector(svc *Service) *serviceCollector {
 			"Reads retried once on a new connection after theirs was lost (backend terminated, reset).", nil, nil),
 		writeRetries: prometheus.NewDesc("productsd_db_write_retries_total",
 			"Writes retried once on a new connection after theirs was lost before COMMIT was sent.", nil, nil),
+		unknown: prometheus.NewDesc("productsd_db_write_outcome_unknown_total",
+			"Writes that failed (503) because their connection was lost after COMMIT was sent: applied or not, nobody knows.", nil, nil),
 		info: prometheus.NewDesc("productsd_cache_info",
 			"The cache mode this replica runs in (value always 1).", []string{"mode", "replica"}, nil),
 		pool:   map[string]*prometheus.Desc{},
@@ -242,6 +245,7 @@ func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.queries
 	ch <- c.retries
 	ch <- c.writeRetries
+	ch <- c.unknown
 	ch <- c.info
 	c.outbox.describe(ch)
 	for _, d := range c.pool {
@@ -256,6 +260,7 @@ func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.retries, prometheus.CounterValue, float64(c.svc.store.ReadRetries()))
 	ch <- prometheus.MustNewConstMetric(c.writeRetries, prometheus.CounterValue, float64(c.svc.store.WriteRetries()))
+	ch <- prometheus.MustNewConstMetric(c.unknown, prometheus.CounterValue, float64(c.svc.store.UnknownOutcomes()))
 	replica := ""
 	if c.svc.cache != nil {
 		replica = c.svc.cache.ReplicaID()

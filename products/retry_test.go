@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -232,5 +233,34 @@ func TestReadRetriesAFreshConnectionEndedInStartup(t *testing.T) {
 	}
 	if n := ended.Load(); n != 2 {
 		t.Fatalf("%d fresh connections opened, want 2 (one ended in startup, one that read)", n)
+	}
+}
+
+// TestWriteOutcomeUnknownAfterCommitSent: a write whose connection is lost
+// once its COMMIT is on the way (the backend is terminated, and waited for,
+// between the write's statements and its COMMIT) is not retried: it fails
+// with ErrOutcomeUnknown, a kind of ErrUnavailable, and is counted, while a
+// write whose connection died before its statements ran is retried
+// (TestWriteSurvivesTerminatedBackends).
+func TestWriteOutcomeUnknownAfterCommitSent(t *testing.T) {
+	t.Parallel()
+	s, app, p := readStore(t)
+	ctx := context.Background()
+	s.beforeCommit = func(string, uuid.UUID) {
+		if n := testenv.TerminateBackends(t, app); n == 0 {
+			t.Errorf("terminated no backend")
+		}
+	}
+	retries := s.WriteRetries()
+	_, _, err := s.Update(ctx, p.ID, Input{Name: "upd", PriceCents: 2}, nil)
+	if !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Update with its connection lost before COMMIT: %v, want ErrOutcomeUnknown", err)
+	}
+	if s.UnknownOutcomes() != 1 || s.WriteRetries() != retries {
+		t.Fatalf("%d unknown outcomes, %d retries; want 1 and none", s.UnknownOutcomes(), s.WriteRetries()-retries)
+	}
+	s.beforeCommit = nil
+	if got, err := s.Get(ctx, p.ID); err != nil || got.Version != 1 {
+		t.Fatalf("the product after the lost COMMIT: %+v, %v; want version 1 (the transaction died with its session)", got, err)
 	}
 }

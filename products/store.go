@@ -29,9 +29,10 @@ type Store struct {
 	// its own transaction. Set once by NewService, before any write.
 	outbox bool
 
-	readRetries  atomic.Uint64 // reads retried after a lost connection
-	writeRetries atomic.Uint64 // writes retried after a connection lost before they ran
-	freshSlots   chan struct{} // connections opened for retries, at most maxFreshConns
+	readRetries     atomic.Uint64 // reads retried after a lost connection
+	writeRetries    atomic.Uint64 // writes retried after a connection lost before they ran
+	unknownOutcomes atomic.Uint64 // writes whose connection was lost after COMMIT was sent
+	freshSlots      chan struct{} // connections opened for retries, at most maxFreshConns
 
 	// Test hooks, nil outside tests.
 	afterGet     func(id uuid.UUID)            // a Get read its row, before it returns
@@ -73,6 +74,10 @@ func (s *Store) ReadRetries() uint64 { return s.readRetries.Load() }
 // WriteRetries is how many writes were retried on a fresh connection
 // because their pooled one was dead before any of their statements ran.
 func (s *Store) WriteRetries() uint64 { return s.writeRetries.Load() }
+
+// UnknownOutcomes is how many writes failed with ErrOutcomeUnknown: their
+// connection was lost after COMMIT was sent.
+func (s *Store) UnknownOutcomes() uint64 { return s.unknownOutcomes.Load() }
 
 // Pool returns the connection pool the store uses.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
@@ -245,7 +250,7 @@ func versions(cond Precondition) []int64 {
 // BEGIN or the batch read) did not commit: its transaction died with the
 // session. It is retried once on a fresh connection (docs/design.md §3.19).
 // A connection lost once COMMIT was sent leaves the outcome unknown, and
-// the write fails with ErrUnavailable.
+// the write fails with ErrOutcomeUnknown (an ErrUnavailable), counted.
 func (s *Store) inTx(ctx context.Context, op string, id uuid.UUID, queue func(*pgx.Batch)) (int64, error) {
 	oid, committing, err := s.tryTx(ctx, s.pool, op, id, queue)
 	if err != nil && !committing && connectionLost(err) && ctx.Err() == nil {
@@ -255,13 +260,16 @@ func (s *Store) inTx(ctx context.Context, op string, id uuid.UUID, queue func(*p
 			return 0, dbError(op, errors.Join(err, cerr))
 		}
 		defer s.closeFresh(c)
-		oid, _, err = s.tryTx(ctx, c, op, id, queue)
+		oid, committing, err = s.tryTx(ctx, c, op, id, queue)
 	}
 	switch {
 	case err == nil:
 		return oid, nil
 	case errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict):
 		return 0, err
+	case committing && connectionLost(err):
+		s.unknownOutcomes.Add(1)
+		return 0, fmt.Errorf("%w: %s: %w", ErrOutcomeUnknown, op, err)
 	}
 	return 0, dbError(op, err)
 }

@@ -33,6 +33,10 @@ func TestChaosEndToEnd(t *testing.T) {
 	if pg.FailedReads != 0 {
 		t.Errorf("pg-terminate: %d failed reads", pg.FailedReads)
 	}
+	t.Logf("pg-terminate: %d failed writes, %d of unknown outcome", pg.FailedWrites, pg.UnknownOutcomes)
+	if pg.UnknownOutcomes > pg.FailedWrites {
+		t.Errorf("pg-terminate: %d writes of unknown outcome, more than the %d failed writes", pg.UnknownOutcomes, pg.FailedWrites)
+	}
 	wantCode := 0
 	if !res.OK {
 		wantCode = exitThresholds

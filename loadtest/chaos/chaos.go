@@ -90,8 +90,15 @@ type PhaseResult struct {
 	// not).
 	PromotionMs       float64 `json:"promotion_ms,omitempty"`
 	StaleAfterPromote int64   `json:"stale_reads_after_promotion,omitempty"`
-	NotReplicated     int64   `json:"not_replicated,omitempty"`
-	Replays           int64   `json:"outbox_replays,omitempty"`
+	// FailedWrites is the failed creates, updates and deletes;
+	// UnknownOutcomes, of those, the writes the replicas could not tell
+	// applied or not (the database connection lost after COMMIT was sent,
+	// productsd_db_write_outcome_unknown_total); the others failed before
+	// anything was sent or were refused.
+	FailedWrites    int64 `json:"failed_writes"`
+	UnknownOutcomes int64 `json:"write_outcome_unknown"`
+	NotReplicated   int64 `json:"not_replicated,omitempty"`
+	Replays         int64 `json:"outbox_replays,omitempty"`
 
 	// The fail-safe (stale-if-error) figures, for the phases whose reads
 	// opt in: the get and batch reads that sent stale-if-error and those
@@ -377,11 +384,13 @@ func (e *env) runPhase(ctx context.Context, ph Phase) (PhaseResult, error) {
 		}
 		defer undo()
 	}
+	unknown0 := e.sumCounter(ctx, unknownOutcomeMetric)
 	m, err := e.measure(ctx, ph)
 	if err != nil {
 		return PhaseResult{}, err
 	}
 	r := ph.judge(m)
+	r.UnknownOutcomes = e.sumCounter(ctx, unknownOutcomeMetric).delta(unknown0)
 	if m.fault.promotion > 0 { // on the phase's replicas, before undo
 		e.failoverCounters(ctx, &r)
 	}
@@ -535,4 +544,38 @@ func (e *env) burn(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 	}
 	return nil
+}
+
+// unknownOutcomeMetric counts the writes a replica failed because their
+// database connection was lost after COMMIT was sent.
+const unknownOutcomeMetric = "productsd_db_write_outcome_unknown_total"
+
+// counterReadings is one counter's value on each replica, by URL.
+type counterReadings map[string]float64
+
+// sumCounter reads counter on every replica of the phase.
+func (e *env) sumCounter(ctx context.Context, counter string) counterReadings {
+	client := &http.Client{Timeout: 2 * time.Second}
+	defer client.CloseIdleConnections()
+	out := counterReadings{}
+	for _, u := range e.urls {
+		if n, ok := loadtest.TargetCounters(ctx, client, u, counter); ok {
+			out[u] = n[0]
+		}
+	}
+	return out
+}
+
+// delta is how much the counter grew since before, summed over the
+// replicas; a replica restarted meanwhile counts from zero.
+func (after counterReadings) delta(before counterReadings) int64 {
+	var d float64
+	for u, v := range after {
+		if b := before[u]; v >= b {
+			d += v - b
+		} else {
+			d += v
+		}
+	}
+	return int64(d)
 }

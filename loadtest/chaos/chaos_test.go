@@ -326,3 +326,14 @@ func hasBreach(r PhaseResult, s string) bool {
 	}
 	return false
 }
+
+// TestCounterDelta: a counter's growth over a phase, summed over the
+// replicas; one restarted meanwhile (its counter lower than before) counts
+// from zero, one that did not answer before counts from zero too.
+func TestCounterDelta(t *testing.T) {
+	before := counterReadings{"a": 3, "b": 10}
+	after := counterReadings{"a": 5, "b": 2, "c": 1}
+	if d := after.delta(before); d != 2+2+1 {
+		t.Fatalf("delta %d, want 5", d)
+	}
+}

@@ -235,8 +235,9 @@ func (ph Phase) judge(m measurement) PhaseResult {
 	r := PhaseResult{
 		Name: ph.Name, Fault: ph.Fault, Bound: ph.Bound,
 		Requests: sum.Requests, Failed: sum.Failed, Failures: sum.Failures,
-		FailedReads: sum.Types["get"].Failed + sum.Types["list"].Failed + sum.Types["batch"].Failed,
-		StaleReads:  sum.Consistency.StaleReads, WorstStale: sum.Consistency.MaxStalenessMs,
+		FailedReads:  sum.Types["get"].Failed + sum.Types["list"].Failed + sum.Types["batch"].Failed,
+		FailedWrites: sum.Types["create"].Failed + sum.Types["update"].Failed + sum.Types["delete"].Failed,
+		StaleReads:   sum.Consistency.StaleReads, WorstStale: sum.Consistency.MaxStalenessMs,
 		StaleBound: sum.Consistency.StaleReads, AllowanceMs: float64(ph.Allowance) / float64(time.Millisecond),
 		P99Ms: sum.Latency.P99, L1BackMs: m.l1Back, PromotionMs: float64(o.promotion) / float64(time.Millisecond),
 		LostWrites: sum.LostWrites.Lost, Unverified: sum.LostWrites.Unverified,

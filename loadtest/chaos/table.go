@@ -36,6 +36,12 @@ func (r *Result) WriteTable(w io.Writer) {
 	fmt.Fprintln(w, "phase's allowance (1 s after Redis or the link is back for redis-kill and net-cut, 3 s after the")
 	fmt.Fprintln(w, "promotion for sentinel-failover, none otherwise);")
 	fmt.Fprintln(w, "L1 back: from the end of the fault until every replica answered from L1 again.")
+	for _, p := range r.Phases {
+		if p.FailedWrites > 0 || p.UnknownOutcomes > 0 {
+			fmt.Fprintf(w, "%s: %d failed writes, %d of them of unknown outcome (the database connection lost after COMMIT was sent).\n",
+				p.Name, p.FailedWrites, p.UnknownOutcomes)
+		}
+	}
 	r.writeFailover(w)
 	r.writeFailSafe(w)
 	for _, p := range r.Phases {
