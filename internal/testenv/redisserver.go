@@ -19,6 +19,7 @@ type RedisServer struct {
 	t    testing.TB
 	port int
 	conf string   // a config file, first on the command line (sentinel)
+	dir  string   // the working directory of a server without conf
 	args []string // extra redis-server arguments
 	tls  bool     // serve TLS only, on port
 	cmd  *exec.Cmd
@@ -36,7 +37,7 @@ func NewRedisServer(t testing.TB, args ...string) *RedisServer {
 			t.Fatalf("testenv: %s is not installed (apt-get install redis-server redis-tools): %v", tool, err)
 		}
 	}
-	s := &RedisServer{t: t, port: FreePort(t), args: args}
+	s := &RedisServer{t: t, port: FreePort(t), args: args, dir: tempDir(t)}
 	t.Cleanup(s.Stop)
 	return s
 }
@@ -90,6 +91,9 @@ func (s *RedisServer) Start() {
 	}
 	args = append(args, port...)
 	args = append(args, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "")
+	if s.dir != "" {
+		args = append(args, "--dir", s.dir) // a replica's full-sync RDB, never in the test's directory
+	}
 	args = append(append(args, s.args...), s.Args...)
 	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ type RedisServer struct {
 	proc   *Process
 	extra  []string // more arguments of redis-server (--replicaof)
 	conf   string   // a configuration file, first on the command line (a sentinel's)
+	dir    string   // its working directory: where a replica writes the RDB of a full sync
 }
 
 // StartRedis starts a redis-server and waits until it accepts
@@ -55,6 +57,14 @@ func startRedis(ctx context.Context, output io.Writer, extra []string, conf stri
 	addr := l.Addr().String()
 	_ = l.Close()
 	s := &RedisServer{addr: addr, output: output, extra: extra, conf: conf}
+	if conf == "" {
+		// A replica writes the RDB of its full sync to its directory, and a
+		// server loads dump.rdb from it when it starts: its own, never the
+		// caller's working directory.
+		if s.dir, err = os.MkdirTemp("", "loadtest-redis-"); err != nil {
+			return nil, fmt.Errorf("cluster: redis dir: %w", err)
+		}
+	}
 	return s, s.Start(ctx)
 }
 
@@ -97,6 +107,9 @@ func (s *RedisServer) Start(ctx context.Context) error {
 		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--daemonize", "no", "--enable-debug-command", "local", "--loglevel", "warning",
 	}...)
+	if s.dir != "" {
+		args = append(args, "--dir", s.dir)
+	}
 	args = append(args, s.extra...)
 	p, err := Start(ctx, "redis-server", args, nil, s.output, nil)
 	if err != nil {
