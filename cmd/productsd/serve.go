@@ -180,7 +180,8 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 
 	fmt.Fprintf(stdout, "productsd listening on %s (mode %s, replica %s)\n", displayURL(ln.Addr()), cfg.mode, cfg.replicaID)
-	logger.Info("productsd: listening", "addr", ln.Addr().String(), "mode", cfg.mode, "l1_ttl", cfg.l1TTL.String(), "redis", redisTopology(cfg))
+	logger.Info("productsd: listening", "addr", ln.Addr().String(), "mode", cfg.mode, "l1_ttl", cfg.l1TTL.String(), "redis", redisTopology(cfg),
+		"outbox_grace", cfg.outboxGrace.String(), "outbox_sweep", cfg.outboxSweep.String())
 
 	// Once the schema is ready the outbox marker and sweeper run (docs/design.md §3
 	// rule 14) until the server has drained its requests; they stop before
