@@ -274,22 +274,22 @@ func parseMix(s string) (loadtest.Mix, error) {
 // run runs sc with opt and, for -out json=FILE, streams every request's
 // points to FILE as it goes (k6's --out json line format).
 func (f *scenarioFlags) run(ctx context.Context, sc *loadtest.Scenario, opt loadtest.RunOptions) (*loadtest.Summary, error) {
-	var files []*os.File
-	for _, o := range f.outs {
-		if kind, path, _ := strings.Cut(o, "="); kind == "json" {
-			file, err := os.Create(path)
-			if err != nil {
-				return nil, err
-			}
-			files = append(files, file)
+	path := ""
+	for _, o := range f.outs { // validateOuts allows one json= at most
+		if kind, p, _ := strings.Cut(o, "="); kind == "json" {
+			path = p
 		}
 	}
-	if len(files) == 0 { // validateOuts allows one at most
+	if path == "" {
 		return loadtest.Run(ctx, sc, opt)
 	}
-	opt.Points = loadtest.NewPointStream(files[0], sc.Name)
+	file, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	opt.Points = loadtest.NewPointStream(file, sc.Name)
 	sum, err := loadtest.Run(ctx, sc, opt)
-	err = errors.Join(err, opt.Points.Close(), files[0].Close())
+	err = errors.Join(err, opt.Points.Close(), file.Close())
 	if err != nil {
 		return nil, err
 	}
