@@ -2,12 +2,18 @@ package loadtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // Cause is why a request got no HTTP answer: the class of its transport
@@ -58,6 +64,84 @@ type Failures struct {
 	ByCause map[string]int64 `json:"by_cause"`
 	// ByTarget counts failed requests (both kinds) per base URL.
 	ByTarget map[string]int64 `json:"by_target"`
+	// Examples are the first failed requests of the run (at most
+	// maxFailureExamples), so a failure that breaks a bound can be told
+	// from another: a server's answer or a transport error, and where.
+	Examples []FailureExample `json:"examples,omitempty"`
+}
+
+// FailureExample is one failed request.
+type FailureExample struct {
+	AtS    float64 `json:"at_s"` // seconds from the start of the run
+	Method string  `json:"method"`
+	Target string  `json:"target"`
+	Path   string  `json:"path"`
+	Status int     `json:"status,omitempty"` // 0: no response
+	// Detail is the problem's detail (application/problem+json), the
+	// start of another body, or the transport error.
+	Detail    string  `json:"detail"`
+	LatencyMs float64 `json:"latency_ms"`
+}
+
+// String is the example on one line: when, what, where, and why.
+func (e FailureExample) String() string {
+	what := "no response"
+	if e.Status != 0 {
+		what = strconv.Itoa(e.Status)
+	}
+	return fmt.Sprintf("%.1fs %s %s%s: %s after %.0f ms: %s", e.AtS, e.Method, e.Target, e.Path, what, e.LatencyMs, e.Detail)
+}
+
+// maxFailureExamples bounds Failures.Examples.
+const maxFailureExamples = 10
+
+// failureExamples keeps the first failed requests; failures are rare, so
+// a mutex is cheap here.
+type failureExamples struct {
+	mu   sync.Mutex
+	list []FailureExample
+}
+
+// note keeps x's failure if fewer than maxFailureExamples are kept. body
+// is the response body read (nil without a response), err the transport
+// error.
+func (f *failureExamples) note(at time.Duration, method string, x *sample, body []byte, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.list) >= maxFailureExamples {
+		return
+	}
+	e := FailureExample{AtS: at.Seconds(), Method: method, Target: x.target, Path: x.path,
+		Status: x.code, LatencyMs: float64(x.latency) / float64(time.Millisecond)}
+	switch {
+	case err != nil:
+		e.Detail = err.Error()
+	default:
+		e.Detail = problemDetail(body)
+	}
+	f.list = append(f.list, e)
+}
+
+func (f *failureExamples) all() []FailureExample {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.list)
+}
+
+// problemDetail is an RFC 9457 problem's detail, or the start of a body
+// that is not one.
+func problemDetail(body []byte) string {
+	var p struct {
+		Detail string `json:"detail"`
+	}
+	if json.Unmarshal(body, &p) == nil && p.Detail != "" {
+		return p.Detail
+	}
+	const max = 200
+	if len(body) > max {
+		body = body[:max]
+	}
+	return strings.TrimSpace(string(body))
 }
 
 // failureCounts is the part of a window that counts failures and status

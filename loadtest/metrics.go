@@ -204,8 +204,10 @@ type sample struct {
 	checkOK int
 	cache   CacheStatus
 	target  string // the base URL the request went to
-	code    int    // the status code; 0 when there was no response
-	cause   Cause  // the transport error, if any
+	method  string // the request's method and path, for failure examples
+	path    string
+	code    int   // the status code; 0 when there was no response
+	cause   Cause // the transport error, if any
 	// keys counts a batch's keys by the tier that answered each.
 	keys KeyTiers
 	// failCode, when set, is the status the failure is filed under

@@ -41,7 +41,7 @@ func (r *runner) request(ctx context.Context, v *vu, x *sample, method, path str
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	x.target = r.target(v)
+	x.target, x.method, x.path = r.target(v), method, path
 	req, err := http.NewRequestWithContext(ctx, method, x.target+path, rd)
 	if err != nil {
 		return nil, err
@@ -116,6 +116,13 @@ func (r *runner) iterate(ctx context.Context, v *vu, scheduled time.Time) {
 	if err != nil {
 		x.failed, x.checks, x.checkOK = true, max(x.checks, 1), 0
 		x.cause = ClassifyError(err)
+	}
+	if x.failed {
+		var body []byte
+		if err == nil {
+			body = v.buf.Bytes()
+		}
+		r.examples.note(begin.Sub(r.start), x.method, &x, body, err)
 	}
 	v.shard.add(x)
 	if r.points != nil {

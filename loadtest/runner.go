@@ -83,6 +83,7 @@ type runner struct {
 
 	statuses statusMemo   // Cache-Status classifications seen in this run
 	points   *PointStream // RunOptions.Points
+	examples failureExamples
 
 	mixCum   [numReqTypes]float64
 	mixTotal float64
@@ -418,6 +419,7 @@ func (r *runner) summarize(coll *collector, end time.Time, dropped int64) *Summa
 		s.RPS = float64(n) / s.DurationS
 	}
 	s.StatusCodes, s.Failures = w.fails.summary()
+	s.Failures.Examples = r.examples.all()
 	s.Checks = CheckResult{Passes: w.checksOK, Fails: w.checks - w.checksOK, Rate: ratio(w.checksOK, w.checks)}
 	for t := range numReqTypes {
 		all.Merge(w.hist[t])

@@ -255,6 +255,12 @@ func (s *Summary) WriteText(w io.Writer) {
 		line("  by status", "%s", CountsText(s.Failures.ByStatus))
 		line("  by transport error", "%s", CountsText(s.Failures.ByCause))
 		line("  by target", "%s", CountsText(s.Failures.ByTarget))
+		for i, e := range s.Failures.Examples {
+			if i == 3 {
+				break
+			}
+			line("  e.g.", "%s", e)
+		}
 	}
 	line("status codes", "%s", CountsText(s.StatusCodes))
 	line("checks", "%.2f%%  %d of %d", 100*s.Checks.Rate, s.Checks.Passes, s.Checks.Passes+s.Checks.Fails)

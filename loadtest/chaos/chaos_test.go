@@ -256,6 +256,14 @@ func TestFailedRequestsAgainstTheBounds(t *testing.T) {
 		sum.Failures.ByStatus["503"] != sum.Failed {
 		t.Fatalf("failed %d, by target %v, by status %v: want every failure a 503 of %s", sum.Failed, sum.Failures.ByTarget, sum.Failures.ByStatus, victim)
 	}
+	if n := len(sum.Failures.Examples); n == 0 || n > 10 || int64(n) > sum.Failed {
+		t.Fatalf("%d failure examples of %d failures", n, sum.Failed)
+	}
+	for _, e := range sum.Failures.Examples {
+		if e.Target != victim || e.Status != 503 || e.Detail != "unavailable" || e.Method == "" || !strings.HasPrefix(e.Path, "/products") || e.AtS <= 0 {
+			t.Errorf("failure example %+v, want a 503 of %s with its body", e, victim)
+		}
+	}
 	for _, tt := range []struct {
 		ph     Phase
 		victim string
@@ -263,6 +271,7 @@ func TestFailedRequestsAgainstTheBounds(t *testing.T) {
 	}{
 		{Phase{VictimOnly: true}, victim, ""},
 		{Phase{VictimOnly: true}, healthy, "which was not the victim"},
+		{Phase{VictimOnly: true}, healthy, " 503 after "}, // the breach shows a failure on the replica it names
 		{Phase{NoFailedReads: true}, victim, "failed reads"},
 		{Phase{NoFailures: true}, victim, fmt.Sprintf("%d failed requests", sum.Failed)},
 		{Phase{}, victim, ""},

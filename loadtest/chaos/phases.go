@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/tiercache/productcache/loadtest"
 )
 
 // Phase is one fault and its bounds.
@@ -282,10 +284,21 @@ func (ph Phase) judge(m measurement) PhaseResult {
 	case ph.VictimOnly:
 		for target, n := range r.Failures.ByTarget {
 			if target != o.victim && n > 0 {
-				breach("%d failed requests on %s, which was not the victim", n, target)
+				breach("%d failed requests on %s, which was not the victim%s", n, target, exampleOn(r.Failures.Examples, target))
 			}
 		}
 	}
 	r.OK = len(r.Breaches) == 0
 	return r
+}
+
+// exampleOn is ", e.g. " and the first failure example on target, or ""
+// when the run kept none there.
+func exampleOn(examples []loadtest.FailureExample, target string) string {
+	for _, e := range examples {
+		if e.Target == target {
+			return ", e.g. " + e.String()
+		}
+	}
+	return ""
 }
