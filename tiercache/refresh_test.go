@@ -13,9 +13,12 @@ import (
 
 // refreshOptions make every value read with less than half of its hour
 // left refresh: a seeded value with 20 minutes left is in the window
-// however slowly the test runs.
+// however slowly the test runs. L2Timeout is generous: a refresh whose lease script times out rightly
+// refreshes nothing (a later read tries again), which on a starved machine
+// (the default 100 ms passed under two busy loops and -race) left these
+// tests waiting for a load that never started.
 func refreshOptions(ns string) Options {
-	return Options{Namespace: ns, L2TTL: time.Hour, RefreshAhead: 0.5}
+	return Options{Namespace: ns, L2TTL: time.Hour, RefreshAhead: 0.5, L2Timeout: 5 * time.Second}
 }
 
 // seedInWindow stores v under key in L2 as a fill of an hour-long TTL
