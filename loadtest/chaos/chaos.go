@@ -384,15 +384,16 @@ func (e *env) runPhase(ctx context.Context, ph Phase) (PhaseResult, error) {
 		}
 		defer undo()
 	}
-	unknown0 := e.sumCounter(ctx, unknownOutcomeMetric)
+	before := e.readCounters(ctx, unknownOutcomeMetric)
 	m, err := e.measure(ctx, ph)
 	if err != nil {
 		return PhaseResult{}, err
 	}
 	r := ph.judge(m)
-	r.UnknownOutcomes = e.sumCounter(ctx, unknownOutcomeMetric).delta(unknown0)
-	if m.fault.promotion > 0 { // on the phase's replicas, before undo
-		e.failoverCounters(ctx, &r)
+	after := e.readCounters(ctx, unknownOutcomeMetric, notReplicatedMetric, replaysMetric) // on the phase's replicas, before undo
+	r.UnknownOutcomes = after.delta(before, unknownOutcomeMetric)
+	if m.fault.promotion > 0 {
+		r.NotReplicated, r.Replays = after.sum(notReplicatedMetric), after.sum(replaysMetric)
 	}
 	return r, nil
 }
@@ -544,38 +545,4 @@ func (e *env) burn(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 	}
 	return nil
-}
-
-// unknownOutcomeMetric counts the writes a replica failed because their
-// database connection was lost after COMMIT was sent.
-const unknownOutcomeMetric = "productsd_db_write_outcome_unknown_total"
-
-// counterReadings is one counter's value on each replica, by URL.
-type counterReadings map[string]float64
-
-// sumCounter reads counter on every replica of the phase.
-func (e *env) sumCounter(ctx context.Context, counter string) counterReadings {
-	client := &http.Client{Timeout: 2 * time.Second}
-	defer client.CloseIdleConnections()
-	out := counterReadings{}
-	for _, u := range e.urls {
-		if n, ok := loadtest.TargetCounters(ctx, client, u, counter); ok {
-			out[u] = n[0]
-		}
-	}
-	return out
-}
-
-// delta is how much the counter grew since before, summed over the
-// replicas; a replica restarted meanwhile counts from zero.
-func (after counterReadings) delta(before counterReadings) int64 {
-	var d float64
-	for u, v := range after {
-		if b := before[u]; v >= b {
-			d += v - b
-		} else {
-			d += v
-		}
-	}
-	return int64(d)
 }
