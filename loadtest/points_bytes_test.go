@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"math"
 	"strconv"
 	"testing"
 	"time"
@@ -139,4 +140,19 @@ func BenchmarkPointStream(b *testing.B) {
 			p.add(end, &samples[i%len(samples)])
 		}
 	})
+}
+
+// TestAppendJSONFloat: floats as json.Marshal writes them, on both sides
+// of where it turns to exponent notation.
+func TestAppendJSONFloat(t *testing.T) {
+	t.Parallel()
+	for _, f := range []float64{0, math.Copysign(0, -1), 1, 0.5, 1e-6, 9.99e-7, 1.5e-9, 5e-324, 1e20, 1e21, 1.5e300, -2.5e-8, 9223372036854.775807, 123.456} {
+		want, err := json.Marshal(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendJSONFloat(nil, f); !bytes.Equal(got, want) {
+			t.Errorf("appendJSONFloat(%v) = %s, want %s", f, got, want)
+		}
+	}
 }
