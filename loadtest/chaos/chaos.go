@@ -80,8 +80,11 @@ type PhaseResult struct {
 	LostWrites int     `json:"lost_writes"`
 	Unverified int     `json:"unverified_writes"`
 
-	// Skipped says why the phase did not run ("" when it ran).
-	Skipped string `json:"skipped,omitempty"`
+	// Skipped says why the phase did not run ("" when it ran): what it
+	// needs is not installed here. NotStarted says why what it needs
+	// did not start, which breaks the phase.
+	Skipped    string `json:"skipped,omitempty"`
+	NotStarted string `json:"not_started,omitempty"`
 	// The failover figures (sentinel-failover): the time from the master's
 	// kill -9 until the promotion was seen, and, summed over the replicas,
 	// the invalidations deferred because no replica acknowledged them
@@ -375,12 +378,16 @@ type outcome struct {
 func (e *env) runPhase(ctx context.Context, ph Phase) (PhaseResult, error) {
 	if ph.topology != nil {
 		undo, err := ph.topology(ctx, e)
-		if errors.Is(err, errSkip) {
+		switch {
+		case errors.Is(err, errSkip):
 			e.cfg.Logf("chaos: phase %s skipped: %v", ph.Name, err)
 			return PhaseResult{Name: ph.Name, Fault: ph.Fault, Bound: ph.Bound, Skipped: strings.TrimPrefix(err.Error(), errSkip.Error()+": "), L1BackMs: -1, OK: true}, nil
-		}
-		if err != nil {
+		case err != nil && ctx.Err() != nil:
 			return PhaseResult{}, err
+		case err != nil: // what the phase needs did not start: its verdict, not the run's end
+			e.cfg.Logf("chaos: phase %s did not start: %v", ph.Name, err)
+			return PhaseResult{Name: ph.Name, Fault: ph.Fault, Bound: ph.Bound, NotStarted: err.Error(), L1BackMs: -1,
+				Breaches: []string{"did not start: " + err.Error()}}, nil
 		}
 		defer undo()
 	}

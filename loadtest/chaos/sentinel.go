@@ -29,8 +29,8 @@ const (
 	sentinelMinLength = 15 * time.Second
 )
 
-// errSkip is returned (wrapped) by a phase's topology when the phase
-// cannot run here.
+// errSkip is returned (wrapped) by a phase's topology when a program the
+// phase needs is not installed here.
 var errSkip = errors.New("skipped")
 
 // sentinelTopology stops the phase's replicas, starts the sentinel setup

@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -96,5 +101,69 @@ func TestSentinelFailoverPhase(t *testing.T) {
 	all, _ := selectPhases(nil)
 	if all[len(all)-1].Name != "sentinel-failover" {
 		t.Errorf("default phases end with %s, want sentinel-failover", all[len(all)-1].Name)
+	}
+}
+
+// TestSentinelPhaseThatDoesNotStart: without redis-server on the PATH the
+// sentinel-failover phase is skipped, saying why; with a redis-server
+// that runs but not as a sentinel, the phase is broken, saying why, the
+// master and replica it started are stopped, and its targets are the
+// run's still. (Not parallel: it sets PATH.)
+func TestSentinelPhaseThatDoesNotStart(t *testing.T) {
+	redisServer, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("the test needs redis-server: %v", err)
+	}
+	phases, err := selectPhases([]string{"sentinel-failover"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ph := phases[0]
+	e, _ := fakeEnv(t, 2)
+	before := strings.Join(e.urls, ",")
+
+	t.Setenv("PATH", t.TempDir())
+	r, err := e.runPhase(t.Context(), ph)
+	if err != nil || !r.OK || !strings.Contains(r.Skipped, "redis-server is not installed") || r.NotStarted != "" {
+		t.Errorf("without redis-server: %+v, %v; want skipped, saying redis-server is not installed", r, err)
+	}
+
+	bin := t.TempDir()
+	calls := filepath.Join(bin, "calls")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$@\" >> %s\nfor a in \"$@\"; do\n"+
+		"  [ \"$a\" = --sentinel ] && { echo 'fake: no sentinel mode' >&2; exit 1; }\ndone\nexec %s \"$@\"\n", calls, redisServer)
+	if err := os.WriteFile(filepath.Join(bin, "redis-server"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin)
+	r, err = e.runPhase(t.Context(), ph)
+	if err != nil || r.OK || r.Skipped != "" || !strings.Contains(r.NotStarted, "fake: no sentinel mode") ||
+		!hasBreach(r, "did not start: ") || r.Requests != 0 {
+		t.Errorf("with a sentinel that exits: %+v, %v; want broken, saying why", r, err)
+	}
+	if got := strings.Join(e.urls, ","); got != before {
+		t.Errorf("targets %s after the phase, want %s", got, before)
+	}
+	started, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := regexp.MustCompile(`--port (\d+)`).FindAllStringSubmatch(string(started), -1)
+	if len(ports) != 3 {
+		t.Fatalf("redis-server started %d times, want 3 (master, replica, sentinel):\n%s", len(ports), started)
+	}
+	for _, p := range ports[:2] {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+p[1]); err == nil {
+			c.Close()
+			t.Errorf("the redis-server on port %s still runs after the phase", p[1])
+		}
+	}
+
+	var b bytes.Buffer
+	(&Result{Phases: []PhaseResult{r}}).WriteTable(&b)
+	for _, want := range []string{"sentinel-failover did not start  BROKEN", "fake: no sentinel mode"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
 	}
 }
