@@ -19,8 +19,9 @@ import (
 
 // TestPhaseOnItsOwnTopology: a phase with a topology of its own runs its
 // load on the topology's targets only, for at least its MinLength, and
-// the run's targets are back afterwards; the promotion its fault reports
-// and the replicas' failover counters are in its figures and the table.
+// the run's targets are back afterwards; the promotion its fault reports,
+// the replicas' failover counters and the growth of their unknown write
+// outcomes over the phase are in its figures and the table.
 // A topology that cannot run here skips the phase, saying why.
 func TestPhaseOnItsOwnTopology(t *testing.T) {
 	t.Parallel()
@@ -29,12 +30,15 @@ func TestPhaseOnItsOwnTopology(t *testing.T) {
 	before := append([]string(nil), e.urls...)
 	_, phaseReplicas := fakeEnv(t, 2)
 	var served atomic.Int64
+	var unknown [2]atomic.Int64 // the replicas' unknown write outcomes, which the fault raises
 	var phaseURLs []string
-	for _, r := range phaseReplicas {
+	for i, r := range phaseReplicas {
+		unknown[i].Store(10)
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			if req.URL.Path == "/metrics" {
-				fmt.Fprint(w, "# TYPE tiercache_not_replicated_total counter\ntiercache_not_replicated_total{namespace=\"x\"} 7\n"+
-					"productsd_outbox_replays_total 2\nproductsd_outbox_replays_total_other 100\n")
+				fmt.Fprintf(w, "# TYPE tiercache_not_replicated_total counter\ntiercache_not_replicated_total{namespace=\"x\"} 7\n"+
+					"productsd_outbox_replays_total 2\nproductsd_outbox_replays_total_other 100\n"+
+					"productsd_db_write_outcome_unknown_total %d\n", unknown[i].Load())
 				return
 			}
 			served.Add(1)
@@ -53,6 +57,8 @@ func TestPhaseOnItsOwnTopology(t *testing.T) {
 		},
 		inject: func(_ context.Context, _ *env, c clock) outcome {
 			length = c.d()
+			unknown[0].Add(3)
+			unknown[1].Add(3)
 			return outcome{end: c.since(), promotion: 1500 * time.Millisecond}
 		},
 	}
@@ -66,7 +72,7 @@ func TestPhaseOnItsOwnTopology(t *testing.T) {
 	if length != 2*time.Second || r.Requests == 0 || served.Load() < r.Requests {
 		t.Errorf("phase of %v, %d requests, %d served by the topology's targets; want 2s and all of them", length, r.Requests, served.Load())
 	}
-	if !r.OK || r.PromotionMs != 1500 || r.NotReplicated != 14 || r.Replays != 4 || r.AllowanceMs != 1000 {
+	if !r.OK || r.PromotionMs != 1500 || r.NotReplicated != 14 || r.Replays != 4 || r.UnknownOutcomes != 6 || r.AllowanceMs != 1000 {
 		t.Errorf("figures %+v", r)
 	}
 
