@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -31,9 +32,10 @@ func snapshotTargets(ctx context.Context, client *http.Client, targets []string)
 		if !ok {
 			continue
 		}
-		snap[t], _ = parseCounter(bytes.NewReader(b), dbCounterName, "op") // a counter not yet exported has counted nothing
-		if c, ok := parseCounter(bytes.NewReader(b), cpuCounterName, ""); ok {
-			cpu[t] = c[""]
+		families, _ := parseMetrics(b)                 // nil when it does not parse
+		snap[t] = sumBy(families[dbCounterName], "op") // a counter not yet exported has counted nothing
+		if mf, ok := families[cpuCounterName]; ok {
+			cpu[t] = sumBy(mf, "")[""]
 		}
 	}
 	return snap, cpu
@@ -42,15 +44,18 @@ func snapshotTargets(ctx context.Context, client *http.Client, targets []string)
 // TargetCounters reads target's /metrics once and returns, for each of
 // names, the sum of its samples (0 for a metric the target does not
 // export); false when the target did not answer or the text did not parse.
-func TargetCounters(ctx context.Context, client *http.Client, target string, names ...string) ([]float64, bool) {
+func TargetCounters(ctx context.Context, client *http.Client, target string, names ...string) (map[string]float64, bool) {
 	b, ok := fetchMetrics(ctx, client, target)
 	if !ok {
 		return nil, false
 	}
-	sums := make([]float64, len(names))
-	for i, n := range names {
-		c, _ := parseCounter(bytes.NewReader(b), n, "")
-		sums[i] = c[""]
+	families, ok := parseMetrics(b)
+	if !ok {
+		return nil, false
+	}
+	sums := make(map[string]float64, len(names))
+	for _, n := range names {
+		sums[n] = sumBy(families[n], "")[""]
 	}
 	return sums, true
 }
@@ -74,20 +79,18 @@ func fetchMetrics(ctx context.Context, client *http.Client, target string) ([]by
 	return b, err == nil
 }
 
-// parseCounter reads the Prometheus text format (expfmt) and returns the
-// samples of one counter, or untyped metric, summed by the value of one
-// label. It reports false if the metric never appears or the text does
-// not parse.
-func parseCounter(r io.Reader, name, label string) (map[string]float64, bool) {
+// parseMetrics reads the Prometheus text format (expfmt) into its metric
+// families, by name; false when the text does not parse.
+func parseMetrics(b []byte) (map[string]*dto.MetricFamily, bool) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := p.TextToMetricFamilies(r)
-	if err != nil {
-		return nil, false
-	}
-	mf, ok := families[name]
-	if !ok {
-		return nil, false
-	}
+	families, err := p.TextToMetricFamilies(bytes.NewReader(b))
+	return families, err == nil
+}
+
+// sumBy returns the samples of mf, a counter, untyped metric or gauge,
+// summed by the value of one label; nil (a metric not exported) gives an
+// empty map.
+func sumBy(mf *dto.MetricFamily, label string) map[string]float64 {
 	out := map[string]float64{}
 	for _, m := range mf.GetMetric() {
 		var key string
@@ -105,7 +108,7 @@ func parseCounter(r io.Reader, name, label string) (map[string]float64, bool) {
 			out[key] += m.GetGauge().GetValue()
 		}
 	}
-	return out, true
+	return out
 }
 
 // dbDelta subtracts snapshots; seeding is not a query the workload caused.

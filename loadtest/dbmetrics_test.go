@@ -1,8 +1,11 @@
 package loadtest
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
-	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -16,13 +19,47 @@ productsd_db_queries_total_created{op="get"} 1.7e9
 productsd_db_queries_totalx 5
 productsd_http_requests_total{code="200"} 99
 `
-	got, ok := parseCounter(strings.NewReader(text), dbCounterName, "op")
+	families, ok := parseMetrics([]byte(text))
+	got := sumBy(families[dbCounterName], "op")
 	want := map[string]float64{"get": 1234567, "list": 12, "seed": 3}
 	if !ok || !reflect.DeepEqual(got, want) {
-		t.Errorf("parseCounter = %v, %v; want %v", got, ok, want)
+		t.Errorf("sumBy = %v, %v; want %v", got, ok, want)
 	}
-	if _, ok := parseCounter(strings.NewReader("other 1\n"), dbCounterName, "op"); ok {
-		t.Error("found a counter that is not there")
+	families, ok = parseMetrics([]byte("other 1\n"))
+	if got := sumBy(families[dbCounterName], "op"); !ok || len(got) != 0 {
+		t.Errorf("a counter that is not there: %v, %v; want none", got, ok)
+	}
+	if _, ok := parseMetrics([]byte("other{ 1\n")); ok {
+		t.Error("text that does not parse parsed")
+	}
+}
+
+// TestTargetCounters: one /metrics request gives every named counter,
+// summed over its labels, 0 for one not exported; a target that answers
+// badly or not in the text format gives none.
+func TestTargetCounters(t *testing.T) {
+	t.Parallel()
+	var requests atomic.Int64
+	body := "a_total{x=\"1\"} 2\na_total{x=\"2\"} 3\nb_total 7\nb_total_other 100\n"
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.WriteHeader(status)
+		fmt.Fprint(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	got, ok := TargetCounters(t.Context(), srv.Client(), srv.URL, "a_total", "b_total", "c_total")
+	want := map[string]float64{"a_total": 5, "b_total": 7, "c_total": 0}
+	if !ok || !reflect.DeepEqual(got, want) || requests.Load() != 1 {
+		t.Errorf("TargetCounters = %v, %v after %d requests; want %v after 1", got, ok, requests.Load(), want)
+	}
+	body = "a_total{ 1\n"
+	if got, ok := TargetCounters(t.Context(), srv.Client(), srv.URL, "a_total"); ok {
+		t.Errorf("text that does not parse: %v, want false", got)
+	}
+	body, status = "a_total 1\n", http.StatusServiceUnavailable
+	if got, ok := TargetCounters(t.Context(), srv.Client(), srv.URL, "a_total"); ok {
+		t.Errorf("a 503: %v, want false", got)
 	}
 }
 

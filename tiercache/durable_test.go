@@ -3,6 +3,7 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,10 +58,19 @@ func TestInvalidationWaitsForReplicas(t *testing.T) {
 	}
 }
 
-func TestParseInfo(t *testing.T) {
-	id, n := parseInfo("# Server\r\nredis_version:7.0\r\nrun_id:abc\r\n# Replication\r\nrole:master\r\nconnected_slaves:2\r\n")
-	if id != "abc" || n != 2 {
-		t.Fatalf("parseInfo = %q, %d; want abc, 2", id, n)
+// TestMasterInfo: the probe reads the master's run_id and its connected
+// replicas.
+func TestMasterInfo(t *testing.T) {
+	rep := testenv.RedisReplicated(t)
+	rdb := dialRedis(t, &redis.Options{Addr: rep.Master.Addr()})
+	c := newCache(t, rdb, Options{Namespace: "mi", Standalone: true})
+	raw, err := rdb.Info(context.Background(), "server").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, n, err := c.l2.masterInfo()
+	if err != nil || len(id) != 40 || !strings.Contains(raw, "run_id:"+id+"\r\n") || n != 1 {
+		t.Fatalf("masterInfo = %q, %d, %v; want the run_id of INFO server and 1 replica", id, n, err)
 	}
 }
 

@@ -80,8 +80,11 @@ type PhaseResult struct {
 	LostWrites int     `json:"lost_writes"`
 	Unverified int     `json:"unverified_writes"`
 
-	// Skipped says why the phase did not run ("" when it ran).
-	Skipped string `json:"skipped,omitempty"`
+	// Skipped says why the phase did not run ("" when it ran): what it
+	// needs is not installed here. NotStarted says why what it needs
+	// did not start, which breaks the phase.
+	Skipped    string `json:"skipped,omitempty"`
+	NotStarted string `json:"not_started,omitempty"`
 	// The failover figures (sentinel-failover): the time from the master's
 	// kill -9 until the promotion was seen, and, summed over the replicas,
 	// the invalidations deferred because no replica acknowledged them
@@ -375,24 +378,29 @@ type outcome struct {
 func (e *env) runPhase(ctx context.Context, ph Phase) (PhaseResult, error) {
 	if ph.topology != nil {
 		undo, err := ph.topology(ctx, e)
-		if errors.Is(err, errSkip) {
+		switch {
+		case errors.Is(err, errSkip):
 			e.cfg.Logf("chaos: phase %s skipped: %v", ph.Name, err)
 			return PhaseResult{Name: ph.Name, Fault: ph.Fault, Bound: ph.Bound, Skipped: strings.TrimPrefix(err.Error(), errSkip.Error()+": "), L1BackMs: -1, OK: true}, nil
-		}
-		if err != nil {
+		case err != nil && ctx.Err() != nil:
 			return PhaseResult{}, err
+		case err != nil: // what the phase needs did not start: its verdict, not the run's end
+			e.cfg.Logf("chaos: phase %s did not start: %v", ph.Name, err)
+			return PhaseResult{Name: ph.Name, Fault: ph.Fault, Bound: ph.Bound, NotStarted: err.Error(), L1BackMs: -1,
+				Breaches: []string{"did not start: " + err.Error()}}, nil
 		}
 		defer undo()
 	}
-	unknown0 := e.sumCounter(ctx, unknownOutcomeMetric)
+	before := e.readCounters(ctx, unknownOutcomeMetric)
 	m, err := e.measure(ctx, ph)
 	if err != nil {
 		return PhaseResult{}, err
 	}
 	r := ph.judge(m)
-	r.UnknownOutcomes = e.sumCounter(ctx, unknownOutcomeMetric).delta(unknown0)
-	if m.fault.promotion > 0 { // on the phase's replicas, before undo
-		e.failoverCounters(ctx, &r)
+	after := e.readCounters(ctx, unknownOutcomeMetric, notReplicatedMetric, replaysMetric) // on the phase's replicas, before undo
+	r.UnknownOutcomes = after.delta(before, unknownOutcomeMetric)
+	if m.fault.promotion > 0 {
+		r.NotReplicated, r.Replays = after.sum(notReplicatedMetric), after.sum(replaysMetric)
 	}
 	return r, nil
 }
@@ -544,38 +552,4 @@ func (e *env) burn(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 	}
 	return nil
-}
-
-// unknownOutcomeMetric counts the writes a replica failed because their
-// database connection was lost after COMMIT was sent.
-const unknownOutcomeMetric = "productsd_db_write_outcome_unknown_total"
-
-// counterReadings is one counter's value on each replica, by URL.
-type counterReadings map[string]float64
-
-// sumCounter reads counter on every replica of the phase.
-func (e *env) sumCounter(ctx context.Context, counter string) counterReadings {
-	client := &http.Client{Timeout: 2 * time.Second}
-	defer client.CloseIdleConnections()
-	out := counterReadings{}
-	for _, u := range e.urls {
-		if n, ok := loadtest.TargetCounters(ctx, client, u, counter); ok {
-			out[u] = n[0]
-		}
-	}
-	return out
-}
-
-// delta is how much the counter grew since before, summed over the
-// replicas; a replica restarted meanwhile counts from zero.
-func (after counterReadings) delta(before counterReadings) int64 {
-	var d float64
-	for u, v := range after {
-		if b := before[u]; v >= b {
-			d += v - b
-		} else {
-			d += v
-		}
-	}
-	return int64(d)
 }

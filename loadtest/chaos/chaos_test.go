@@ -164,7 +164,7 @@ func (r *fakeReplica) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 func fakeEnv(t *testing.T, n int) (*env, []*fakeReplica) {
 	t.Helper()
 	db := &fakeProducts{versions: map[string]int64{}, written: map[string]time.Time{}}
-	e := &env{cfg: Config{Phase: 4 * time.Second, VUs: 8}}
+	e := &env{cfg: Config{Phase: 4 * time.Second, VUs: 8, Logf: t.Logf}}
 	for range 4 {
 		e.ids = append(e.ids, db.create())
 	}
@@ -338,11 +338,16 @@ func hasBreach(r PhaseResult, s string) bool {
 
 // TestCounterDelta: a counter's growth over a phase, summed over the
 // replicas; one restarted meanwhile (its counter lower than before) counts
-// from zero, one that did not answer before counts from zero too.
+// from zero, one that did not answer before counts from zero too; and a
+// counter's sum over the replicas.
 func TestCounterDelta(t *testing.T) {
-	before := counterReadings{"a": 3, "b": 10}
-	after := counterReadings{"a": 5, "b": 2, "c": 1}
-	if d := after.delta(before); d != 2+2+1 {
-		t.Fatalf("delta %d, want 5", d)
+	const c, other = "c_total", "other_total"
+	before := counterReadings{"a": {c: 3, other: 50}, "b": {c: 10}}
+	after := counterReadings{"a": {c: 5, other: 1}, "b": {c: 2}, "c": {c: 1, other: 4}}
+	if d := after.delta(before, c); d != 2+2+1 {
+		t.Errorf("delta %d, want 5", d)
+	}
+	if s := after.sum(other); s != 5 {
+		t.Errorf("sum %d, want 5", s)
 	}
 }

@@ -42,7 +42,8 @@ type Phase struct {
 	inject func(ctx context.Context, e *env, c clock) outcome
 	// topology, when set, gives the phase targets of its own for its
 	// length; undo restores the run's. An error wrapping errSkip skips
-	// the phase.
+	// the phase; any other breaks it (unless the run was cancelled), and
+	// the run goes on with the next phase.
 	topology func(ctx context.Context, e *env) (undo func(), err error)
 }
 

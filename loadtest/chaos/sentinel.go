@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
-	"github.com/tiercache/productcache/loadtest"
 	"github.com/tiercache/productcache/loadtest/cluster"
 )
 
@@ -31,8 +29,8 @@ const (
 	sentinelMinLength = 15 * time.Second
 )
 
-// errSkip is returned (wrapped) by a phase's topology when the phase
-// cannot run here.
+// errSkip is returned (wrapped) by a phase's topology when a program the
+// phase needs is not installed here.
 var errSkip = errors.New("skipped")
 
 // sentinelTopology stops the phase's replicas, starts the sentinel setup
@@ -110,21 +108,4 @@ func (e *env) sentinelFailover(ctx context.Context, c clock) outcome {
 	e.cfg.Logf("chaos: sentinel-failover: link cut at %v, master killed at %v, promotion seen at %v",
 		cut.Round(time.Millisecond), killed.Round(time.Millisecond), end.Round(time.Millisecond))
 	return outcome{end: end, promotion: end - killed}
-}
-
-// failoverCounters reads, summed over the phase's replicas, the
-// invalidations deferred for want of replica acknowledgements and the
-// outbox replays after a master change.
-func (e *env) failoverCounters(ctx context.Context, r *PhaseResult) {
-	client := &http.Client{Timeout: 2 * time.Second}
-	defer client.CloseIdleConnections()
-	for _, u := range e.urls {
-		n, ok := loadtest.TargetCounters(ctx, client, u, "tiercache_not_replicated_total", "productsd_outbox_replays_total")
-		if !ok {
-			e.cfg.Logf("chaos: %s/metrics did not answer", u)
-			continue
-		}
-		r.NotReplicated += int64(n[0])
-		r.Replays += int64(n[1])
-	}
 }

@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,8 +19,9 @@ import (
 
 // TestPhaseOnItsOwnTopology: a phase with a topology of its own runs its
 // load on the topology's targets only, for at least its MinLength, and
-// the run's targets are back afterwards; the promotion its fault reports
-// and the replicas' failover counters are in its figures and the table.
+// the run's targets are back afterwards; the promotion its fault reports,
+// the replicas' failover counters and the growth of their unknown write
+// outcomes over the phase are in its figures and the table.
 // A topology that cannot run here skips the phase, saying why.
 func TestPhaseOnItsOwnTopology(t *testing.T) {
 	t.Parallel()
@@ -24,12 +30,15 @@ func TestPhaseOnItsOwnTopology(t *testing.T) {
 	before := append([]string(nil), e.urls...)
 	_, phaseReplicas := fakeEnv(t, 2)
 	var served atomic.Int64
+	var unknown [2]atomic.Int64 // the replicas' unknown write outcomes, which the fault raises
 	var phaseURLs []string
-	for _, r := range phaseReplicas {
+	for i, r := range phaseReplicas {
+		unknown[i].Store(10)
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			if req.URL.Path == "/metrics" {
-				fmt.Fprint(w, "# TYPE tiercache_not_replicated_total counter\ntiercache_not_replicated_total{namespace=\"x\"} 7\n"+
-					"productsd_outbox_replays_total 2\nproductsd_outbox_replays_total_other 100\n")
+				fmt.Fprintf(w, "# TYPE tiercache_not_replicated_total counter\ntiercache_not_replicated_total{namespace=\"x\"} 7\n"+
+					"productsd_outbox_replays_total 2\nproductsd_outbox_replays_total_other 100\n"+
+					"productsd_db_write_outcome_unknown_total %d\n", unknown[i].Load())
 				return
 			}
 			served.Add(1)
@@ -48,6 +57,8 @@ func TestPhaseOnItsOwnTopology(t *testing.T) {
 		},
 		inject: func(_ context.Context, _ *env, c clock) outcome {
 			length = c.d()
+			unknown[0].Add(3)
+			unknown[1].Add(3)
 			return outcome{end: c.since(), promotion: 1500 * time.Millisecond}
 		},
 	}
@@ -61,7 +72,7 @@ func TestPhaseOnItsOwnTopology(t *testing.T) {
 	if length != 2*time.Second || r.Requests == 0 || served.Load() < r.Requests {
 		t.Errorf("phase of %v, %d requests, %d served by the topology's targets; want 2s and all of them", length, r.Requests, served.Load())
 	}
-	if !r.OK || r.PromotionMs != 1500 || r.NotReplicated != 14 || r.Replays != 4 || r.AllowanceMs != 1000 {
+	if !r.OK || r.PromotionMs != 1500 || r.NotReplicated != 14 || r.Replays != 4 || r.UnknownOutcomes != 6 || r.AllowanceMs != 1000 {
 		t.Errorf("figures %+v", r)
 	}
 
@@ -96,5 +107,69 @@ func TestSentinelFailoverPhase(t *testing.T) {
 	all, _ := selectPhases(nil)
 	if all[len(all)-1].Name != "sentinel-failover" {
 		t.Errorf("default phases end with %s, want sentinel-failover", all[len(all)-1].Name)
+	}
+}
+
+// TestSentinelPhaseThatDoesNotStart: without redis-server on the PATH the
+// sentinel-failover phase is skipped, saying why; with a redis-server
+// that runs but not as a sentinel, the phase is broken, saying why, the
+// master and replica it started are stopped, and its targets are the
+// run's still. (Not parallel: it sets PATH.)
+func TestSentinelPhaseThatDoesNotStart(t *testing.T) {
+	redisServer, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("the test needs redis-server: %v", err)
+	}
+	phases, err := selectPhases([]string{"sentinel-failover"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ph := phases[0]
+	e, _ := fakeEnv(t, 2)
+	before := strings.Join(e.urls, ",")
+
+	t.Setenv("PATH", t.TempDir())
+	r, err := e.runPhase(t.Context(), ph)
+	if err != nil || !r.OK || !strings.Contains(r.Skipped, "redis-server is not installed") || r.NotStarted != "" {
+		t.Errorf("without redis-server: %+v, %v; want skipped, saying redis-server is not installed", r, err)
+	}
+
+	bin := t.TempDir()
+	calls := filepath.Join(bin, "calls")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$@\" >> %s\nfor a in \"$@\"; do\n"+
+		"  [ \"$a\" = --sentinel ] && { echo 'fake: no sentinel mode' >&2; exit 1; }\ndone\nexec %s \"$@\"\n", calls, redisServer)
+	if err := os.WriteFile(filepath.Join(bin, "redis-server"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin)
+	r, err = e.runPhase(t.Context(), ph)
+	if err != nil || r.OK || r.Skipped != "" || !strings.Contains(r.NotStarted, "fake: no sentinel mode") ||
+		!hasBreach(r, "did not start: ") || r.Requests != 0 {
+		t.Errorf("with a sentinel that exits: %+v, %v; want broken, saying why", r, err)
+	}
+	if got := strings.Join(e.urls, ","); got != before {
+		t.Errorf("targets %s after the phase, want %s", got, before)
+	}
+	started, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := regexp.MustCompile(`--port (\d+)`).FindAllStringSubmatch(string(started), -1)
+	if len(ports) != 3 {
+		t.Fatalf("redis-server started %d times, want 3 (master, replica, sentinel):\n%s", len(ports), started)
+	}
+	for _, p := range ports[:2] {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+p[1]); err == nil {
+			c.Close()
+			t.Errorf("the redis-server on port %s still runs after the phase", p[1])
+		}
+	}
+
+	var b bytes.Buffer
+	(&Result{Phases: []PhaseResult{r}}).WriteTable(&b)
+	for _, want := range []string{"sentinel-failover did not start  BROKEN", "fake: no sentinel mode"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
 	}
 }

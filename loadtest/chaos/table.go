@@ -17,6 +17,10 @@ func (r *Result) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "%-17s skipped: %s\n", p.Name, p.Skipped)
 			continue
 		}
+		if p.NotStarted != "" {
+			fmt.Fprintf(w, "%-17s did not start  BROKEN\n", p.Name)
+			continue
+		}
 		l1 := "-"
 		switch {
 		case p.L1BackMs >= 0:

@@ -22,7 +22,11 @@ type RedisServer struct {
 	proc   *Process
 	extra  []string // more arguments of redis-server (--replicaof)
 	conf   string   // a configuration file, first on the command line (a sentinel's)
-	dir    string   // its working directory: where a replica writes the RDB of a full sync
+	// dir is its working directory while it runs (made by Start, removed
+	// by Stop), where a replica writes the RDB of a full sync; "" for a
+	// sentinel, whose configuration file's directory is its own.
+	dir    string
+	ownDir bool
 }
 
 // StartRedis starts a redis-server and waits until it accepts
@@ -56,16 +60,15 @@ func startRedis(ctx context.Context, output io.Writer, extra []string, conf stri
 	}
 	addr := l.Addr().String()
 	_ = l.Close()
-	s := &RedisServer{addr: addr, output: output, extra: extra, conf: conf}
-	if conf == "" {
-		// A replica writes the RDB of its full sync to its directory, and a
-		// server loads dump.rdb from it when it starts: its own, never the
-		// caller's working directory.
-		if s.dir, err = os.MkdirTemp("", "loadtest-redis-"); err != nil {
-			return nil, fmt.Errorf("cluster: redis dir: %w", err)
-		}
+	// A replica writes the RDB of its full sync to its directory, and a
+	// server loads dump.rdb from it when it starts: its own, never the
+	// caller's working directory.
+	s := &RedisServer{addr: addr, output: output, extra: extra, conf: conf, ownDir: conf == ""}
+	if err := s.Start(ctx); err != nil {
+		s.Stop()
+		return nil, err
 	}
-	return s, s.Start(ctx)
+	return s, nil
 }
 
 // waitReplicaLink waits until the replica reports its link to the master
@@ -98,6 +101,13 @@ func (s *RedisServer) URL() string { return "redis://" + s.addr + "/0" }
 // Start starts the server again, on its port, after Kill or Stop. The
 // server gets SIGTERM when ctx ends (or on Stop).
 func (s *RedisServer) Start(ctx context.Context) error {
+	if s.ownDir && s.dir == "" {
+		dir, err := os.MkdirTemp("", "loadtest-redis-")
+		if err != nil {
+			return fmt.Errorf("cluster: redis dir: %w", err)
+		}
+		s.dir = dir
+	}
 	_, port, _ := net.SplitHostPort(s.addr)
 	var args []string
 	if s.conf != "" {
@@ -139,10 +149,15 @@ func (s *RedisServer) Start(ctx context.Context) error {
 // Kill SIGKILLs the server.
 func (s *RedisServer) Kill() { s.proc.Kill() }
 
-// Stop SIGTERMs the server and waits for it.
+// Stop SIGTERMs the server, waits for it and removes its working
+// directory: a server started again starts empty.
 func (s *RedisServer) Stop() {
 	if s.proc != nil {
 		s.proc.Stop()
+	}
+	if s.dir != "" {
+		_ = os.RemoveAll(s.dir)
+		s.dir = ""
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,9 +26,9 @@ const (
 	replicationPassword = "repl-secret"
 )
 
-// ErrNoSentinel is returned (wrapped) when redis-server cannot run as a
-// sentinel here.
-var ErrNoSentinel = errors.New("cluster: redis-server --sentinel is not available")
+// ErrNoSentinel is returned (wrapped) when there is no redis-server here
+// to run as a sentinel.
+var ErrNoSentinel = errors.New("cluster: redis-server is not installed")
 
 // ReplicaArgs are the redis-server arguments of a replica of the master
 // on host:port that authenticates as ReplicationUser.
@@ -124,39 +125,45 @@ type Sentinel struct {
 // StartSentinel starts a master, a replica and a sentinel that calls the
 // master down after downAfter, and waits until the replica is in sync and
 // the sentinel would promote it. It returns an error wrapping
-// ErrNoSentinel when redis-server does not run as a sentinel.
-func StartSentinel(ctx context.Context, output io.Writer, downAfter time.Duration) (s *Sentinel, err error) {
-	s = &Sentinel{MasterName: "chaos"}
-	defer func() {
-		if err != nil {
-			s.Stop()
+// ErrNoSentinel when redis-server is not installed; any other failure to
+// start is an error of its own. What it started is stopped on error.
+func StartSentinel(ctx context.Context, output io.Writer, downAfter time.Duration) (*Sentinel, error) {
+	s := &Sentinel{MasterName: "chaos"}
+	if err := s.start(ctx, output, downAfter); err != nil {
+		s.Stop()
+		if errors.Is(err, exec.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %w", ErrNoSentinel, err)
 		}
-	}()
-	if s.Master, err = StartRedis(ctx, output); err != nil {
 		return nil, err
 	}
+	return s, nil
+}
+
+func (s *Sentinel) start(ctx context.Context, output io.Writer, downAfter time.Duration) (err error) {
+	if s.Master, err = StartRedis(ctx, output); err != nil {
+		return err
+	}
 	if err = AddReplicationUser(ctx, s.Master.Addr()); err != nil {
-		return nil, err
+		return err
 	}
 	host, port, _ := net.SplitHostPort(s.Master.Addr())
 	if s.Replica, err = startRedis(ctx, output, ReplicaArgs(host, port), ""); err != nil {
-		return nil, err
+		return err
 	}
 	if err = waitReplicaLink(ctx, s.Master.Addr(), s.Replica.Addr()); err != nil {
-		return nil, err
+		return err
 	}
 	if s.dir, err = os.MkdirTemp("", "chaos-sentinel-"); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return fmt.Errorf("cluster: %w", err)
 	}
 	conf := filepath.Join(s.dir, "sentinel.conf")
 	if err = os.WriteFile(conf, []byte(SentinelConf(s.MasterName, s.Master.Port(), downAfter)), 0o600); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return fmt.Errorf("cluster: %w", err)
 	}
-	s.sentinel, err = startRedis(ctx, output, []string{"--sentinel"}, conf)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNoSentinel, err)
+	if s.sentinel, err = startRedis(ctx, output, []string{"--sentinel"}, conf); err != nil {
+		return fmt.Errorf("cluster: sentinel: %w", err)
 	}
-	return s, poll(ctx, 15*time.Second, "the replica promotable by the sentinel", func() bool {
+	return poll(ctx, 15*time.Second, "the replica promotable by the sentinel", func() bool {
 		return SentinelPromotable(ctx, s.sentinel.Addr(), s.MasterName, s.Replica.Port())
 	})
 }
