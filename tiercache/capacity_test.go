@@ -493,7 +493,7 @@ func predictFleet(t *testing.T, f fleetRun, k capacityCosts, how string) (pred, 
 // every master. TIERCACHE_CAPACITY_RUN sets the measured interval.
 func TestCapacityClusterBackground(t *testing.T) {
 	run := capacityRun(t)
-	const replicas = 10
+	const replicas = 30
 	addrs := testenv.RedisCluster(t)
 	meters := make([]*capacityMeter, len(addrs))
 	before := make([]reading, len(addrs))
@@ -521,14 +521,18 @@ func TestCapacityClusterBackground(t *testing.T) {
 	for i, m := range meters {
 		before[i] = m.read()
 	}
+	s0 := fleetStats(caches)
 	time.Sleep(run) // the measured interval: what it counts is checked, not when
-	channelMaster, err := clusterClient(t, addrs).MasterForKey(context.Background(), "capacity:inval")
+	ctx := context.Background()
+	channelMaster, err := clusterClient(t, addrs).MasterForKey(ctx, "capacity:inval")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var slotsCalls int64
+	n := float64(replicas)
 	for i, m := range meters {
 		d := m.since(before[i])
-		w, n := d.wall.Seconds(), float64(replicas)
+		w := d.wall.Seconds()
 		role := "other master"
 		if addrs[i] == channelMaster.Options().Addr {
 			role = "channel's master"
@@ -536,12 +540,27 @@ func TestCapacityClusterBackground(t *testing.T) {
 			t.Errorf("%s: %d PINGs on a node that does not carry the channel", addrs[i], d.calls("ping"))
 		}
 		slots := d.cmds["cluster|slots"]
-		t.Logf("%s (%s), per replica per second: CLUSTER SLOTS %.2f (%.2f µs usec each), INFO %.2f, PING %.2f; "+
-			"CPU %.0f µs/s beyond the idle node's %.0f µs/s; %s",
+		slotsCalls += int64(slots.calls)
+		t.Logf("%s (%s), per replica per second: CLUSTER SLOTS %.2f (%.2f µs usec each), INFO %.2f, PING %.2f, "+
+			"CPU %.0f µs/s per replica beyond the idle node's %.0f µs/s; %s",
 			addrs[i], role, slots.calls/n/w, slots.usec/max(slots.calls, 1), float64(d.calls("info"))/n/w,
-			float64(d.calls("ping"))/n/w, d.cpu/w, m.idle, d.commands())
+			float64(d.calls("ping"))/n/w, d.cpu/w/n, m.idle, d.commands())
 		if limit := n * (w/replicaProbeEvery.Seconds() + 1); float64(d.calls("info")) > limit+1 {
 			t.Errorf("%s: %d INFO calls in %.1fs: want at most %.0f, one a second per replica", addrs[i], d.calls("info"), w, limit)
 		}
 	}
+	// Each tick of the watch asks the channel's master once and reloads
+	// the client's map at most once (a CLUSTER SLOTS on some node).
+	o, _ := Options{}.withDefaults()
+	w := run.Seconds()
+	if limit := int64(2 * n * (w/o.TopologyInterval.Seconds() + 2)); slotsCalls > limit {
+		t.Errorf("CLUSTER SLOTS calls: got %d in %.1fs, want at most %d (two per replica per TopologyInterval)", slotsCalls, w, limit)
+	}
+	var breaks uint64
+	for i, st := range fleetStats(caches) {
+		breaks += st.SubscriptionBreaks - s0[i].SubscriptionBreaks
+	}
+	m := &capacityMeter{t: t, rdb: dialRedis(t, &redis.Options{Addr: channelMaster.Options().Addr})}
+	one := m.measure(1000, func(c string) bool { return c == "cluster|slots" }, func(int) { m.rdb.ClusterSlots(ctx) })
+	t.Logf("subscription breaks %d; one CLUSTER SLOTS back to back: %v (the idle node's CPU included)", breaks, one)
 }
