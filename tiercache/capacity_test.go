@@ -99,6 +99,14 @@ type capacityMeter struct {
 	pace time.Duration
 }
 
+// patientClient connects to addr with timeouts a starved machine does not
+// reach: what the meter and the calibration ask carries no deadline of
+// its own, and a slow answer is a figure, not a failure.
+func patientClient(t testing.TB, addr string) *redis.Client {
+	t.Helper()
+	return dialRedis(t, &redis.Options{Addr: addr, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second})
+}
+
 func (m *capacityMeter) read() reading {
 	m.t.Helper()
 	cmds, cpu := redisCounters(m.t, m.rdb)
@@ -275,12 +283,12 @@ func TestCapacityModel(t *testing.T) {
 	}
 	const busy = 3
 	srv := startRedisServer(t)
-	m := &capacityMeter{t: t, rdb: srv.client(t)}
+	m := &capacityMeter{t: t, rdb: patientClient(t, srv.addr())}
 	before := m.read()
 	time.Sleep(time.Second) // the server's own timers, measured, not waited for
 	m.idle = m.since(before).cpu
 	t.Logf("idle redis-server: %.0f µs CPU per second", m.idle)
-	rdb := srv.client(t)
+	rdb := patientClient(t, srv.addr())
 	costs := measureCosts(t, m, rdb, 1000, idle+busy)
 	m.pace = time.Millisecond
 	paced := measureCosts(t, m, rdb, int(min(run, 5*time.Second)/(10*time.Millisecond)), idle+busy)
@@ -346,7 +354,11 @@ func runFleet(t *testing.T, m *capacityMeter, srv redisServer, idle, busy int, r
 		return true
 	})
 	f := fleetRun{idle: idle, busy: busy, readsPerBusy: time.Millisecond, writesPer: 20 * time.Millisecond}
-	f.subscribers = srv.client(t).PubSubNumSub(ctx, "capacity:inval").Val()["capacity:inval"]
+	numsub, err := m.rdb.PubSubNumSub(ctx, "capacity:inval").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.subscribers = numsub["capacity:inval"]
 	s0 := fleetStats(caches)
 	before := m.read()
 	stop := make(chan struct{})
@@ -502,7 +514,7 @@ func TestCapacityClusterBackground(t *testing.T) {
 	meters := make([]*capacityMeter, len(addrs))
 	before := make([]reading, len(addrs))
 	for i, a := range addrs {
-		meters[i] = &capacityMeter{t: t, rdb: dialRedis(t, &redis.Options{Addr: a})}
+		meters[i] = &capacityMeter{t: t, rdb: patientClient(t, a)}
 		before[i] = meters[i].read()
 	}
 	time.Sleep(time.Second) // the nodes' own timers and cluster bus, measured, not waited for
@@ -555,7 +567,7 @@ func TestCapacityClusterBackground(t *testing.T) {
 	for i, st := range fleetStats(caches) {
 		breaks += st.SubscriptionBreaks - s0[i].SubscriptionBreaks
 	}
-	m := &capacityMeter{t: t, rdb: dialRedis(t, &redis.Options{Addr: channelMaster.Options().Addr})}
+	m := &capacityMeter{t: t, rdb: patientClient(t, channelMaster.Options().Addr)}
 	one := m.measure(1000, func(c string) bool { return c == "cluster|slots" }, func(int) { m.rdb.ClusterSlots(ctx) })
 	t.Logf("subscription breaks %d; one CLUSTER SLOTS back to back: %v (the idle node's CPU included)", breaks, one)
 }
