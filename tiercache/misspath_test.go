@@ -21,14 +21,18 @@ type missCost struct {
 	wall     time.Duration
 }
 
-// redisCounters reads INFO commandstats and INFO cpu.
-func redisCounters(t testing.TB, rdb *redis.Client) (map[string]float64, float64) {
+// cmdStat is one command's line of INFO commandstats.
+type cmdStat struct{ calls, usec float64 }
+
+// redisCounters reads INFO commandstats and INFO cpu (user and system
+// time, in µs).
+func redisCounters(t testing.TB, rdb *redis.Client) (map[string]cmdStat, float64) {
 	t.Helper()
 	info, err := rdb.Info(context.Background(), "commandstats", "cpu").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	usec := map[string]float64{}
+	cmds := map[string]cmdStat{}
 	var cpu float64
 	for _, line := range strings.Split(info, "\n") {
 		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
@@ -38,14 +42,20 @@ func redisCounters(t testing.TB, rdb *redis.Client) (map[string]float64, float64
 			s, _ := strconv.ParseFloat(rest, 64)
 			cpu += s * 1e6
 		case strings.HasPrefix(name, "cmdstat_"):
+			var st cmdStat
 			for _, kv := range strings.Split(rest, ",") {
-				if v, ok := strings.CutPrefix(kv, "usec="); ok {
-					usec[strings.TrimPrefix(name, "cmdstat_")], _ = strconv.ParseFloat(v, 64)
+				k, v, _ := strings.Cut(kv, "=")
+				switch k {
+				case "calls":
+					st.calls, _ = strconv.ParseFloat(v, 64)
+				case "usec":
+					st.usec, _ = strconv.ParseFloat(v, 64)
 				}
 			}
+			cmds[strings.TrimPrefix(name, "cmdstat_")] = st
 		}
 	}
-	return usec, cpu
+	return cmds, cpu
 }
 
 // runMisses runs n misses of fresh keys through l: lease, then fill with a
@@ -69,7 +79,7 @@ func runMisses(t testing.TB, l *l2, meter *redis.Client, prefix string, n int) m
 	after, cpu1 := redisCounters(t, meter)
 	c := missCost{misses: n, cpuUSec: cpu1 - cpu0, wall: wall}
 	for cmd, u := range after {
-		d := u - before[cmd]
+		d := u.usec - before[cmd].usec
 		switch {
 		case strings.HasPrefix(cmd, "info"), strings.HasPrefix(cmd, "client"), cmd == "hello", cmd == "ping":
 			// the meter's and the connections' own
