@@ -152,7 +152,8 @@
 //	                                         TestUndecodableL2ValueIsAMiss, TestCallerContextDoesNotCancelSharedLoad,
 //	                                         TestNULIsAnInvalidKey, TestDecodePanicIsAMiss,
 //	                                         TestGetManyDecodePanicIsAMiss, TestEncodePanicReturnsLoadedValue,
-//	                                         TestGetManyEncodePanicReturnsLoadedValue
+//	                                         TestGetManyEncodePanicReturnsLoadedValue,
+//	                                         TestPanickingLoaderGivesBackHeldConnection
 //	13 freshness lease                       TestLapseBypassesL1WithoutFlush, TestNoJoinOfLoadOlderThanBound,
 //	                                         TestGetAtFreshnessCountedFromStart,
 //	                                         TestRedisStallNoStaleReads, TestIdleReplicaProvesFreshnessOnDemand,

@@ -25,7 +25,7 @@ type hooks struct {
 	joined          func(lead bool)           // an invalidation joined a publish batch (lead: it opened it)
 	unbatched       bool                      // publish each invalidation alone (the baseline of a benchmark)
 	neverIdle       bool                      // the pinger keeps its pace without reads
-	fillChecked     func(key string)          // an L2 fill found its lease standing, before its EXEC
+	fillChecked     func(key string)          // a script-free L2 fill found its lease standing, before its EXEC
 }
 
 // runHook runs h if it is set.

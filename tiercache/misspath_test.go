@@ -97,7 +97,7 @@ func runMisses(t testing.TB, l *l2, meter *redis.Client, prefix string, n int, a
 	start := time.Now()
 	for i := range n {
 		key := prefix + strconv.Itoa(i)
-		_, found, lease, _ := l.lease(context.Background(), key)
+		_, found, lease, _ := l.lease(context.Background(), key, true)
 		if found || lease == "" {
 			t.Fatalf("%s: found %v, lease %q: want a lease on a cold key", key, found, lease)
 		}
