@@ -153,7 +153,7 @@ type Options struct {
 	// fill, two round trips as with the scripts, and at most half of the
 	// client's PoolSize are held at once; a batch's misses, and a miss that
 	// finds none free, fill in one more round trip. Redis spends about a
-	// quarter to a third of the scripts' command time per miss and less
+	// quarter of the scripts' command time per miss and about 0.8x their
 	// process CPU (README, "The miss path without Lua"). Off by default.
 	// Releasing a lease that was not held and the eager refresh's lease
 	// stay scripts, since each is one compare step that runs rarely. Batch
