@@ -98,29 +98,5 @@ func TestPanickingLoaderGivesBackHeldConnection(t *testing.T) {
 // L2 does not keep the value read before the write (docs/design.md §3.4).
 func TestWriteBeforeLeaseWatchIsFenced(t *testing.T) {
 	t.Parallel()
-	rdb := needRedis(t)
-	ns := namespace(t, rdb)
-	src := newSource()
-	src.set("k", 1)
-	leased, resume := make(chan struct{}), make(chan struct{})
-	opt := Options{Namespace: ns, ScriptFreeMiss: true}
-	opt.hooks.beforeLeaseWatch = func(string) {
-		close(leased)
-		<-resume
-	}
-	c := newCache(t, rdb, opt)
-	waitReady(t, c)
-	// The load reads the source before the write, as a load that began
-	// just before it would have.
-	v := src.get("k")
-	load := func(context.Context) (int, error) { return v, nil }
-	if info := writeDuringFill(t, c, src, load, leased, resume); info.L2Stored {
-		t.Fatalf("stale fill stored in L2: %+v", info)
-	}
-	if n, _ := rdb.Exists(context.Background(), c.l2.valueKey("k")).Result(); n != 0 {
-		t.Fatal("L2 holds the value read before the write")
-	}
-	if s := c.Stats(); s.FencedL2Fills != 1 {
-		t.Fatalf("fenced L2 fills: got %d, want 1", s.FencedL2Fills)
-	}
+	writeAtHookIsFenced(t, func(h *hooks, pause func()) { h.beforeLeaseWatch = func(string) { pause() } })
 }
