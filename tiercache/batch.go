@@ -350,7 +350,7 @@ func (b *manyFill[V]) waitHeld(held []int) []int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			raw, found, lease, waited := b.c.l2.lease(context.Background(), b.keys[i])
+			raw, found, lease, waited := b.c.l2.lease(context.Background(), b.keys[i], false)
 			b.infos[i].LeaseWaited = waited
 			if found && b.fromL2(i, raw) {
 				return

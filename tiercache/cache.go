@@ -369,7 +369,7 @@ func (c *Cache[V]) fill(ctx context.Context, key string, load LoadFunc[V], p pla
 // loader) and loads.
 func (c *Cache[V]) leaseAndLoad(ctx context.Context, key string, load LoadFunc[V], tok fenceToken, p plan) (fillResult[V], error) {
 	var res fillResult[V]
-	raw, found, lease, waited := c.l2.lease(ctx, key)
+	raw, found, lease, waited := c.l2.lease(ctx, key, true)
 	if found {
 		if r, err, ok := c.fromL2(key, tok, raw, p, nil); ok {
 			r.info.LeaseWaited = waited
@@ -386,6 +386,9 @@ func (c *Cache[V]) leaseAndLoad(ctx context.Context, key string, load LoadFunc[V
 func (c *Cache[V]) load(parent context.Context, key string, load LoadFunc[V], tok fenceToken, lease string, p plan, res fillResult[V]) (fillResult[V], error) {
 	ctx, cancel := context.WithTimeout(parent, c.opt.LoadTimeout)
 	defer cancel()
+	if lease != "" {
+		defer c.l2.dropHeld(lease) // a panicking loader ends no lease
+	}
 	c.stats.loads.Add(1)
 	began := c.clockNow()
 	val, err := load(ctx)

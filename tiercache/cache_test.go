@@ -126,19 +126,30 @@ func testLoadRacingWriteIsFenced(t *testing.T, scriptFree bool) {
 // write nothing, so L2 does not keep the old value (docs/design.md §3.4).
 func TestWriteBetweenLeaseCheckAndFillIsFenced(t *testing.T) {
 	t.Parallel()
+	writeAtHookIsFenced(t, func(h *hooks, pause func()) { h.fillChecked = func(string) { pause() } })
+}
+
+// writeAtHookIsFenced runs a script-free Get of "k" whose load read
+// version 1, pauses it where set puts pause, writes version 2 and
+// invalidates it there, then lets the Get go on: L2 must not keep version
+// 1, and the fill must count as fenced.
+func writeAtHookIsFenced(t *testing.T, set func(h *hooks, pause func())) {
+	t.Helper()
 	rdb := needRedis(t)
 	ns := namespace(t, rdb)
 	src := newSource()
 	src.set("k", 1)
-	checked, resume := make(chan struct{}), make(chan struct{})
+	paused, resume := make(chan struct{}), make(chan struct{})
 	opt := Options{Namespace: ns, ScriptFreeMiss: true}
-	opt.hooks.fillChecked = func(key string) {
-		close(checked)
+	set(&opt.hooks, func() {
+		close(paused)
 		<-resume
-	}
+	})
 	c := newCache(t, rdb, opt)
 	waitReady(t, c)
-	if info := writeDuringFill(t, c, src, src.loader("k"), checked, resume); info.L2Stored {
+	v := src.get("k") // read before the write, as a load that began before it
+	load := func(context.Context) (int, error) { return v, nil }
+	if info := writeDuringFill(t, c, src, load, paused, resume); info.L2Stored {
 		t.Fatalf("stale fill stored in L2: %+v", info)
 	}
 	if n, _ := rdb.Exists(context.Background(), c.l2.valueKey("k")).Result(); n != 0 {

@@ -128,7 +128,7 @@
 //	2  order: L2 delete, L1, publish         TestL2DeleteBeforeL1Evict, TestInvalidationOrder, TestL2ReadRacingWriteIsFenced
 //	3  L1 fill fencing, forget loads         TestLoadRacingWriteIsFenced, TestInvalidationForgetsLoadInFlight
 //	4  L2 stale-set protection (lease)       TestLoadRacingWriteIsFenced, TestStampede,
-//	                                         TestWriteBetweenLeaseCheckAndFillIsFenced
+//	                                         TestWriteBetweenLeaseCheckAndFillIsFenced, TestWriteBeforeLeaseWatchIsFenced
 //	5  no L1 before subscription             TestNoL1BeforeSubscription
 //	6  missed messages: flush, gaps          TestLostMessageAfterPubSubKill, TestResubscribeFencesFillsOfTheGap,
 //	                                         TestFlushFencesAndForgetsFillInFlight, TestMalformedAndOwnMessages,
@@ -152,7 +152,8 @@
 //	                                         TestUndecodableL2ValueIsAMiss, TestCallerContextDoesNotCancelSharedLoad,
 //	                                         TestNULIsAnInvalidKey, TestDecodePanicIsAMiss,
 //	                                         TestGetManyDecodePanicIsAMiss, TestEncodePanicReturnsLoadedValue,
-//	                                         TestGetManyEncodePanicReturnsLoadedValue
+//	                                         TestGetManyEncodePanicReturnsLoadedValue,
+//	                                         TestPanickingLoaderGivesBackHeldConnection
 //	13 freshness lease                       TestLapseBypassesL1WithoutFlush, TestNoJoinOfLoadOlderThanBound,
 //	                                         TestGetAtFreshnessCountedFromStart,
 //	                                         TestRedisStallNoStaleReads, TestIdleReplicaProvesFreshnessOnDemand,

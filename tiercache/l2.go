@@ -23,11 +23,15 @@ type l2 struct {
 	stats *stats
 	br    breaker
 	dur   durability
+	held  held
 }
 
 func newL2(rdb redis.UniversalClient, opt *Options, st *stats) *l2 {
 	l := &l2{rdb: rdb, opt: opt, stats: st}
 	l.br = breaker{threshold: int64(opt.BreakerThreshold), cooldown: int64(opt.BreakerCooldown), opens: &st.breakerOpens}
+	if n := heldSlots(rdb); opt.ScriptFreeMiss && n > 0 {
+		l.held.slots = make(chan struct{}, n)
+	}
 	return l
 }
 
@@ -84,14 +88,16 @@ func (l *l2) get(ctx context.Context, key string) ([]byte, error) {
 }
 
 // The miss path takes a lease and fills L2 under it (docs/design.md §3.4)
-// by Lua scripts, or, with Options.ScriptFreeMiss, without Lua: the lease
-// is then a pipelined SET NX PX and GET, one round trip; the fill a
-// compare-and-set made of WATCH and MGET, then MULTI/EXEC, Redis's
-// optimistic transaction: the value is written only if the lease still
-// holds our token, and a writer's DEL of the lease between our MGET and
-// EXEC (or the lease's expiry, or another replica's SET) makes EXEC write
-// nothing. Scripts cost Redis more command time, the transaction one more
-// round trip (the README's miss-path figures).
+// by Lua scripts, or, with Options.ScriptFreeMiss, without Lua: a single
+// key's lease then watches itself on a connection held until the fill
+// (held.go), two round trips as with the scripts. A batch's leases, or a
+// lease that found no connection to hold, are a pipelined SET NX PX and
+// GET, one round trip; their fill a compare-and-set made of WATCH and
+// MGET, then MULTI/EXEC, Redis's optimistic transaction: the value is
+// written only if the lease still holds our token, and a writer's DEL of
+// the lease between our MGET and EXEC (or the lease's expiry, or another
+// replica's SET) makes EXEC write nothing (the README's miss-path
+// figures).
 
 // getOrLeaseScript returns {1, value} on a hit, {2} when it took the lease
 // for the caller, {3} when another loader holds it.
@@ -127,15 +133,26 @@ return 0
 // loader holds it, re-reads L2 until the value appears, the lease frees up
 // (and is taken), or LeaseWait passes. It returns the raw value if found,
 // else the lease token held (empty if none: the caller loads without
-// filling L2). waited reports a wait on another loader.
-func (l *l2) lease(ctx context.Context, key string) (raw []byte, found bool, lease string, waited bool) {
+// filling L2). waited reports a wait on another loader. With hold, a
+// script-free lease keeps its connection for the fill or release that
+// ends it (held.go); its caller must end it, or call dropHeld.
+func (l *l2) lease(ctx context.Context, key string, hold bool) (raw []byte, found bool, lease string, waited bool) {
 	l.stats.l2Misses.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, l.opt.LeaseWait+l.opt.L2Timeout)
 	defer cancel()
 	token := randomToken()
+	var h *heldConn
+	if hold {
+		h = l.holdConn(ctx, key)
+	}
+	defer func() {
+		if h != nil {
+			l.unhold(h)
+		}
+	}()
 	deadline := time.Now().Add(l.opt.LeaseWait)
 	for {
-		state, v, err := l.tryLease(ctx, key, token)
+		state, v, err := l.tryLease(ctx, key, token, h)
 		switch {
 		case err != nil:
 			return nil, false, "", waited
@@ -143,6 +160,10 @@ func (l *l2) lease(ctx context.Context, key string) (raw []byte, found bool, lea
 			return v, true, "", waited
 		case state == 2:
 			l.stats.leasesTaken.Add(1)
+			if h != nil && h.confirmed {
+				l.keepHeld(token, h)
+				h = nil
+			}
 			return nil, false, token, waited
 		}
 		if !waited {
@@ -165,7 +186,11 @@ func (l *l2) lease(ctx context.Context, key string) (raw []byte, found bool, lea
 
 // tryLease reads key's value and takes its lease for token unless another
 // loader holds it: state 1 found (with the value), 2 leased to us, 3 held.
-func (l *l2) tryLease(ctx context.Context, key, token string) (int64, []byte, error) {
+// With h, it runs on that connection and watches the lease.
+func (l *l2) tryLease(ctx context.Context, key, token string, h *heldConn) (int64, []byte, error) {
+	if h != nil {
+		return l.tryLeaseHeld(ctx, key, token, h)
+	}
 	var lc leaseCmds
 	err := l.call(ctx, func(ctx context.Context) error {
 		if !l.opt.ScriptFreeMiss { // EVALSHA, as the scripted path ran it
@@ -280,6 +305,9 @@ func (l *l2) fill(ctx context.Context, key, lease string, raw []byte, ttl time.D
 // fillIfLeased is the compare-and-set of a fill: SET the value and DEL the
 // lease only while the lease holds our token (docs/design.md §3.4).
 func (l *l2) fillIfLeased(ctx context.Context, key, lease string, raw []byte, ttl time.Duration) (bool, error) {
+	if h := l.takeHeld(lease); h != nil {
+		return l.fillHeld(ctx, h, key, raw, ttl)
+	}
 	vk, lk := l.valueKey(key), l.leaseKey(key)
 	var cl *redis.Client
 	if l.opt.ScriptFreeMiss {
@@ -363,6 +391,10 @@ func casWrite(ctx context.Context, cl *redis.Client, keys []string, ours func(cu
 
 // release gives up a lease after a failed load so waiters need not time out.
 func (l *l2) release(ctx context.Context, key, lease string) {
+	if h := l.takeHeld(lease); h != nil {
+		l.releaseHeld(ctx, h, key)
+		return
+	}
 	_ = l.call(ctx, func(ctx context.Context) error {
 		return releaseScript.Run(ctx, l.rdb, []string{l.leaseKey(key)}, lease).Err()
 	})

@@ -148,15 +148,17 @@ type Options struct {
 	// Default 5ms.
 	LeasePoll time.Duration
 	// ScriptFreeMiss takes the lease and fills L2 with plain commands and a
-	// WATCH transaction instead of Lua scripts (docs/design.md §3.4). It
-	// costs Redis less than half the command time per miss but one more
-	// round trip, whose network and event-loop time measured about what
-	// it saved (README, "The miss path without Lua"), so it is off by
-	// default. Releasing a lease after a failed load and the eager
-	// refresh's lease stay scripts, since each is one compare step that
-	// runs rarely. Batch fills (GetMany) on one node go in one transaction
-	// for all keys. A Redis ACL must then allow WATCH, MULTI, EXEC and
-	// UNWATCH.
+	// WATCH transaction instead of Lua scripts (docs/design.md §3.4). A
+	// single key's miss keeps the connection that took its lease until the
+	// fill, two round trips as with the scripts, and at most half of the
+	// client's PoolSize are held at once; a batch's misses, and a miss that
+	// finds none free, fill in one more round trip. Redis spends about a
+	// quarter of the scripts' command time per miss and about 0.8x their
+	// process CPU (README, "The miss path without Lua"). Off by default.
+	// Releasing a lease that was not held and the eager refresh's lease
+	// stay scripts, since each is one compare step that runs rarely. Batch
+	// fills (GetMany) on one node go in one transaction for all keys. A
+	// Redis ACL must then allow WATCH, MULTI, EXEC and UNWATCH.
 	ScriptFreeMiss bool
 
 	// BreakerThreshold is the number of consecutive Redis failures that open

@@ -27,11 +27,12 @@ type zipfRun struct {
 
 // TestRefreshAheadZipf measures eager refresh: two configurations (off,
 // and RefreshAhead 0.1) run side by side in one process, each two caches
-// sharing one Redis namespace, with a 2s L2 TTL and a 500ms L1 TTL, under
-// a paced Zipf (s=1.1) read load over 1,000 keys whose loader takes 2ms.
-// It reports, after a warm-up of one L2 TTL, the requests that waited for
-// the loader on the top 1% of keys and overall, and the p99 latency. Run
-// with TIERCACHE_ZIPF_RUN set to the duration, e.g.:
+// sharing one Redis namespace, with an L2 TTL of 2s (TIERCACHE_ZIPF_L2TTL
+// sets another) and a 500ms L1 TTL, under a paced Zipf (s=1.1) read load
+// over 1,000 keys whose loader takes 2ms. It reports, after a warm-up of
+// one L2 TTL, the requests that waited for the loader on the top 1% of
+// keys and overall, and the p99 latency. Run with TIERCACHE_ZIPF_RUN set
+// to the duration, e.g.:
 //
 //	TIERCACHE_ZIPF_RUN=30s go test -run TestRefreshAheadZipf -v ./tiercache/
 func TestRefreshAheadZipf(t *testing.T) {
@@ -39,14 +40,20 @@ func TestRefreshAheadZipf(t *testing.T) {
 	if err != nil {
 		t.Skip("set TIERCACHE_ZIPF_RUN to a duration to run the eager refresh measurement")
 	}
+	l2TTL := 2 * time.Second
+	if s := os.Getenv("TIERCACHE_ZIPF_L2TTL"); s != "" {
+		if l2TTL, err = time.ParseDuration(s); err != nil || l2TTL <= 0 {
+			t.Fatalf("TIERCACHE_ZIPF_L2TTL=%q: want a positive duration", s)
+		}
+	}
 	rdb := needRedis(t)
 	runs := []*zipfRun{{name: "off", refreshAhead: -1}, {name: "refresh 0.1", refreshAhead: 0.1}}
 	for _, r := range runs {
-		opt := Options{Namespace: namespace(t, rdb), L2TTL: 2 * time.Second, L1TTL: 500 * time.Millisecond, RefreshAhead: r.refreshAhead}
+		opt := Options{Namespace: namespace(t, rdb), L2TTL: l2TTL, L1TTL: 500 * time.Millisecond, RefreshAhead: r.refreshAhead}
 		r.caches[0], r.caches[1] = newCache(t, rdb, opt), newCache(t, rdb, opt)
 		waitReady(t, r.caches[0], r.caches[1])
 	}
-	warm := time.Now().Add(2 * time.Second)
+	warm := time.Now().Add(l2TTL)
 	end := warm.Add(d)
 	var wg sync.WaitGroup
 	for _, r := range runs {
@@ -56,7 +63,7 @@ func TestRefreshAheadZipf(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	t.Logf("%d s Zipf run, 2 replicas per configuration, L2 TTL 2s, loader 2ms:", int(d.Seconds()))
+	t.Logf("%d s Zipf run, 2 replicas per configuration, L2 TTL %v, loader 2ms:", int(d.Seconds()), l2TTL)
 	t.Logf("%-12s %9s %12s %10s %12s %9s %10s %10s", "config", "requests", "hot waited", "hot p99", "all waited", "all p99", "loads", "refreshes")
 	for _, r := range runs {
 		for _, c := range r.caches {
