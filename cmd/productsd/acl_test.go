@@ -94,3 +94,44 @@ func TestACLRuleDocumented(t *testing.T) {
 		t.Fatalf("README.md does not show the ACL rule\n%s", doc)
 	}
 }
+
+// aclPlainMiss is what CACHE_MISS_PATH=plain adds to aclRule: the
+// compare-and-set of its fill is WATCH, MULTI and EXEC (README, "The miss
+// path without Lua").
+const aclPlainMiss = " +watch +multi +exec +unwatch"
+
+// TestPlainMissPath: replicas started with CACHE_MISS_PATH=plain, as a
+// user with aclRule and aclPlainMiss, cache, invalidate and batch as the
+// scripted ones do, and their misses fill L2 with WATCH and EXEC, which
+// the scripted path never sends.
+func TestPlainMissPath(t *testing.T) {
+	testenv.SkipShort(t)
+	t.Parallel()
+	rs := testenv.NewRedisServer(t)
+	rs.Start()
+	const ns = "plain"
+	setUser(t, rs.Addr(), "productsd", "s3cret", ns, aclRule+aclPlainMiss)
+	url := "redis://productsd:s3cret@" + rs.Addr() + "/0"
+	ps := startReplicas(t, map[string]string{"REDIS_URL": url, "CACHE_NAMESPACE": ns, "CACHE_MISS_PATH": "plain"}, "plain-a", "plain-b")
+	exerciseReplicas(t, ps)
+	id := post(t, ps[0].url, `{"name":"plain batch","price_cents":1}`)
+	ps[0].version(t, id) // a miss: the lease, the load, the fill
+	if r := get(t, ps[1].url+"/products?ids="+id); r.StatusCode != http.StatusOK ||
+		!strings.Contains(r.Header.Get("Cache-Status"), "productsd-l2; hit") {
+		t.Fatalf("batch read of a value the plain fill stored: %d, Cache-Status %q, want 200 and an L2 hit", r.StatusCode, r.Header.Get("Cache-Status"))
+	}
+	for _, p := range ps {
+		p.stop(t) // also fails for a NOPERM in the log
+	}
+	c := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	defer c.Close()
+	stats, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"cmdstat_watch:", "cmdstat_exec:"} {
+		if !strings.Contains(stats, cmd) {
+			t.Errorf("no %s in INFO commandstats: the misses did not take the plain path\n%s", strings.TrimSuffix(cmd, ":"), stats)
+		}
+	}
+}

@@ -50,6 +50,7 @@ type config struct {
 	staleIfError   time.Duration // CACHE_STALE_IF_ERROR: default fail-safe allowance (0: off)
 	softTimeout    time.Duration // CACHE_SOFT_TIMEOUT: opted-in reads answer stale after it (0: off)
 	refreshAhead   float64       // CACHE_REFRESH_AHEAD: tiercache Options.RefreshAhead (0 here: off, -1 there)
+	scriptFreeMiss bool          // CACHE_MISS_PATH plain: tiercache Options.ScriptFreeMiss
 	otlpEndpoint   string        // OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP receiver of the traces; empty: no tracing
 
 	pool  *pgxpool.Config // parsed DATABASE_URL
@@ -73,6 +74,7 @@ func settings() []*setting {
 		{env: "CACHE_L1_TTL", flag: "cache-l1-ttl", def: "30s", usage: "maximum age of an L1 entry: the staleness bound"},
 		{env: "CACHE_L2_TTL", flag: "cache-l2-ttl", def: "1h", usage: "Redis TTL of a value, with jitter"},
 		{env: "CACHE_REFRESH_AHEAD", flag: "cache-refresh-ahead", def: "0.1", usage: "last part of CACHE_L2_TTL in which a read refreshes the value in the background (one replica loads); 0 turns it off"},
+		{env: "CACHE_MISS_PATH", flag: "cache-miss-path", def: "lua", usage: "how a miss takes its Redis lease and fills Redis: lua (two scripts) or plain (plain commands and WATCH/MULTI/EXEC, which the Redis ACL must allow)"},
 		{env: "CACHE_NEGATIVE_TTL", flag: "cache-negative-ttl", def: "30s", usage: "lifetime of a cached not-found"},
 		{env: "CACHE_NAMESPACE", flag: "cache-namespace", def: "productsd", usage: "prefix of every Redis key and of the invalidation channel"},
 		{env: "REPLICA_ID", flag: "replica-id", def: "", usage: "this replica's name in messages and metrics (default hostname-pid)"},
@@ -157,6 +159,13 @@ func resolve(v map[string]string) (config, error) {
 	check(err)
 	c.refreshAhead, err = fraction("CACHE_REFRESH_AHEAD", v["CACHE_REFRESH_AHEAD"])
 	check(err)
+	switch v["CACHE_MISS_PATH"] {
+	case "lua":
+	case "plain":
+		c.scriptFreeMiss = true
+	default:
+		check(fmt.Errorf("CACHE_MISS_PATH: invalid miss path %q, want lua or plain", v["CACHE_MISS_PATH"]))
+	}
 	c.negativeTTL, err = positiveDuration("CACHE_NEGATIVE_TTL", v["CACHE_NEGATIVE_TTL"])
 	check(err)
 	c.shutdown, err = positiveDuration("SHUTDOWN_TIMEOUT", v["SHUTDOWN_TIMEOUT"])

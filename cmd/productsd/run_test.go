@@ -53,6 +53,7 @@ func TestBadConfig(t *testing.T) {
 		{"L1 TTL flag", nil, []string{"-cache-l1-ttl", "abc"}, `CACHE_L1_TTL: invalid duration "abc"`},
 		{"flag over env", map[string]string{"CACHE_L2_TTL": "1h"}, []string{"-cache-l2-ttl", "-1s"}, `CACHE_L2_TTL: -1s, want a positive duration`},
 		{"L2 TTL zero", map[string]string{"CACHE_L2_TTL": "0"}, nil, `CACHE_L2_TTL: 0s, want a positive duration`},
+		{"miss path", map[string]string{"CACHE_MISS_PATH": "scriptless"}, nil, `CACHE_MISS_PATH: invalid miss path "scriptless", want lua or plain`},
 		{"refresh ahead of 1", map[string]string{"CACHE_REFRESH_AHEAD": "1"}, nil, `CACHE_REFRESH_AHEAD: "1", want a number from 0 to below 1`},
 		{"negative TTL", map[string]string{"CACHE_NEGATIVE_TTL": "soon"}, nil, `CACHE_NEGATIVE_TTL: invalid duration "soon"`},
 		{"L1 over L2", map[string]string{"CACHE_L1_TTL": "2h"}, nil, `CACHE_L1_TTL: 2h0m0s exceeds CACHE_L2_TTL 1h0m0s`},
@@ -141,9 +142,12 @@ func TestConfigPrecedence(t *testing.T) {
 	if cfg.topologyEvery != 200*time.Millisecond {
 		t.Fatalf("REDIS_TOPOLOGY_INTERVAL default: got %v, want 200ms", cfg.topologyEvery)
 	}
-	env = map[string]string{"REDIS_TOPOLOGY_INTERVAL": "50ms"}
-	if cfg, err = parseConfig("serve", nil, envFunc(env), io.Discard, nil); err != nil || cfg.topologyEvery != 50*time.Millisecond {
-		t.Fatalf("REDIS_TOPOLOGY_INTERVAL=50ms: got %v, %v", cfg.topologyEvery, err)
+	if cfg.scriptFreeMiss {
+		t.Fatal("CACHE_MISS_PATH default: plain, want lua")
+	}
+	env = map[string]string{"REDIS_TOPOLOGY_INTERVAL": "50ms", "CACHE_MISS_PATH": "plain"}
+	if cfg, err = parseConfig("serve", nil, envFunc(env), io.Discard, nil); err != nil || cfg.topologyEvery != 50*time.Millisecond || !cfg.scriptFreeMiss {
+		t.Fatalf("REDIS_TOPOLOGY_INTERVAL=50ms CACHE_MISS_PATH=plain: got %v, %v, %v", cfg.topologyEvery, cfg.scriptFreeMiss, err)
 	}
 }
 
