@@ -128,6 +128,7 @@ func (c *Cache[V]) missMany(ctx context.Context, keys []string, load LoadManyFun
 	}
 	soft := newSoftWait(p)
 	defer soft.stop()
+	var failed []string
 	for i, k := range keys {
 		if it, ok := c.softStale(ctx, k, calls[i], p, soft); ok {
 			out[k] = it
@@ -138,11 +139,18 @@ func (c *Cache[V]) missMany(ctx context.Context, keys []string, load LoadManyFun
 			return ctx.Err()
 		}
 		fr.info.Collapsed = joined[i]
-		v, info := fr.val, fr.info
+		out[k] = Item[V]{Val: fr.val, Info: fr.info, Err: err}
 		if p.staleIfError > 0 && failsOver(err) {
-			v, info, err = c.stale(k, p, StaleError, v, info, err)
+			failed = append(failed, k)
 		}
-		out[k] = Item[V]{Val: v, Info: info, Err: err}
+	}
+	if len(failed) > 0 { // the copies missing here read from Redis in one round trip
+		c.copiesFromL2(failed, p)
+		for _, k := range failed {
+			it := out[k]
+			it.Val, it.Info, it.Err = c.staleLocal(k, p, StaleError, it.Val, it.Info, it.Err)
+			out[k] = it
+		}
 	}
 	return nil
 }

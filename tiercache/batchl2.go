@@ -12,11 +12,17 @@ import (
 // single node or Sentinel; in a Cluster, where the keys' hash tags scatter
 // them over slots, one GET per key pipelined, which go-redis sends as one
 // pipeline per shard, all at once (docs/design.md §3.17). A miss is nil.
-func (l *l2) getMany(keys []string) ([][]byte, error) {
+func (l *l2) getMany(keys []string) ([][]byte, error) { return l.mget(keys, l.valueKey) }
+
+// copies is getMany for the keys' fail-safe copies (docs/design.md §3.16).
+func (l *l2) copies(keys []string) ([][]byte, error) { return l.mget(keys, l.copyKey) }
+
+// mget reads the Redis keys name(k) of keys as getMany says.
+func (l *l2) mget(keys []string, name func(string) string) ([][]byte, error) {
 	out := make([][]byte, len(keys))
 	vks := make([]string, len(keys))
 	for i, k := range keys {
-		vks[i] = l.valueKey(k)
+		vks[i] = name(k)
 	}
 	err := l.call(context.Background(), func(ctx context.Context) error {
 		if _, ok := l.rdb.(*redis.ClusterClient); ok {
@@ -88,11 +94,13 @@ func (l *l2) leaseMany(keys []string, token string) ([]int64, [][]byte, error) {
 	return states, vals, nil
 }
 
-// l2Fill is one key's fill: its encoded value, TTL and lease.
+// l2Fill is one key's fill: its encoded value, TTL and lease; keep: also
+// write the value's fail-safe copy (Options.FailSafeL2TTL).
 type l2Fill struct {
 	key, lease string
 	raw        []byte
 	ttl        time.Duration
+	keep       bool
 }
 
 // fillMany writes each fill whose lease still holds, as [l2.fill] does for
@@ -120,7 +128,7 @@ func (l *l2) fillMany(ctx context.Context, fills []l2Fill) []bool {
 		}
 	}
 	for j, f := range fills {
-		out[j] = l.fill(ctx, f.key, f.lease, f.raw, f.ttl)
+		out[j] = l.fill(ctx, f)
 	}
 	return out
 }
@@ -147,8 +155,7 @@ func (l *l2) fillTogether(ctx context.Context, node *redis.Client, fills []l2Fil
 		wrote, changed, err = casWrite(ctx, node, lks, check, func(p redis.Pipeliner) {
 			for j, f := range fills {
 				if ours[j] {
-					p.Set(ctx, l.valueKey(f.key), f.raw, f.ttl)
-					p.Del(ctx, lks[j])
+					l.queueFill(ctx, p, f)
 				}
 			}
 		})

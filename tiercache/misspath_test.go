@@ -61,7 +61,7 @@ func runMisses(t testing.TB, l *l2, meter *redis.Client, prefix string, n int) m
 		if found || lease == "" {
 			t.Fatalf("%s: found %v, lease %q: want a lease on a cold key", key, found, lease)
 		}
-		if !l.fill(context.Background(), key, lease, payload, time.Minute) {
+		if !l.fill(context.Background(), l2Fill{key: key, lease: lease, raw: payload, ttl: time.Minute}) {
 			t.Fatalf("%s: fill under our own lease was refused", key)
 		}
 	}

@@ -83,6 +83,7 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 			L2TTL:             cfg.l2TTL,
 			NegativeTTL:       cfg.negativeTTL,
 			RefreshAhead:      refreshAhead(cfg.refreshAhead),
+			FailSafeL2TTL:     cfg.failSafeL2TTL,
 			StalenessBound:    cfg.stalenessBound,
 			MinReplicasAck:    cfg.minReplicasAck,
 			ReplicaAckTimeout: cfg.waitTimeout,
