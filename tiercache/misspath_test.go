@@ -49,8 +49,9 @@ func redisCounters(t testing.TB, rdb *redis.Client) (map[string]float64, float64
 }
 
 // runMisses runs n misses of fresh keys through l: lease, then fill with a
-// constant value (the cheapest loader), each as Cache.Get's miss path does.
-func runMisses(t testing.TB, l *l2, meter *redis.Client, prefix string, n int) missCost {
+// constant value (the cheapest loader), each as Cache.Get's miss path does;
+// keep: each fill also writes the value's fail-safe copy.
+func runMisses(t testing.TB, l *l2, meter *redis.Client, prefix string, n int, keep bool) missCost {
 	t.Helper()
 	payload := []byte(strings.Repeat("v", 200))
 	before, cpu0 := redisCounters(t, meter)
@@ -61,7 +62,7 @@ func runMisses(t testing.TB, l *l2, meter *redis.Client, prefix string, n int) m
 		if found || lease == "" {
 			t.Fatalf("%s: found %v, lease %q: want a lease on a cold key", key, found, lease)
 		}
-		if !l.fill(context.Background(), l2Fill{key: key, lease: lease, raw: payload, ttl: time.Minute}) {
+		if !l.fill(context.Background(), l2Fill{key: key, lease: lease, raw: payload, ttl: time.Minute, keep: keep}) {
 			t.Fatalf("%s: fill under our own lease was refused", key)
 		}
 	}
@@ -131,12 +132,12 @@ func TestMissPathRedisCPU(t *testing.T) {
 		opt.ScriptFreeMiss = !lua
 		paths[lua] = newL2(rdb, &opt, &stats{})
 	}
-	runMisses(t, paths[true], meter, "warm-lua-", 50) // loads the scripts
-	runMisses(t, paths[false], meter, "warm-plain-", 50)
+	runMisses(t, paths[true], meter, "warm-lua-", 50, false) // loads the scripts
+	runMisses(t, paths[false], meter, "warm-plain-", 50, false)
 	var lua, plain missCost
 	for r := range 4 {
-		lua.add(runMisses(t, paths[true], meter, fmt.Sprintf("lua-%d-", r), n))
-		plain.add(runMisses(t, paths[false], meter, fmt.Sprintf("plain-%d-", r), n))
+		lua.add(runMisses(t, paths[true], meter, fmt.Sprintf("lua-%d-", r), n, false))
+		plain.add(runMisses(t, paths[false], meter, fmt.Sprintf("plain-%d-", r), n, false))
 	}
 	t.Logf("Lua   (EVALSHA lease + fill):            %v", lua)
 	t.Logf("plain (SET NX+GET, WATCH+MGET, MULTI/EXEC):%v (at least %.2f: EXEC counted as nothing)",
@@ -145,5 +146,54 @@ func TestMissPathRedisCPU(t *testing.T) {
 		plain.topUSec/lua.topUSec, plain.cpuUSec/lua.cpuUSec, float64(plain.wall)/float64(lua.wall))
 	if plain.topUSec >= lua.topUSec {
 		t.Fatalf("the plain miss path cost Redis %.0f µs against %.0f µs for the scripts", plain.topUSec, lua.topUSec)
+	}
+}
+
+// TestFailSafeCopyRedisCost measures what writing each fill's fail-safe
+// copy in Redis (Options.FailSafeL2TTL, docs/design.md §3.16) adds to the
+// miss path's Redis cost, on a redis-server of its own: misses with and
+// without the copy, in alternating rounds of one run, with the scripts
+// and with the WATCH transaction. TIERCACHE_MISS_RUN sets the misses per
+// round (default 300); the README quotes a run of 5000. It asserts that
+// every fill wrote its copy, with the copy's TTL, and none without.
+func TestFailSafeCopyRedisCost(t *testing.T) {
+	n := 300
+	if s := os.Getenv("TIERCACHE_MISS_RUN"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < 1 {
+			t.Fatalf("TIERCACHE_MISS_RUN=%q: want a positive count", s)
+		}
+	}
+	srv := startRedisServer(t)
+	rdb, meter := srv.client(t), srv.client(t)
+	for _, lua := range []bool{true, false} {
+		opt, err := Options{Namespace: "copy", L2Timeout: 5 * time.Second, LeaseWait: 5 * time.Second, FailSafeL2TTL: 10 * time.Minute}.withDefaults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		opt.ScriptFreeMiss = !lua
+		l := newL2(rdb, &opt, &stats{})
+		name := map[bool]string{true: "scripts", false: "transaction"}[lua]
+		runMisses(t, l, meter, name+"-warm-", 50, true)
+		var plain, kept missCost
+		for r := range 4 {
+			plain.add(runMisses(t, l, meter, fmt.Sprintf("%s-%d-plain-", name, r), n, false))
+			kept.add(runMisses(t, l, meter, fmt.Sprintf("%s-%d-kept-", name, r), n, true))
+		}
+		t.Logf("%-11s without copy: %v", name, plain)
+		t.Logf("%-11s with copy:    %v", name, kept)
+		t.Logf("%-11s with / without: commandstats %.2f, process CPU %.2f, wall %.2f", name,
+			kept.topUSec/plain.topUSec, kept.cpuUSec/plain.cpuUSec, float64(kept.wall)/float64(plain.wall))
+		for _, tc := range []struct {
+			prefix string
+			want   bool
+		}{{name + "-0-kept-", true}, {name + "-0-plain-", false}} {
+			for _, i := range []int{0, n - 1} {
+				ttl, err := rdb.PTTL(context.Background(), l.copyKey(tc.prefix+strconv.Itoa(i))).Result()
+				if err != nil || tc.want != (ttl > 9*time.Minute && ttl <= 10*time.Minute) || !tc.want && ttl >= 0 {
+					t.Errorf("%s%d: copy PTTL %v, %v; want a copy %v (10m TTL)", tc.prefix, i, ttl, err, tc.want)
+				}
+			}
+		}
 	}
 }
