@@ -49,10 +49,7 @@ func checkCopyInRedisGet(t *testing.T, rdb redis.UniversalClient, a, b *Cache[in
 	ctx := context.Background()
 	src := newSource()
 	src.set("k", 1)
-	slow := func(ctx context.Context) (int, error) { // the database read takes a second
-		clock.Add(int64(time.Second))
-		return src.loader("k")(ctx)
-	}
+	slow := slowLoader(src, clock, "k")
 	if _, info, err := a.GetInfo(ctx, "k", slow); err != nil || !info.L2Stored {
 		t.Fatalf("a's Get: %+v, %v; want loaded and stored in L2", info, err)
 	}
@@ -95,11 +92,7 @@ func checkCopyInRedisGet(t *testing.T, rdb redis.UniversalClient, a, b *Cache[in
 
 func checkCopyInRedisGetMany(t *testing.T, a, b *Cache[int], clock *atomic.Int64, copies bool) {
 	ctx := context.Background()
-	src := newSource()
-	src.set("x", 1)
-	src.set("y", 2)
-	m := &manyLoader{src: src}
-	keys := []string{"x", "y"}
+	m, keys := loaderXY()
 	began := clock.Load()
 	if _, err := a.GetMany(ctx, keys, m.load); err != nil {
 		t.Fatal(err)

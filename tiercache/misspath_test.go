@@ -105,6 +105,20 @@ func (c *missCost) add(o missCost) {
 	c.wall += o.wall
 }
 
+// missRun is the misses per round: TIERCACHE_MISS_RUN, default 300.
+func missRun(t *testing.T) int {
+	t.Helper()
+	s := os.Getenv("TIERCACHE_MISS_RUN")
+	if s == "" {
+		return 300
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("TIERCACHE_MISS_RUN=%q: want a positive count", s)
+	}
+	return n
+}
+
 // TestMissPathRedisCPU measures the Redis CPU of the miss path (lease and
 // fill) on a redis-server of its own, where nothing else runs: the Lua
 // scripts it used to run against the plain commands and WATCH transaction
@@ -113,13 +127,7 @@ func (c *missCost) add(o missCost) {
 // quotes a run of 5000. It asserts only that the plain path costs Redis
 // less, which holds by a wide margin on a busy machine.
 func TestMissPathRedisCPU(t *testing.T) {
-	n := 300
-	if s := os.Getenv("TIERCACHE_MISS_RUN"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil || n < 1 {
-			t.Fatalf("TIERCACHE_MISS_RUN=%q: want a positive count", s)
-		}
-	}
+	n := missRun(t)
 	srv := startRedisServer(t)
 	rdb, meter := srv.client(t), srv.client(t)
 	paths := map[bool]*l2{}
@@ -157,13 +165,7 @@ func TestMissPathRedisCPU(t *testing.T) {
 // round (default 300); the README quotes a run of 5000. It asserts that
 // every fill wrote its copy, with the copy's TTL, and none without.
 func TestFailSafeCopyRedisCost(t *testing.T) {
-	n := 300
-	if s := os.Getenv("TIERCACHE_MISS_RUN"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil || n < 1 {
-			t.Fatalf("TIERCACHE_MISS_RUN=%q: want a positive count", s)
-		}
-	}
+	n := missRun(t)
 	srv := startRedisServer(t)
 	rdb, meter := srv.client(t), srv.client(t)
 	for _, lua := range []bool{true, false} {

@@ -82,13 +82,7 @@ func TestJudgeFailedOptInByKeysReadBefore(t *testing.T) {
 			}
 			began := time.Now()
 			victim.setFailing(true)
-			late := time.NewTimer(time.Until(c.start.Add(c.d() * 3 / 4)))
-			defer late.Stop()
-			select {
-			case <-victim.enough:
-			case <-late.C:
-			case <-c.done:
-			}
+			untilEnough(victim, c)
 			victim.setFailing(false)
 			return outcome{end: c.since(), began: began}
 		}}
