@@ -12,19 +12,24 @@ import (
 // single node or Sentinel; in a Cluster, where the keys' hash tags scatter
 // them over slots, one GET per key pipelined, which go-redis sends as one
 // pipeline per shard, all at once (docs/design.md §3.17). A miss is nil.
-func (l *l2) getMany(keys []string) ([][]byte, error) { return l.mget(keys, l.valueKey) }
+func (l *l2) getMany(ctx context.Context, keys []string) ([][]byte, error) {
+	return l.mget(ctx, keys, l.valueKey)
+}
 
 // copies is getMany for the keys' fail-safe copies (docs/design.md §3.16).
-func (l *l2) copies(keys []string) ([][]byte, error) { return l.mget(keys, l.copyKey) }
+func (l *l2) copies(ctx context.Context, keys []string) ([][]byte, error) {
+	return l.mget(ctx, keys, l.copyKey)
+}
 
-// mget reads the Redis keys name(k) of keys as getMany says.
-func (l *l2) mget(keys []string, name func(string) string) ([][]byte, error) {
+// mget reads the Redis keys name(k) of keys as getMany says. ctx carries
+// no deadline or cancellation (see Cache.fillContext).
+func (l *l2) mget(ctx context.Context, keys []string, name func(string) string) ([][]byte, error) {
 	out := make([][]byte, len(keys))
 	vks := make([]string, len(keys))
 	for i, k := range keys {
 		vks[i] = name(k)
 	}
-	err := l.call(context.Background(), func(ctx context.Context) error {
+	err := l.call(ctx, func(ctx context.Context) error {
 		if _, ok := l.rdb.(*redis.ClusterClient); ok {
 			return l.getEach(ctx, vks, out)
 		}
@@ -66,10 +71,10 @@ func (l *l2) getEach(ctx context.Context, vks []string, out [][]byte) error {
 // under one token, as [l2.tryLease] does for one: per key the state (1
 // found, 2 leased to us, 3 held by another loader) and, where found, the
 // raw value.
-func (l *l2) leaseMany(keys []string, token string) ([]int64, [][]byte, error) {
+func (l *l2) leaseMany(ctx context.Context, keys []string, token string) ([]int64, [][]byte, error) {
 	states := make([]int64, len(keys))
 	vals := make([][]byte, len(keys))
-	err := l.call(context.Background(), func(ctx context.Context) error {
+	err := l.call(ctx, func(ctx context.Context) error {
 		cmds := make([]leaseCmds, len(keys))
 		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range keys {

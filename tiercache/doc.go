@@ -109,7 +109,8 @@
 //
 // [Cache.Stats] and [Cache.State] are what package tiercacheprom exports to
 // Prometheus. [Options.Tracer] is told of each Get and GetInfo, with the
-// [Info] of how it was answered; package tiercacheotel implements it with
+// [Info] of how it was answered, and, if it is a [ManyTracer], of each
+// GetMany and GetManyInfo with the [BatchInfo] of its keys; package tiercacheotel implements it with
 // OpenTelemetry spans. A traced fill runs under the context of the read
 // that leads it (without its cancellation), so the spans of its Redis
 // commands and of the loader are children of that read's. Without a

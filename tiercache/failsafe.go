@@ -149,7 +149,7 @@ func (c *Cache[V]) copiesFromL2(keys []string, p plan) {
 	if len(want) == 0 {
 		return
 	}
-	raws, err := c.l2.copies(want)
+	raws, err := c.l2.copies(context.Background(), want)
 	if err != nil {
 		return
 	}

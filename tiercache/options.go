@@ -211,10 +211,11 @@ type Options struct {
 
 	// Logger receives warnings and errors. Default: discard.
 	Logger *slog.Logger
-	// Tracer, if set, sees every [Cache.Get] and [Cache.GetInfo], so that a
-	// tracing library can give each read a span; package tiercacheotel
-	// implements it with OpenTelemetry. Default none: a read then pays one
-	// nil check.
+	// Tracer, if set, sees every [Cache.Get] and [Cache.GetInfo] (and, if
+	// it is a [ManyTracer], every [Cache.GetMany] and [Cache.GetManyInfo]),
+	// so that a tracing library can give each read a span; package
+	// tiercacheotel implements it with OpenTelemetry. Default none: a read
+	// then pays one nil check.
 	Tracer Tracer
 
 	hooks hooks
