@@ -80,6 +80,7 @@ func (r *runner) checkBatch(body []byte, ranks []int, begin time.Time, x *sample
 		return
 	}
 	i, j, st, lost := 0, 0, 0, false
+	now := time.Now()
 	for _, k := range ranks {
 		id := r.ids[k]
 		switch {
@@ -88,6 +89,7 @@ func (r *runner) checkBatch(body []byte, ranks []int, begin time.Time, x *sample
 			if labelled {
 				st++
 			}
+			r.reads.answered(k, now)
 			if k < r.probeN {
 				r.probe.read(id, b.Items[i].Version, begin.Sub(r.start), labelled)
 			}

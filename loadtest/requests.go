@@ -22,7 +22,7 @@ type vu struct {
 	buf     bytes.Buffer
 	created []string
 	n       int64
-	ranks   []int // a batch's keys, reused
+	ranks   []int // the keys (ranks) of the last get or batch, reused
 }
 
 // product is the part of a product the generator reads.
@@ -124,6 +124,9 @@ func (r *runner) iterate(ctx context.Context, v *vu, scheduled time.Time) {
 		}
 		r.examples.note(begin.Sub(r.start), x.method, &x, body, err)
 	}
+	if x.failed && x.optIn {
+		r.reads.failedRead(begin, v.ranks)
+	}
 	v.shard.add(x)
 	if r.points != nil {
 		r.points.add(scheduled.Add(x.latency), &x)
@@ -145,6 +148,7 @@ func (x *sample) status(resp *http.Response) bool {
 func (r *runner) doGet(ctx context.Context, v *vu, begin time.Time, x *sample) error {
 	k := r.keys.Next(v.rng)
 	id := r.ids[k]
+	v.ranks = append(v.ranks[:0], k)
 	resp, err := r.request(ctx, v, x, http.MethodGet, "/products/"+id, nil)
 	if err != nil {
 		return err
@@ -161,6 +165,7 @@ func (r *runner) doGet(ctx context.Context, v *vu, begin time.Time, x *sample) e
 	x.checks++
 	if ok {
 		x.checkOK++
+		r.reads.answered(k, time.Now())
 		if k < r.probeN {
 			r.probe.read(id, ver, begin.Sub(r.start), labelled)
 		}

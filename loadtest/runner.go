@@ -54,6 +54,11 @@ type RunOptions struct {
 	// new), so the caller can analyse it further afterwards, for example
 	// with [Probe.AnalyzeSince].
 	Probe *Probe
+	// KeyReads, when set, records when each key was first answered and
+	// the keys of the opted-in reads that failed, warmup included, so the
+	// caller can tell those failures apart by the time a fault began
+	// ([KeyReads.FailedOptIn]).
+	KeyReads *KeyReads
 	// Points, when set, receives every request as k6's --out json point
 	// stream ([PointStream]); the caller closes it after the run.
 	Points *PointStream
@@ -76,6 +81,7 @@ type runner struct {
 	ids    []string
 	keys   KeyChooser
 	probe  *Probe
+	reads  *KeyReads // RunOptions.KeyReads; nil records nothing
 	ledger *Ledger
 	probeN int // ids with rank below probeN are probed
 	start  time.Time
@@ -137,6 +143,8 @@ func Run(ctx context.Context, sc *Scenario, opt RunOptions) (*Summary, error) {
 		}
 	}
 	r.ids = ids
+	r.reads = opt.KeyReads
+	r.reads.track(len(ids))
 	var err error
 	if r.keys, err = NewKeyChooser(sc.Keys, len(ids)); err != nil {
 		return nil, err

@@ -59,6 +59,17 @@ func (c *Cache[V]) GetMany(ctx context.Context, keys []string, load LoadManyFunc
 // value the batch loads becomes its key's copy (docs/design.md §3.16). The
 // error is ErrClosed, an invalid option, or ctx's when it ends first.
 func (c *Cache[V]) GetManyInfo(ctx context.Context, keys []string, load LoadManyFunc[V], opts ...GetOption) (map[string]Item[V], error) {
+	if t, ok := c.opt.Tracer.(ManyTracer); ok {
+		ctx = t.StartGetMany(ctx, keys)
+		items, err := c.getManyInfo(ctx, keys, load, opts)
+		t.EndGetMany(ctx, batchInfo(items), err)
+		return items, err
+	}
+	return c.getManyInfo(ctx, keys, load, opts)
+}
+
+// getManyInfo is GetManyInfo without the Tracer.
+func (c *Cache[V]) getManyInfo(ctx context.Context, keys []string, load LoadManyFunc[V], opts []GetOption) (map[string]Item[V], error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -111,7 +122,7 @@ func (c *Cache[V]) missMany(ctx context.Context, keys []string, load LoadManyFun
 	if !c.caughtUp(now) {
 		notBefore = now - int64(c.opt.StalenessBound)
 	}
-	b := &manyFill[V]{c: c, load: load}
+	b := &manyFill[V]{c: c, ctx: c.fillContext(ctx), load: load}
 	calls := make([]*flightCall[fillResult[V]], len(keys))
 	joined := make([]bool, len(keys))
 	for i, k := range keys {
@@ -128,6 +139,7 @@ func (c *Cache[V]) missMany(ctx context.Context, keys []string, load LoadManyFun
 	}
 	soft := newSoftWait(p)
 	defer soft.stop()
+	var failed []string
 	for i, k := range keys {
 		if it, ok := c.softStale(ctx, k, calls[i], p, soft); ok {
 			out[k] = it
@@ -138,11 +150,18 @@ func (c *Cache[V]) missMany(ctx context.Context, keys []string, load LoadManyFun
 			return ctx.Err()
 		}
 		fr.info.Collapsed = joined[i]
-		v, info := fr.val, fr.info
+		out[k] = Item[V]{Val: fr.val, Info: fr.info, Err: err}
 		if p.staleIfError > 0 && failsOver(err) {
-			v, info, err = c.stale(k, p, StaleError, v, info, err)
+			failed = append(failed, k)
 		}
-		out[k] = Item[V]{Val: v, Info: info, Err: err}
+	}
+	if len(failed) > 0 { // the copies missing here read from Redis in one round trip
+		c.copiesFromL2(failed, p)
+		for _, k := range failed {
+			it := out[k]
+			it.Val, it.Info, it.Err = c.staleLocal(k, p, StaleError, it.Val, it.Info, it.Err)
+			out[k] = it
+		}
 	}
 	return nil
 }
@@ -201,6 +220,7 @@ func (c *Cache[V]) softStale(ctx context.Context, key string, call *flightCall[f
 // [Cache.fill] for many keys at once.
 type manyFill[V any] struct {
 	c     *Cache[V]
+	ctx   context.Context // the fill's, see [Cache.fillContext]
 	load  LoadManyFunc[V]
 	keys  []string
 	calls []*flightCall[fillResult[V]]
@@ -266,7 +286,7 @@ func (b *manyFill[V]) readL2(viaL2, direct []int) ([]int, []int) {
 	if len(viaL2) == 0 {
 		return nil, direct
 	}
-	raws, err := b.c.l2.getMany(b.pick(viaL2))
+	raws, err := b.c.l2.getMany(b.ctx, b.pick(viaL2))
 	if err != nil {
 		return nil, append(direct, viaL2...)
 	}
@@ -301,7 +321,7 @@ func (b *manyFill[V]) leaseAndLoad(viaL2, direct []int) {
 	var waited chan []int
 	if len(viaL2) > 0 {
 		token := randomToken()
-		states, raws, err := b.c.l2.leaseMany(b.pick(viaL2), token)
+		states, raws, err := b.c.l2.leaseMany(b.ctx, b.pick(viaL2), token)
 		if err != nil {
 			toLoad = append(toLoad, viaL2...)
 		} else {
@@ -350,7 +370,7 @@ func (b *manyFill[V]) waitHeld(held []int) []int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			raw, found, lease, waited := b.c.l2.lease(context.Background(), b.keys[i], false)
+			raw, found, lease, waited := b.c.l2.lease(b.ctx, b.keys[i], false)
 			b.infos[i].LeaseWaited = waited
 			if found && b.fromL2(i, raw) {
 				return
@@ -371,7 +391,7 @@ func (b *manyFill[V]) waitHeld(held []int) []int {
 // returned, as [Cache.load] does for one key.
 func (b *manyFill[V]) loadAll(idx []int) {
 	c := b.c
-	ctx, cancel := context.WithTimeout(context.Background(), c.opt.LoadTimeout)
+	ctx, cancel := context.WithTimeout(b.ctx, c.opt.LoadTimeout)
 	defer cancel()
 	c.stats.loads.Add(1)
 	began := c.clockNow()

@@ -12,13 +12,24 @@ import (
 // single node or Sentinel; in a Cluster, where the keys' hash tags scatter
 // them over slots, one GET per key pipelined, which go-redis sends as one
 // pipeline per shard, all at once (docs/design.md §3.17). A miss is nil.
-func (l *l2) getMany(keys []string) ([][]byte, error) {
+func (l *l2) getMany(ctx context.Context, keys []string) ([][]byte, error) {
+	return l.mget(ctx, keys, l.valueKey)
+}
+
+// copies is getMany for the keys' fail-safe copies (docs/design.md §3.16).
+func (l *l2) copies(ctx context.Context, keys []string) ([][]byte, error) {
+	return l.mget(ctx, keys, l.copyKey)
+}
+
+// mget reads the Redis keys name(k) of keys as getMany says. ctx carries
+// no deadline or cancellation (see Cache.fillContext).
+func (l *l2) mget(ctx context.Context, keys []string, name func(string) string) ([][]byte, error) {
 	out := make([][]byte, len(keys))
 	vks := make([]string, len(keys))
 	for i, k := range keys {
-		vks[i] = l.valueKey(k)
+		vks[i] = name(k)
 	}
-	err := l.call(context.Background(), func(ctx context.Context) error {
+	err := l.call(ctx, func(ctx context.Context) error {
 		if _, ok := l.rdb.(*redis.ClusterClient); ok {
 			return l.getEach(ctx, vks, out)
 		}
@@ -60,10 +71,10 @@ func (l *l2) getEach(ctx context.Context, vks []string, out [][]byte) error {
 // under one token, as [l2.tryLease] does for one: per key the state (1
 // found, 2 leased to us, 3 held by another loader) and, where found, the
 // raw value.
-func (l *l2) leaseMany(keys []string, token string) ([]int64, [][]byte, error) {
+func (l *l2) leaseMany(ctx context.Context, keys []string, token string) ([]int64, [][]byte, error) {
 	states := make([]int64, len(keys))
 	vals := make([][]byte, len(keys))
-	err := l.call(context.Background(), func(ctx context.Context) error {
+	err := l.call(ctx, func(ctx context.Context) error {
 		cmds := make([]leaseCmds, len(keys))
 		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range keys {
@@ -88,11 +99,13 @@ func (l *l2) leaseMany(keys []string, token string) ([]int64, [][]byte, error) {
 	return states, vals, nil
 }
 
-// l2Fill is one key's fill: its encoded value, TTL and lease.
+// l2Fill is one key's fill: its encoded value, TTL and lease; keep: also
+// write the value's fail-safe copy (Options.FailSafeL2TTL).
 type l2Fill struct {
 	key, lease string
 	raw        []byte
 	ttl        time.Duration
+	keep       bool
 }
 
 // fillMany writes each fill whose lease still holds, as [l2.fill] does for
@@ -120,7 +133,7 @@ func (l *l2) fillMany(ctx context.Context, fills []l2Fill) []bool {
 		}
 	}
 	for j, f := range fills {
-		out[j] = l.fill(ctx, f.key, f.lease, f.raw, f.ttl)
+		out[j] = l.fill(ctx, f)
 	}
 	return out
 }
@@ -147,8 +160,7 @@ func (l *l2) fillTogether(ctx context.Context, node *redis.Client, fills []l2Fil
 		wrote, changed, err = casWrite(ctx, node, lks, check, func(p redis.Pipeliner) {
 			for j, f := range fills {
 				if ours[j] {
-					p.Set(ctx, l.valueKey(f.key), f.raw, f.ttl)
-					p.Del(ctx, lks[j])
+					l.queueFill(ctx, p, f)
 				}
 			}
 		})

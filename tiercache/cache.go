@@ -495,7 +495,7 @@ func (c *Cache[V]) storeL2(ctx context.Context, key, lease string, val V, neg bo
 	if !ok {
 		return false, 0
 	}
-	return c.l2.fill(ctx, key, lease, f.raw, f.ttl), f.ttl
+	return c.l2.fill(ctx, f), f.ttl
 }
 
 // encodeFill encodes val for an L2 fill under lease, stamped with its
@@ -517,7 +517,8 @@ func (c *Cache[V]) encodeFill(ctx context.Context, key, lease string, val V, neg
 	}
 	ttl := c.jitter(c.l2TTL(neg, p))
 	st := stampFill(c.wallNow(), time.Duration(c.clockNow()-began), ttl)
-	return l2Fill{key: key, lease: lease, raw: encodeL2(neg, payload, st), ttl: ttl}, true
+	keep := !neg && !p.grouped && c.opt.FailSafeL2TTL > 0
+	return l2Fill{key: key, lease: lease, raw: encodeL2(neg, payload, st), ttl: ttl, keep: keep}, true
 }
 
 // install puts val in L1 unless an invalidation came since tok; refreshAt

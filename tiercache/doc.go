@@ -93,11 +93,24 @@
 //
 // [Cache.Stats] reports the lag of each message and the freshness age.
 //
+// # Stale on request
+//
+// A read with [StaleIfError] (RFC 5861) may, only when its loader fails
+// (or, with [SoftTimeout], is slow), get a copy of the key's last value,
+// labelled stale in [Info], if that copy's database read began at most
+// the allowance ago; a read without it never sees one (docs/design.md
+// §3.16). The copies live in a per-replica store apart from L1 and L2
+// (Options.FailSafeSize) that invalidations do not touch, and, with
+// Options.FailSafeL2TTL, in Redis too: each fill of a value writes a copy
+// beside it in the same script or transaction, so that a replica that
+// never read a key can answer it from another replica's fill.
+//
 // # Observability
 //
 // [Cache.Stats] and [Cache.State] are what package tiercacheprom exports to
 // Prometheus. [Options.Tracer] is told of each Get and GetInfo, with the
-// [Info] of how it was answered; package tiercacheotel implements it with
+// [Info] of how it was answered, and, if it is a [ManyTracer], of each
+// GetMany and GetManyInfo with the [BatchInfo] of its keys; package tiercacheotel implements it with
 // OpenTelemetry spans. A traced fill runs under the context of the read
 // that leads it (without its cancellation), so the spans of its Redis
 // commands and of the loader are children of that read's. Without a
@@ -168,7 +181,7 @@
 //	                                         TestStaleIfErrorKeepsNotFound, TestSoftTimeoutServesCopyWhileLoadCompletes,
 //	                                         TestFailSafeStoreBounded, TestGetManyStaleIfError, TestGetManySoftTimeout,
 //	                                         TestStaleIfErrorCopyFromL2, TestGetManyStaleIfErrorCopyFromL2,
-//	                                         TestStaleIfErrorCopyFromL2ClockSkew
+//	                                         TestStaleIfErrorCopyFromL2ClockSkew, TestStaleIfErrorCopyInRedis
 //	17 batch reads keep per-key rules        TestGetManyMixed, TestGetManyRacingWriteIsFenced, TestGetManySharesLoadWithGet,
 //	                                         TestGetManyThreeReplicas, TestGetManyLoadsItsLeasesWhileWaiting,
 //	                                         TestGetManyLoaderFails, TestGetManyL2OneRoundTrip,

@@ -122,6 +122,55 @@ func (f failSafe[V]) get(key string, now int64, maxStale time.Duration) (failSaf
 	return cp, true
 }
 
+// young reports whether key has a copy loaded at most maxStale before
+// now, without touching its recency.
+func (f failSafe[V]) young(key string, now int64, maxStale time.Duration) bool {
+	cp, ok := f.lru.Peek(key)
+	return ok && now-cp.loaded <= int64(maxStale)
+}
+
+// copiesFromL2 is the second source of an opted-in read whose load
+// failed (docs/design.md §3.16): for the keys without a local copy young
+// enough for p, it reads their copies in Redis (Options.FailSafeL2TTL),
+// written by whichever replica filled them, in one round trip, and keeps
+// them in the store as a value read in L2 is kept (aged by its stamp).
+// Redis failing leaves the store as it was.
+func (c *Cache[V]) copiesFromL2(keys []string, p plan) {
+	if c.l2 == nil || c.opt.FailSafeL2TTL <= 0 || c.failSafe.lru == nil || p.grouped || p.skipL2 {
+		return
+	}
+	now := c.clockNow()
+	var want []string
+	for _, k := range keys {
+		if !c.failSafe.young(k, now, p.staleIfError) {
+			want = append(want, k)
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	raws, err := c.l2.copies(context.Background(), want)
+	if err != nil {
+		return
+	}
+	for i, raw := range raws {
+		if raw == nil {
+			continue
+		}
+		neg, payload, st := decodeL2(raw)
+		if neg {
+			continue
+		}
+		v, err := unmarshal(c.codec, payload)
+		if err != nil {
+			c.stats.decodeErrors.Add(1)
+			continue
+		}
+		c.stats.staleCopiesRead.Add(1)
+		c.keepFromL2(want[i], v, st)
+	}
+}
+
 // len is the number of copies held.
 func (f failSafe[V]) len() int {
 	if f.lru == nil {
@@ -186,9 +235,16 @@ func (c *Cache[V]) missFailSafe(ctx context.Context, key string, load LoadFunc[V
 	}
 }
 
-// stale answers with key's fail-safe copy if it is young enough for the
-// read, else with what the failed read got (v, info, err).
+// stale answers with key's fail-safe copy, the local one or else the one
+// in Redis, if it is young enough for the read, else with what the failed
+// read got (v, info, err).
 func (c *Cache[V]) stale(key string, p plan, reason string, v V, info Info, err error) (V, Info, error) {
+	c.copiesFromL2([]string{key}, p)
+	return c.staleLocal(key, p, reason, v, info, err)
+}
+
+// staleLocal is stale with the local store only.
+func (c *Cache[V]) staleLocal(key string, p plan, reason string, v V, info Info, err error) (V, Info, error) {
 	now := c.clockNow()
 	cp, ok := c.failSafe.get(key, now, p.staleIfError)
 	if !ok {

@@ -20,6 +20,15 @@ func replicasOnFakeClock(t *testing.T, skew time.Duration) (a, b *Cache[int], cl
 	return a, b, clock
 }
 
+// slowLoader is src's loader of key whose database read takes a second
+// of clock.
+func slowLoader(src *source, clock *atomic.Int64, key string) LoadFunc[int] {
+	return func(ctx context.Context) (int, error) {
+		clock.Add(int64(time.Second))
+		return src.loader(key)(ctx)
+	}
+}
+
 // rule 16: a replica keeps a fail-safe copy of a value it read only in L2,
 // aged from when the replica that filled L2 began the database read (the
 // L2 value's stamp), so when the database fails an opted-in read on it
@@ -30,10 +39,7 @@ func TestStaleIfErrorCopyFromL2(t *testing.T) {
 	ctx := context.Background()
 	src := newSource()
 	src.set("k", 1)
-	slow := func(ctx context.Context) (int, error) { // the database read takes a second
-		clock.Add(int64(time.Second))
-		return src.loader("k")(ctx)
-	}
+	slow := slowLoader(src, clock, "k")
 	if v, info, err := a.GetInfo(ctx, "k", slow); err != nil || v != 1 || !info.L2Stored {
 		t.Fatalf("a's Get = %d, %+v, %v; want 1 loaded and stored in L2", v, info, err)
 	}
@@ -64,16 +70,20 @@ func TestStaleIfErrorCopyFromL2(t *testing.T) {
 	}
 }
 
+// loaderXY is a batch loader of x (1) and y (2), and those keys.
+func loaderXY() (*manyLoader, []string) {
+	src := newSource()
+	src.set("x", 1)
+	src.set("y", 2)
+	return &manyLoader{src: src}, []string{"x", "y"}
+}
+
 // rule 16 for batches: the keys a batch reads in L2 (the MGET) get copies
 // too, aged from the filling replica's batch load.
 func TestGetManyStaleIfErrorCopyFromL2(t *testing.T) {
 	a, b, clock := replicasOnFakeClock(t, 0)
 	ctx := context.Background()
-	src := newSource()
-	src.set("x", 1)
-	src.set("y", 2)
-	m := &manyLoader{src: src}
-	keys := []string{"x", "y"}
+	m, keys := loaderXY()
 	if _, err := a.GetMany(ctx, keys, m.load); err != nil {
 		t.Fatal(err)
 	}

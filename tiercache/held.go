@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -150,15 +149,12 @@ func (l *l2) tryLeaseHeld(ctx context.Context, key, token string, h *heldConn) (
 // fillHeld is fillIfLeased on the connection that took and watches the
 // lease: MULTI, SET, DEL, EXEC, which writes nothing if the lease changed
 // since the lease's round trip confirmed it.
-func (l *l2) fillHeld(ctx context.Context, h *heldConn, key string, raw []byte, ttl time.Duration) (bool, error) {
+func (l *l2) fillHeld(ctx context.Context, h *heldConn, f l2Fill) (bool, error) {
 	defer l.unhold(h)
 	if hk := l.opt.hooks.fillChecked; hk != nil {
-		hk(key)
+		hk(f.key)
 	}
-	return h.exec(ctx, func(p redis.Pipeliner) {
-		p.Set(ctx, l.valueKey(key), raw, ttl)
-		p.Del(ctx, l.leaseKey(key))
-	})
+	return h.exec(ctx, func(p redis.Pipeliner) { l.queueFill(ctx, p, f) })
 }
 
 // releaseHeld is release on the connection that watches the lease: MULTI,

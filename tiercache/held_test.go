@@ -44,7 +44,7 @@ func TestHeldLeaseLeavesNoWatch(t *testing.T) {
 		got <- answer{found, lease}
 	}()
 	eventually(t, 5*time.Second, "a waits on b's lease", func() bool { return a.stats.leaseWaits.Load() == 1 })
-	if !b.fill(ctx, "k", tb, []byte("v"), time.Minute) {
+	if !b.fill(ctx, l2Fill{key: "k", lease: tb, raw: []byte("v"), ttl: time.Minute}) {
 		t.Fatal("b's fill under its own lease was refused")
 	}
 	if ans := <-got; !ans.found || ans.lease != "" {

@@ -47,12 +47,14 @@ func groupedKey(group string, gen uint64, key string) string {
 	return "\x00" + group + "\x00" + strconv.FormatUint(gen, 10) + ":" + key
 }
 
-// The Redis keys of one cache key all carry the same hash tag, built by
+// The Redis keys of one cache key (its value, its lease and its fail-safe
+// copy, docs/design.md §3.16) all carry the same hash tag, built by
 // hashTag from the escaped key, so they share one Cluster slot whatever
 // the key holds: "", "}x" and "{a}b" included (docs/design.md §3.12).
 func (l *l2) valueKey(key string) string { return l.opt.Namespace + ":v:{" + hashTag(key) + "}" }
 func (l *l2) leaseKey(key string) string { return l.opt.Namespace + ":l:{" + hashTag(key) + "}" }
 func (l *l2) groupKey(g string) string   { return l.opt.Namespace + ":g:{" + hashTag(g) + "}" }
+func (l *l2) copyKey(key string) string  { return l.opt.Namespace + ":s:{" + hashTag(key) + "}" }
 
 // tagEscaper writes '%' and '}' as "%25" and "%7D": the result holds no
 // '}', which would end the hash tag early, and tells every key apart.

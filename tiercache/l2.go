@@ -110,11 +110,14 @@ return {3}
 
 // fillScript stores the value only while the caller's lease still stands;
 // a writer's delete removes the lease, so a load that raced a write cannot
-// leave the old value behind (docs/design.md §3.4).
+// leave the old value behind (docs/design.md §3.4). With a third key it
+// also writes the value's fail-safe copy there, for ARGV[4] ms
+// (Options.FailSafeL2TTL, docs/design.md §3.16).
 var fillScript = redis.NewScript(`
 if redis.call('GET', KEYS[2]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   redis.call('DEL', KEYS[2])
+  if KEYS[3] then redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[4]) end
   return 1
 end
 return 0
@@ -280,18 +283,19 @@ func leaseState(res []any) (int64, []byte) {
 	return state, nil
 }
 
-// fill writes raw under key if lease still holds; it reports whether it did.
-func (l *l2) fill(ctx context.Context, key, lease string, raw []byte, ttl time.Duration) bool {
+// fill writes f's value (and, if f.keep, its fail-safe copy) if f's lease
+// still holds; it reports whether it did.
+func (l *l2) fill(ctx context.Context, f l2Fill) bool {
 	var stored bool
 	err := l.call(ctx, func(ctx context.Context) (err error) {
-		stored, err = l.fillIfLeased(ctx, key, lease, raw, ttl)
+		stored, err = l.fillIfLeased(ctx, f)
 		return err
 	})
 	if err != nil {
 		// The lease may still stand; free it so that other replicas'
 		// waiters need not sit out LeaseWait. Best effort: Redis may be
 		// the reason the fill failed.
-		l.release(ctx, key, lease)
+		l.release(ctx, f.key, f.lease)
 		return false
 	}
 	if !stored {
@@ -302,13 +306,14 @@ func (l *l2) fill(ctx context.Context, key, lease string, raw []byte, ttl time.D
 	return true
 }
 
-// fillIfLeased is the compare-and-set of a fill: SET the value and DEL the
-// lease only while the lease holds our token (docs/design.md §3.4).
-func (l *l2) fillIfLeased(ctx context.Context, key, lease string, raw []byte, ttl time.Duration) (bool, error) {
-	if h := l.takeHeld(lease); h != nil {
-		return l.fillHeld(ctx, h, key, raw, ttl)
+// fillIfLeased is the compare-and-set of a fill: SET the value (and its
+// fail-safe copy) and DEL the lease only while the lease holds our token
+// (docs/design.md §3.4), in the one script or transaction.
+func (l *l2) fillIfLeased(ctx context.Context, f l2Fill) (bool, error) {
+	vk, lk := l.valueKey(f.key), l.leaseKey(f.key)
+	if h := l.takeHeld(f.lease); h != nil {
+		return l.fillHeld(ctx, h, f)
 	}
-	vk, lk := l.valueKey(key), l.leaseKey(key)
 	var cl *redis.Client
 	if l.opt.ScriptFreeMiss {
 		var err error
@@ -317,22 +322,33 @@ func (l *l2) fillIfLeased(ctx context.Context, key, lease string, raw []byte, tt
 		}
 	}
 	if cl == nil {
-		n, err := fillScript.Run(ctx, l.rdb, []string{vk, lk}, lease, raw, ttl.Milliseconds()).Int64()
+		keys, args := []string{vk, lk}, []any{f.lease, f.raw, f.ttl.Milliseconds()}
+		if f.keep {
+			keys, args = append(keys, l.copyKey(f.key)), append(args, l.opt.FailSafeL2TTL.Milliseconds())
+		}
+		n, err := fillScript.Run(ctx, l.rdb, keys, args...).Int64()
 		return n == 1, err
 	}
 	ours := func(cur []any) bool {
 		s, ok := cur[0].(string)
-		ok = ok && s == lease
+		ok = ok && s == f.lease
 		if h := l.opt.hooks.fillChecked; ok && h != nil {
-			h(key)
+			h(f.key)
 		}
 		return ok
 	}
-	stored, _, err := casWrite(ctx, cl, []string{lk}, ours, func(p redis.Pipeliner) {
-		p.Set(ctx, vk, raw, ttl)
-		p.Del(ctx, lk)
-	})
+	stored, _, err := casWrite(ctx, cl, []string{lk}, ours, func(p redis.Pipeliner) { l.queueFill(ctx, p, f) })
 	return stored, err
+}
+
+// queueFill queues f's writes in a transaction whose WATCH found f's lease
+// still ours: the value, the lease's delete and, if f.keep, the copy.
+func (l *l2) queueFill(ctx context.Context, p redis.Pipeliner, f l2Fill) {
+	p.Set(ctx, l.valueKey(f.key), f.raw, f.ttl)
+	p.Del(ctx, l.leaseKey(f.key))
+	if f.keep {
+		p.Set(ctx, l.copyKey(f.key), f.raw, l.opt.FailSafeL2TTL)
+	}
 }
 
 // watchClient is the client of the node that holds key, on which a WATCH

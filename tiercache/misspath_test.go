@@ -94,11 +94,12 @@ func stepUSec(before, after map[string]cmdStat, scripted, fill bool) (top, execO
 }
 
 // runMisses runs n misses of fresh keys through l: lease, then fill with a
-// constant value (the cheapest loader), each as Cache.Get's miss path does.
-// With account, it reads INFO commandstats around each step to count each
-// command once (see stepUSec); its process CPU and wall time then include
-// those readings and are not reported.
-func runMisses(t testing.TB, l *l2, meter *redis.Client, prefix string, n int, account bool) missCost {
+// constant value (the cheapest loader), each as Cache.Get's miss path does;
+// keep: each fill also writes the value's fail-safe copy. With account, it
+// reads INFO commandstats around each step to count each command once (see
+// stepUSec); its process CPU and wall time then include those readings and
+// are not reported.
+func runMisses(t testing.TB, l *l2, meter *redis.Client, prefix string, n int, account, keep bool) missCost {
 	t.Helper()
 	payload := []byte(strings.Repeat("v", 200))
 	scripted := !l.opt.ScriptFreeMiss
@@ -117,7 +118,7 @@ func runMisses(t testing.TB, l *l2, meter *redis.Client, prefix string, n int, a
 			top, _ := stepUSec(before, leased, scripted, false)
 			c.cmdUSec += top
 		}
-		if !l.fill(context.Background(), key, lease, payload, time.Minute) {
+		if !l.fill(context.Background(), l2Fill{key: key, lease: lease, raw: payload, ttl: time.Minute, keep: keep}) {
 			t.Fatalf("%s: fill under our own lease was refused (%d Redis errors so far)", key, l.stats.l2Errors.Load())
 		}
 		if account {
@@ -150,6 +151,20 @@ func (c *missCost) add(o missCost) {
 	c.wall += o.wall
 }
 
+// missRun is the misses per round: TIERCACHE_MISS_RUN, default 300.
+func missRun(t *testing.T) int {
+	t.Helper()
+	s := os.Getenv("TIERCACHE_MISS_RUN")
+	if s == "" {
+		return 300
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("TIERCACHE_MISS_RUN=%q: want a positive count", s)
+	}
+	return n
+}
+
 // TestMissPathRedisCPU measures the Redis CPU of the miss path (lease and
 // fill) on a redis-server of its own, where nothing else runs: the Lua
 // scripts against the plain commands and WATCH transaction of
@@ -160,13 +175,7 @@ func (c *missCost) add(o missCost) {
 // quotes a run of 5000. It asserts only that the plain path costs Redis
 // less command time, which holds by a wide margin on a busy machine.
 func TestMissPathRedisCPU(t *testing.T) {
-	n := 300
-	if s := os.Getenv("TIERCACHE_MISS_RUN"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil || n < 1 {
-			t.Fatalf("TIERCACHE_MISS_RUN=%q: want a positive count", s)
-		}
-	}
+	n := missRun(t)
 	srv := startRedisServer(t)
 	// a busy machine must not turn a slow answer into a refused fill: the
 	// clients and the l2s wait up to 5s
@@ -181,17 +190,17 @@ func TestMissPathRedisCPU(t *testing.T) {
 		opt.ScriptFreeMiss = !lua
 		paths[lua] = newL2(rdb, &opt, &stats{})
 	}
-	runMisses(t, paths[true], meter, "warm-lua-", 50, false) // loads the scripts
-	runMisses(t, paths[false], meter, "warm-plain-", 50, false)
+	runMisses(t, paths[true], meter, "warm-lua-", 50, false, false) // loads the scripts
+	runMisses(t, paths[false], meter, "warm-plain-", 50, false, false)
 	var lua, plain missCost
 	for r := range 4 {
-		lua.add(runMisses(t, paths[true], meter, fmt.Sprintf("lua-%d-", r), n, false))
-		plain.add(runMisses(t, paths[false], meter, fmt.Sprintf("plain-%d-", r), n, false))
+		lua.add(runMisses(t, paths[true], meter, fmt.Sprintf("lua-%d-", r), n, false, false))
+		plain.add(runMisses(t, paths[false], meter, fmt.Sprintf("plain-%d-", r), n, false, false))
 	}
 	var luaCmd, plainCmd missCost
 	for r := range 2 {
-		luaCmd.add(runMisses(t, paths[true], meter, fmt.Sprintf("lua-acct-%d-", r), n, true))
-		plainCmd.add(runMisses(t, paths[false], meter, fmt.Sprintf("plain-acct-%d-", r), n, true))
+		luaCmd.add(runMisses(t, paths[true], meter, fmt.Sprintf("lua-acct-%d-", r), n, true, false))
+		plainCmd.add(runMisses(t, paths[false], meter, fmt.Sprintf("plain-acct-%d-", r), n, true, false))
 	}
 	report := func(name string, timed, acct missCost) (cmd, cpu, wall float64) {
 		cmd, own, _, _ := acct.perMiss()
@@ -204,5 +213,48 @@ func TestMissPathRedisCPU(t *testing.T) {
 	t.Logf("plain / Lua: commandstats %.2f, process CPU %.2f, wall %.2f", pc/lc, pp/lp, pw/lw)
 	if pc >= lc {
 		t.Fatalf("the plain miss path cost Redis %.2f µs of commands per miss against %.2f µs for the scripts", pc, lc)
+	}
+}
+
+// TestFailSafeCopyRedisCost measures what writing each fill's fail-safe
+// copy in Redis (Options.FailSafeL2TTL, docs/design.md §3.16) adds to the
+// miss path's Redis cost, on a redis-server of its own: misses with and
+// without the copy, in alternating rounds of one run, with the scripts
+// and with the WATCH transaction. TIERCACHE_MISS_RUN sets the misses per
+// round (default 300); the README quotes a run of 5000. It asserts that
+// every fill wrote its copy, with the copy's TTL, and none without.
+func TestFailSafeCopyRedisCost(t *testing.T) {
+	n := missRun(t)
+	srv := startRedisServer(t)
+	rdb, meter := srv.client(t), srv.client(t)
+	for _, lua := range []bool{true, false} {
+		opt, err := Options{Namespace: "copy", L2Timeout: 5 * time.Second, LeaseWait: 5 * time.Second, FailSafeL2TTL: 10 * time.Minute}.withDefaults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		opt.ScriptFreeMiss = !lua
+		l := newL2(rdb, &opt, &stats{})
+		name := map[bool]string{true: "scripts", false: "transaction"}[lua]
+		runMisses(t, l, meter, name+"-warm-", 50, false, true)
+		var plain, kept, plainCmd, keptCmd missCost
+		for r := range 4 {
+			plain.add(runMisses(t, l, meter, fmt.Sprintf("%s-%d-plain-", name, r), n, false, false))
+			kept.add(runMisses(t, l, meter, fmt.Sprintf("%s-%d-kept-", name, r), n, false, true))
+			plainCmd.add(runMisses(t, l, meter, fmt.Sprintf("%s-%d-plain-acct-", name, r), n, true, false))
+			keptCmd.add(runMisses(t, l, meter, fmt.Sprintf("%s-%d-kept-acct-", name, r), n, true, true))
+		}
+		t.Logf("%-11s with / without copy: commandstats %.2f (each command counted once), process CPU %.2f, wall %.2f", name,
+			keptCmd.cmdUSec/plainCmd.cmdUSec, kept.cpuUSec/plain.cpuUSec, float64(kept.wall)/float64(plain.wall))
+		for _, tc := range []struct {
+			prefix string
+			want   bool
+		}{{name + "-0-kept-", true}, {name + "-0-plain-", false}} {
+			for _, i := range []int{0, n - 1} {
+				ttl, err := rdb.PTTL(context.Background(), l.copyKey(tc.prefix+strconv.Itoa(i))).Result()
+				if err != nil || tc.want != (ttl > 9*time.Minute && ttl <= 10*time.Minute) || !tc.want && ttl >= 0 {
+					t.Errorf("%s%d: copy PTTL %v, %v; want a copy %v (10m TTL)", tc.prefix, i, ttl, err, tc.want)
+				}
+			}
+		}
 	}
 }

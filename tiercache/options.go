@@ -82,6 +82,18 @@ type Options struct {
 	// [StaleIfError] (docs/design.md §3.16). Default L1Size; negative
 	// disables it.
 	FailSafeSize int
+	// FailSafeL2TTL, when positive, makes every fill of a value (not a
+	// not-found, not a group's page) also write a fail-safe copy of it in
+	// Redis, under a key of its own in the value's hash slot, in the
+	// fill's script or transaction, with this TTL; invalidations do not
+	// delete it. A read with [StaleIfError] whose load fails and whose
+	// replica holds no copy young enough reads it there, so a replica
+	// that never read a key can still answer it stale (docs/design.md
+	// §3.16). A copy older than the largest allowance read with is of no
+	// use, so that allowance is the TTL to give. Default 0: no copies in
+	// Redis, each replica has only its own store. Needs the store
+	// (FailSafeSize not negative) and L2.
+	FailSafeL2TTL time.Duration
 	// L1TTL is the maximum age of an L1 entry: the staleness bound that
 	// holds whatever fails. Default 30s.
 	L1TTL time.Duration
@@ -201,10 +213,11 @@ type Options struct {
 
 	// Logger receives warnings and errors. Default: discard.
 	Logger *slog.Logger
-	// Tracer, if set, sees every [Cache.Get] and [Cache.GetInfo], so that a
-	// tracing library can give each read a span; package tiercacheotel
-	// implements it with OpenTelemetry. Default none: a read then pays one
-	// nil check.
+	// Tracer, if set, sees every [Cache.Get] and [Cache.GetInfo] (and, if
+	// it is a [ManyTracer], every [Cache.GetMany] and [Cache.GetManyInfo]),
+	// so that a tracing library can give each read a span; package
+	// tiercacheotel implements it with OpenTelemetry. Default none: a read
+	// then pays one nil check.
 	Tracer Tracer
 
 	hooks hooks
@@ -301,6 +314,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("%w: negative BreakerThreshold or RetryQueueSize", errOptions)
 	case o.StalenessBound <= o.FreshnessInterval && o.StalenessBound > 0:
 		return fmt.Errorf("%w: StalenessBound %v must exceed FreshnessInterval %v", errOptions, o.StalenessBound, o.FreshnessInterval)
+	case o.FailSafeL2TTL > 0 && o.FailSafeSize < 0:
+		return fmt.Errorf("%w: FailSafeL2TTL %v needs the fail-safe store, which a negative FailSafeSize disables", errOptions, o.FailSafeL2TTL)
 	case o.Mode == ModeTiered && o.L1TTL > o.L2TTL:
 		return fmt.Errorf("%w: L1TTL %v exceeds L2TTL %v", errOptions, o.L1TTL, o.L2TTL)
 	}
@@ -310,6 +325,7 @@ func (o Options) validate() error {
 		"LeaseWait": o.LeaseWait, "LeasePoll": o.LeasePoll, "BreakerCooldown": o.BreakerCooldown,
 		"PingTimeout": o.PingTimeout, "GroupL2TTL": o.GroupL2TTL, "FreshnessInterval": o.FreshnessInterval, "StalenessBound": o.StalenessBound,
 		"ReconnectBackoff": o.ReconnectBackoff, "RetryInterval": o.RetryInterval, "TopologyInterval": o.TopologyInterval,
+		"FailSafeL2TTL": o.FailSafeL2TTL,
 	} {
 		if d < 0 {
 			return fmt.Errorf("%w: %s %v is negative", errOptions, name, d)

@@ -24,7 +24,7 @@ type stats struct {
 	subscriptionBreaks, retries, retrySucceeded, retryDropped            atomic.Uint64
 	bypassStale, bypassDown, bypassWaking, lapses, pings                 atomic.Uint64
 	notReplicated, refreshes, topologyResubscribes, invalidationsDropped atomic.Uint64
-	staleError, staleTimeout                                             atomic.Uint64
+	staleError, staleTimeout, staleCopiesRead                            atomic.Uint64
 	staleAgeSum, staleAgeMax                                             atomic.Int64
 	lag                                                                  histogram
 }
@@ -118,6 +118,7 @@ type Stats struct {
 	StaleAgeSum        time.Duration // total age of the fail-safe answers
 	StaleAgeMax        time.Duration // oldest fail-safe answer
 	FailSafeLen        int           // copies in the fail-safe store now
+	FailSafeL2Reads    uint64        // copies read from Redis (Options.FailSafeL2TTL) after a failed load (§3.16)
 
 	LagCounts []uint64      // invalidation lag histogram, per LagBuckets bound then +Inf
 	LagSum    time.Duration // total lag observed
@@ -147,8 +148,8 @@ func (c *Cache[V]) Stats() Stats {
 		StalenessBound: c.opt.StalenessBound, L1Len: c.Len(), L1MaxAge: c.opt.L1TTL,
 		StaleServedError: s.staleError.Load(), StaleServedTimeout: s.staleTimeout.Load(),
 		StaleAgeSum: time.Duration(s.staleAgeSum.Load()), StaleAgeMax: time.Duration(s.staleAgeMax.Load()),
-		FailSafeLen: c.failSafe.len(),
-		LagSum:      time.Duration(s.lag.sum.Load()), LagMax: time.Duration(s.lag.max.Load()),
+		FailSafeLen: c.failSafe.len(), FailSafeL2Reads: s.staleCopiesRead.Load(),
+		LagSum: time.Duration(s.lag.sum.Load()), LagMax: time.Duration(s.lag.max.Load()),
 	}
 	if c.l1 != nil {
 		out.L1Hits, out.L1Misses = c.l1.counts()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -89,6 +90,76 @@ func TestTracerSeesEachGet(t *testing.T) {
 	}
 	if i := tr.ended[3]; i.Source != SourceLoader || !i.Negative {
 		t.Fatalf("not found ended with %+v", i)
+	}
+}
+
+// fakeManyTracer is a fakeTracer that also records batches.
+type fakeManyTracer struct {
+	fakeTracer
+	batches [][]string
+	infos   map[int]BatchInfo // batch number -> how it was answered
+}
+
+func (f *fakeManyTracer) StartGetMany(ctx context.Context, keys []string) context.Context {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.batches = append(f.batches, slices.Clone(keys))
+	return context.WithValue(ctx, spanKey{}, -len(f.batches))
+}
+
+func (f *fakeManyTracer) EndGetMany(ctx context.Context, info BatchInfo, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.infos == nil {
+		f.infos = make(map[int]BatchInfo)
+	}
+	f.infos[-ctx.Value(spanKey{}).(int)] = info
+}
+
+// TestManyTracerSeesEachGetMany: with a Tracer that is a ManyTracer, each
+// batch starts and ends once, with how its distinct keys were answered
+// (one from L1, one from L2, two by its loader, one of them not found);
+// its loader runs under the context StartGetMany returned, and the Gets
+// before it are traced as Gets. A Tracer that is not a ManyTracer leaves
+// batches alone.
+func TestManyTracerSeesEachGetMany(t *testing.T) {
+	t.Parallel()
+	rdb := needRedis(t)
+	ns := namespace(t, rdb)
+	tr := &fakeManyTracer{}
+	c := newCache(t, rdb, Options{Namespace: ns, Standalone: true, Tracer: tr})
+	other := newCache(t, rdb, Options{Namespace: ns, Standalone: true, Tracer: &fakeTracer{}})
+	ctx := context.Background()
+	one := func(context.Context) (int, error) { return 1, nil }
+	if _, err := c.Get(ctx, "l1", one); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Get(ctx, "l2", one); err != nil {
+		t.Fatal(err)
+	}
+	var loadSpan any
+	load := func(lctx context.Context, keys []string) (map[string]int, error) {
+		loadSpan = lctx.Value(spanKey{})
+		return map[string]int{"new": 3}, nil
+	}
+	keys := []string{"l1", "l2", "new", "gone", "l1"}
+	if _, err := c.GetMany(ctx, keys, load); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.GetMany(ctx, keys, load); err != nil {
+		t.Fatal(err)
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if len(tr.batches) != 1 || !slices.Equal(tr.batches[0], keys) || len(tr.keys) != 1 {
+		t.Fatalf("batches %q, Gets %q; want the one batch and the one Get", tr.batches, tr.keys)
+	}
+	want := BatchInfo{Keys: 4, L1: 1, L2: 1, Loader: 2, NotFound: 1}
+	if got := tr.infos[1]; got != want {
+		t.Errorf("batch ended with %+v, want %+v", got, want)
+	}
+	if loadSpan != -1 {
+		t.Errorf("the batch loader ran under %v, want the batch's context (-1)", loadSpan)
 	}
 }
 

@@ -49,6 +49,7 @@ type config struct {
 	topologyEvery  time.Duration // REDIS_TOPOLOGY_INTERVAL: tiercache Options.TopologyInterval
 	staleIfError   time.Duration // CACHE_STALE_IF_ERROR: default fail-safe allowance (0: off)
 	softTimeout    time.Duration // CACHE_SOFT_TIMEOUT: opted-in reads answer stale after it (0: off)
+	failSafeL2TTL  time.Duration // CACHE_FAIL_SAFE_L2_TTL: tiercache Options.FailSafeL2TTL (0: no copies in Redis)
 	refreshAhead   float64       // CACHE_REFRESH_AHEAD: tiercache Options.RefreshAhead (0 here: off, -1 there)
 	scriptFreeMiss bool          // CACHE_MISS_PATH plain: tiercache Options.ScriptFreeMiss
 	otlpEndpoint   string        // OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP receiver of the traces; empty: no tracing
@@ -92,6 +93,7 @@ func settings() []*setting {
 		{env: "REDIS_TOPOLOGY_INTERVAL", flag: "redis-topology-interval", def: "200ms", usage: "REDIS_MODE cluster: how often the invalidation subscriber checks that its node still masters the channel's slot, and moves to the new master when not"},
 		{env: "CACHE_STALE_IF_ERROR", flag: "cache-stale-if-error", def: "0s", usage: "when the database fails, how stale a product read without a stale-if-error directive may be answered (labelled, with Age); 0 (the default): never"},
 		{env: "CACHE_SOFT_TIMEOUT", flag: "cache-soft-timeout", def: "0s", usage: "a database read slower than this answers a read that accepts stale values with its stale copy, the read going on; 0 (the default): off"},
+		{env: "CACHE_FAIL_SAFE_L2_TTL", flag: "cache-fail-safe-l2-ttl", def: "5m", usage: "every fill also writes a fail-safe copy of the product in Redis, kept this long, so that any replica can answer a read that accepts stale values with it when the database fails; the largest stale-if-error worth honouring; 0: none (each replica only its own copies)"},
 		{env: "PPROF_ADDR", flag: "pprof-addr", def: "", usage: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060), apart from the API; empty (the default) serves it nowhere"},
 		{env: "OTEL_EXPORTER_OTLP_ENDPOINT", flag: "otlp-endpoint", def: "", usage: "OpenTelemetry: trace requests, cache reads, Redis commands and queries, and export the spans over OTLP/HTTP to this base URL (e.g. http://127.0.0.1:4318); empty (the default): no tracing, no cost"},
 	}
@@ -189,7 +191,7 @@ func resolve(v map[string]string) (config, error) {
 	check(err)
 	c.topologyEvery, err = positiveDuration("REDIS_TOPOLOGY_INTERVAL", v["REDIS_TOPOLOGY_INTERVAL"])
 	check(err)
-	c.staleIfError, c.softTimeout, err = failSafe(v)
+	c.staleIfError, c.softTimeout, c.failSafeL2TTL, err = failSafe(v)
 	check(err)
 	c.redisMode, c.redisCAFile = v["REDIS_MODE"], v["REDIS_CA_FILE"]
 	if c.pprofAddr = v["PPROF_ADDR"]; c.pprofAddr != "" {
@@ -235,14 +237,17 @@ func resolve(v map[string]string) (config, error) {
 	return c, nil
 }
 
-// failSafe parses CACHE_STALE_IF_ERROR and CACHE_SOFT_TIMEOUT
-// (docs/design.md §3.16).
-func failSafe(v map[string]string) (stale, soft time.Duration, err error) {
+// failSafe parses CACHE_STALE_IF_ERROR, CACHE_SOFT_TIMEOUT and
+// CACHE_FAIL_SAFE_L2_TTL (docs/design.md §3.16).
+func failSafe(v map[string]string) (stale, soft, l2TTL time.Duration, err error) {
 	if stale, err = nonNegativeDuration("CACHE_STALE_IF_ERROR", v["CACHE_STALE_IF_ERROR"]); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	soft, err = nonNegativeDuration("CACHE_SOFT_TIMEOUT", v["CACHE_SOFT_TIMEOUT"])
-	return stale, soft, err
+	if soft, err = nonNegativeDuration("CACHE_SOFT_TIMEOUT", v["CACHE_SOFT_TIMEOUT"]); err != nil {
+		return 0, 0, 0, err
+	}
+	l2TTL, err = nonNegativeDuration("CACHE_FAIL_SAFE_L2_TTL", v["CACHE_FAIL_SAFE_L2_TTL"])
+	return stale, soft, l2TTL, err
 }
 
 // replicasAck parses REDIS_MIN_REPLICAS_ACK: "auto" is tiercache's

@@ -77,6 +77,7 @@ func TestBadConfig(t *testing.T) {
 		{"topology interval flag", nil, []string{"-redis-topology-interval", "often"}, `REDIS_TOPOLOGY_INTERVAL: invalid duration "often"`},
 		{"stale if error", map[string]string{"CACHE_STALE_IF_ERROR": "60"}, nil, `CACHE_STALE_IF_ERROR: invalid duration "60"`},
 		{"soft timeout", nil, []string{"-cache-soft-timeout", "-1s"}, `CACHE_SOFT_TIMEOUT: -1s, want zero or a positive duration`},
+		{"fail-safe copies TTL", map[string]string{"CACHE_FAIL_SAFE_L2_TTL": "-1m"}, nil, `CACHE_FAIL_SAFE_L2_TTL: -1m0s, want zero or a positive duration`},
 		{"namespace", nil, []string{"-cache-namespace", ""}, `CACHE_NAMESPACE: must not be empty`},
 		{"extra args", nil, []string{"serve", "now"}, `unexpected arguments`},
 		{"command", nil, []string{"frobnicate"}, `unknown command "frobnicate"`},

@@ -84,6 +84,7 @@ func open(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
 			NegativeTTL:       cfg.negativeTTL,
 			RefreshAhead:      refreshAhead(cfg.refreshAhead),
 			ScriptFreeMiss:    cfg.scriptFreeMiss,
+			FailSafeL2TTL:     cfg.failSafeL2TTL,
 			StalenessBound:    cfg.stalenessBound,
 			MinReplicasAck:    cfg.minReplicasAck,
 			ReplicaAckTimeout: cfg.waitTimeout,

@@ -110,15 +110,21 @@ type PhaseResult struct {
 	// older than the allowance (both must be 0), the oldest Age; and
 	// LabelledOld, the labelled answers the probe found older than an
 	// acknowledged write (asked for, so not stale reads).
-	OptInReads       int64 `json:"opt_in_reads,omitempty"`
-	OptInFailed      int64 `json:"opt_in_failed,omitempty"`
-	OtherReads       int64 `json:"other_reads,omitempty"`
-	OtherFailed      int64 `json:"other_failed,omitempty"`
-	LabelledStale    int64 `json:"labelled_stale,omitempty"`
-	UnrequestedStale int64 `json:"unrequested_stale,omitempty"`
-	OverAllowance    int64 `json:"over_allowance,omitempty"`
-	MaxStaleAgeS     int64 `json:"max_stale_age_s,omitempty"`
-	LabelledOld      int64 `json:"labelled_old,omitempty"`
+	OptInReads  int64 `json:"opt_in_reads,omitempty"`
+	OptInFailed int64 `json:"opt_in_failed,omitempty"`
+	// Of OptInFailed, with a fault that began: ReadBefore, the reads whose
+	// every key some target had answered before the fault began (a
+	// fail-safe copy of each existed somewhere; each breaks the bound);
+	// Unread, those with a key no answer had carried before it.
+	OptInFailedReadBefore int64 `json:"opt_in_failed_read_before,omitempty"`
+	OptInFailedUnread     int64 `json:"opt_in_failed_unread,omitempty"`
+	OtherReads            int64 `json:"other_reads,omitempty"`
+	OtherFailed           int64 `json:"other_failed,omitempty"`
+	LabelledStale         int64 `json:"labelled_stale,omitempty"`
+	UnrequestedStale      int64 `json:"unrequested_stale,omitempty"`
+	OverAllowance         int64 `json:"over_allowance,omitempty"`
+	MaxStaleAgeS          int64 `json:"max_stale_age_s,omitempty"`
+	LabelledOld           int64 `json:"labelled_old,omitempty"`
 
 	// Balancer is "haproxy" when the phase's load went through it.
 	Balancer string `json:"balancer,omitempty"`
@@ -358,6 +364,10 @@ func (c clock) every(from, until, period time.Duration, f func()) {
 type outcome struct {
 	end    time.Duration
 	victim string
+	// began is when the fault began, for the phases whose reads opt in to
+	// stale-if-error: their failed opted-in reads are judged by whether
+	// their keys had been answered before it (zero: not judged).
+	began time.Time
 	// promotion is the time from the master's kill to its replica's
 	// promotion (a failover).
 	promotion time.Duration
@@ -409,6 +419,7 @@ func (e *env) runPhase(ctx context.Context, ph Phase) (PhaseResult, error) {
 type measurement struct {
 	sum    *loadtest.Summary
 	probe  *loadtest.Probe // the run's, for the stale reads after the allowance
+	reads  *loadtest.KeyReads
 	fault  outcome
 	l1Back float64
 }
@@ -432,6 +443,7 @@ func (e *env) measure(ctx context.Context, ph Phase) (measurement, error) {
 		sc.Mix.Batch = ph.BatchWeight
 	}
 	probe := loadtest.NewProbe(loadtest.DefaultGrace)
+	reads := loadtest.NewKeyReads()
 	started := make(chan time.Time, 1)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -455,7 +467,7 @@ func (e *env) measure(ctx context.Context, ph Phase) (measurement, error) {
 		l1Back <- e.l1Back(runCtx, c, o.end)
 	}()
 	opt := loadtest.RunOptions{
-		Targets: e.targets(ph), IDs: e.ids, Probe: probe, Progress: e.cfg.Progress, Settle: 3 * time.Second,
+		Targets: e.targets(ph), IDs: e.ids, Probe: probe, KeyReads: reads, Progress: e.cfg.Progress, Settle: 3 * time.Second,
 		OnStart: func(t time.Time) { started <- t },
 	}
 	if e.cfg.DatabaseURL != "" { // none behind fake targets
@@ -473,7 +485,7 @@ func (e *env) measure(ctx context.Context, ph Phase) (measurement, error) {
 	if o.err != nil && !errors.Is(o.err, context.Canceled) {
 		return measurement{}, fmt.Errorf("inject: %w", o.err)
 	}
-	return measurement{sum: sum, probe: probe, fault: o, l1Back: back}, nil
+	return measurement{sum: sum, probe: probe, reads: reads, fault: o, l1Back: back}, nil
 }
 
 // l1Back measures, from the end of the fault, how long until every

@@ -187,15 +187,21 @@ func fakeEnv(t *testing.T, n int) (*env, []*fakeReplica) {
 func faultFor(r *fakeReplica, set func(bool), victim string) func(context.Context, *env, clock) outcome {
 	set(true)
 	return func(_ context.Context, _ *env, c clock) outcome {
-		late := time.NewTimer(time.Until(c.start.Add(c.d() * 3 / 4)))
-		defer late.Stop()
-		select {
-		case <-r.enough:
-		case <-late.C:
-		case <-c.done:
-		}
+		untilEnough(r, c)
 		set(false)
 		return outcome{end: c.since(), victim: victim}
+	}
+}
+
+// untilEnough waits until r has given faultyWanted faulty answers, three
+// quarters of the phase have passed, or the phase is cancelled.
+func untilEnough(r *fakeReplica, c clock) {
+	late := time.NewTimer(time.Until(c.start.Add(c.d() * 3 / 4)))
+	defer late.Stop()
+	select {
+	case <-r.enough:
+	case <-late.C:
+	case <-c.done:
 	}
 }
 

@@ -122,8 +122,9 @@ var Phases = []Phase{
 			if !c.at(from) {
 				return outcome{}
 			}
+			began := time.Now()
 			err := e.dbOutage(ctx, c, min(from+5*time.Second, to))
-			return outcome{end: c.since(), err: err}
+			return outcome{end: c.since(), began: began, err: err}
 		},
 	},
 	{
@@ -253,6 +254,9 @@ func (ph Phase) judge(m measurement) PhaseResult {
 		r.StaleAfterPromote = m.probe.AnalyzeSince(o.end).StaleReads
 	}
 	r.failSafeFigures(sum)
+	if ph.StaleIfError > 0 && !o.began.IsZero() {
+		r.OptInFailedReadBefore, r.OptInFailedUnread = m.reads.FailedOptIn(o.began)
+	}
 	breach := func(format string, args ...any) { r.Breaches = append(r.Breaches, fmt.Sprintf(format, args...)) }
 	if r.StaleBound > 0 {
 		if ph.Allowance > 0 {
@@ -263,6 +267,9 @@ func (ph Phase) judge(m measurement) PhaseResult {
 	}
 	if r.UnrequestedStale > 0 {
 		breach("%d answers labelled stale to reads that did not send stale-if-error", r.UnrequestedStale)
+	}
+	if r.OptInFailedReadBefore > 0 {
+		breach("%d reads that sent stale-if-error failed though every key they asked had been answered before the fault", r.OptInFailedReadBefore)
 	}
 	if r.OverAllowance > 0 {
 		breach("%d labelled stale answers older than the stale-if-error asked", r.OverAllowance)

@@ -2,8 +2,11 @@ package chaos
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tiercache/productcache/loadtest"
 )
@@ -57,5 +60,54 @@ func TestJudgeFailSafe(t *testing.T) {
 	(&Result{Phases: []PhaseResult{r}}).WriteTable(&b)
 	if !strings.Contains(b.String(), "stale-if-error") || !strings.Contains(b.String(), "db-outage") {
 		t.Errorf("table:\n%s", b.String())
+	}
+}
+
+// TestJudgeFailedOptInByKeysReadBefore: on fake replicas, one answers 503
+// from a quarter into the phase until it has given a few. Every read
+// opts in to stale-if-error, so each of its failures is an opted-in read
+// of keys answered before the fault (four keys, read hundreds of times
+// before it): a breach. Judged against a fault taken to have begun before
+// the run, no key had been answered before it: the same failures are
+// counted as unread, and the phase holds.
+func TestJudgeFailedOptInByKeysReadBefore(t *testing.T) {
+	t.Parallel()
+	e, replicas := fakeEnv(t, 2)
+	e.mix = &loadtest.Mix{Get: 1}
+	victim := replicas[1]
+	ph := Phase{Name: "failsafe", StaleIfError: time.Minute, StaleIfErrorShare: 1,
+		inject: func(_ context.Context, _ *env, c clock) outcome {
+			if !c.at(c.d() / 4) {
+				return outcome{}
+			}
+			began := time.Now()
+			victim.setFailing(true)
+			untilEnough(victim, c)
+			victim.setFailing(false)
+			return outcome{end: c.since(), began: began}
+		}}
+	beforeRun := time.Now()
+	m, err := e.measure(t.Context(), ph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ph.judge(m)
+	if r.OptInFailed == 0 || r.OtherReads != 0 {
+		t.Fatalf("opted-in %d, failed %d, others %d: want failed opted-in reads only", r.OptInReads, r.OptInFailed, r.OtherReads)
+	}
+	if r.OptInFailedReadBefore != r.OptInFailed || r.OptInFailedUnread != 0 || r.OK ||
+		!hasBreach(r, fmt.Sprintf("%d reads that sent stale-if-error failed though", r.OptInFailed)) {
+		t.Errorf("fault after the keys were read: %d read before, %d unread of %d failed, ok=%v, breaches %q; want all read before, broken",
+			r.OptInFailedReadBefore, r.OptInFailedUnread, r.OptInFailed, r.OK, r.Breaches)
+	}
+	m.fault.began = beforeRun
+	if r := ph.judge(m); r.OptInFailedReadBefore != 0 || r.OptInFailedUnread != r.OptInFailed || !r.OK {
+		t.Errorf("fault before any read: %d read before, %d unread of %d failed, ok=%v, breaches %q; want all unread, ok",
+			r.OptInFailedReadBefore, r.OptInFailedUnread, r.OptInFailed, r.OK, r.Breaches)
+	}
+	var b bytes.Buffer
+	(&Result{Phases: []PhaseResult{r}}).WriteTable(&b)
+	if want := fmt.Sprintf("%d/0", r.OptInFailed); !strings.Contains(b.String(), want) {
+		t.Errorf("table lacks read/unread %q:\n%s", want, b.String())
 	}
 }

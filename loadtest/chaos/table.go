@@ -77,15 +77,18 @@ func (r *Result) writeFailSafe(w io.Writer) {
 			continue
 		}
 		if !header {
-			fmt.Fprintf(w, "\n%-13s %16s %16s %9s %6s %11s %11s %12s\n",
-				"stale-if-error", "opted-in failed", "others failed", "labelled", "oldest", "not asked", "over allow", "labelled old")
+			fmt.Fprintf(w, "\n%-13s %16s %12s %16s %9s %6s %11s %11s %12s\n",
+				"stale-if-error", "opted-in failed", "read/unread", "others failed", "labelled", "oldest", "not asked", "over allow", "labelled old")
 			header = true
 		}
-		fmt.Fprintf(w, "%-13s %16s %16s %9d %6s %11d %11d %12d\n", p.Name,
-			fmt.Sprintf("%d/%d", p.OptInFailed, p.OptInReads), fmt.Sprintf("%d/%d", p.OtherFailed, p.OtherReads),
+		fmt.Fprintf(w, "%-13s %16s %12s %16s %9d %6s %11d %11d %12d\n", p.Name,
+			fmt.Sprintf("%d/%d", p.OptInFailed, p.OptInReads), fmt.Sprintf("%d/%d", p.OptInFailedReadBefore, p.OptInFailedUnread),
+			fmt.Sprintf("%d/%d", p.OtherFailed, p.OtherReads),
 			p.LabelledStale, fmt.Sprintf("%ds", p.MaxStaleAgeS), p.UnrequestedStale, p.OverAllowance, p.LabelledOld)
 	}
 	if header {
+		fmt.Fprintln(w, "read/unread: of the opted-in failed, those whose every key had been answered before the fault")
+		fmt.Fprintln(w, "(any replica; each breaks the bound) / those with a key not answered before it;")
 		fmt.Fprintln(w, "labelled: answers (keys, for batches) served from the fail-safe store and labelled stale, never counted")
 		fmt.Fprintln(w, "as stale reads; not asked / over allow: labelled answers to reads without stale-if-error / older than it")
 		fmt.Fprintln(w, "(both break the bound); labelled old: labelled answers older than an acknowledged write.")

@@ -23,11 +23,28 @@
 //
 // An error other than tiercache.ErrNotFound is recorded on the span and
 // sets its status to Error.
+//
+// Each GetMany or GetManyInfo gets a span "tiercache.GetMany" the same
+// way (the Tracer is a [tiercache.ManyTracer]); the batch's Redis commands
+// and its loader's spans are its children. Its attributes count the
+// distinct keys ([tiercache.BatchInfo]):
+//
+//	tiercache.keys            distinct keys asked
+//	tiercache.l1_keys         answered from L1 (not-founds included, as below)
+//	tiercache.l2_keys         answered from L2
+//	tiercache.loader_keys     answered by the loader
+//	tiercache.failsafe_keys   answered with a fail-safe copy
+//	tiercache.not_found_keys  answered "not found"
+//	tiercache.failed_keys     answered with another error
+//	tiercache.collapsed_keys  joined a fill another read of this replica led
+//
+// A batch with a failed key has status Error, with the count.
 package tiercacheotel
 
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel"
@@ -44,6 +61,9 @@ const ScopeName = "github.com/tiercache/productcache/tiercache"
 // SpanName is the name of the span of one read.
 const SpanName = "tiercache.Get"
 
+// BatchSpanName is the name of the span of one batch read.
+const BatchSpanName = "tiercache.GetMany"
+
 // The attribute keys.
 const (
 	KeyKey         = attribute.Key("tiercache.key")
@@ -55,9 +75,18 @@ const (
 	KeyL1Stored    = attribute.Key("tiercache.l1_stored")
 	KeyL2Stored    = attribute.Key("tiercache.l2_stored")
 	KeyStale       = attribute.Key("tiercache.stale")
+
+	KeyKeys          = attribute.Key("tiercache.keys")
+	KeyL1Keys        = attribute.Key("tiercache.l1_keys")
+	KeyL2Keys        = attribute.Key("tiercache.l2_keys")
+	KeyLoaderKeys    = attribute.Key("tiercache.loader_keys")
+	KeyFailSafeKeys  = attribute.Key("tiercache.failsafe_keys")
+	KeyNotFoundKeys  = attribute.Key("tiercache.not_found_keys")
+	KeyFailedKeys    = attribute.Key("tiercache.failed_keys")
+	KeyCollapsedKeys = attribute.Key("tiercache.collapsed_keys")
 )
 
-var _ tiercache.Tracer = (*Tracer)(nil)
+var _ tiercache.ManyTracer = (*Tracer)(nil)
 
 // Tracer is a [tiercache.Tracer] that makes OpenTelemetry spans.
 type Tracer struct {
@@ -77,16 +106,59 @@ func New(tp trace.TracerProvider) *Tracer {
 // nor recording (a request the sampler dropped) it starts none: the span
 // would be dropped too, and the read's children follow the parent anyway.
 func (t *Tracer) StartGet(ctx context.Context, key string) context.Context {
-	if p := trace.SpanFromContext(ctx); p.SpanContext().IsValid() && !p.SpanContext().IsSampled() && !p.IsRecording() {
+	ctx, span, ok := t.start(ctx, SpanName)
+	if !ok {
 		return ctx
 	}
-	ctx, span := t.tracer.Start(ctx, SpanName)
 	if span.IsRecording() {
 		// The key may live in a buffer the caller reuses; the span
 		// outlives the read until it is exported.
 		span.SetAttributes(KeyKey.String(strings.Clone(key)))
 	}
 	return ctx
+}
+
+// start starts a span named name, unless the parent is neither sampled
+// nor recording (then ok is false and ctx is returned as it was).
+func (t *Tracer) start(ctx context.Context, name string) (context.Context, trace.Span, bool) {
+	if p := trace.SpanFromContext(ctx); p.SpanContext().IsValid() && !p.SpanContext().IsSampled() && !p.IsRecording() {
+		return ctx, nil, false
+	}
+	ctx, span := t.tracer.Start(ctx, name)
+	return ctx, span, true
+}
+
+// StartGetMany starts the batch's span, under the same rule as StartGet.
+// The keys are not recorded: a batch may ask for a hundred.
+func (t *Tracer) StartGetMany(ctx context.Context, keys []string) context.Context {
+	ctx, _, _ = t.start(ctx, BatchSpanName)
+	return ctx
+}
+
+// EndGetMany sets the batch span's counts from info and ends it.
+func (t *Tracer) EndGetMany(ctx context.Context, info tiercache.BatchInfo, err error) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(
+		KeyKeys.Int(info.Keys),
+		KeyL1Keys.Int(info.L1),
+		KeyL2Keys.Int(info.L2),
+		KeyLoaderKeys.Int(info.Loader),
+		KeyFailSafeKeys.Int(info.FailSafe),
+		KeyNotFoundKeys.Int(info.NotFound),
+		KeyFailedKeys.Int(info.Failed),
+		KeyCollapsedKeys.Int(info.Collapsed),
+	)
+	switch {
+	case err != nil:
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	case info.Failed > 0:
+		span.SetStatus(codes.Error, strconv.Itoa(info.Failed)+" keys failed")
+	}
+	span.End()
 }
 
 // EndGet sets the span's attributes from info and ends it. A span that

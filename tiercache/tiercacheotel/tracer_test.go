@@ -57,23 +57,30 @@ func (e *tracedEnv) read(t *testing.T, c *tiercache.Cache[string], key string, l
 		t.Fatalf("Get %q: %v", key, err)
 	}
 	root.End()
-	var get sdktrace.ReadOnlySpan
+	return e.spanUnder(t, root, SpanName)
+}
+
+// spanUnder returns the ended span named name whose parent is root, and
+// the names of its children, sorted.
+func (e *tracedEnv) spanUnder(t *testing.T, root trace.Span, name string) (sdktrace.ReadOnlySpan, []string) {
+	t.Helper()
+	var found sdktrace.ReadOnlySpan
 	for _, s := range e.rec.Ended() {
-		if s.Name() == SpanName && s.Parent().SpanID() == root.SpanContext().SpanID() {
-			get = s
+		if s.Name() == name && s.Parent().SpanID() == root.SpanContext().SpanID() {
+			found = s
 		}
 	}
-	if get == nil {
-		t.Fatalf("no %s span under the request", SpanName)
+	if found == nil {
+		t.Fatalf("no %s span under the request", name)
 	}
 	var children []string
 	for _, s := range e.rec.Ended() {
-		if s.Parent().SpanID() == get.SpanContext().SpanID() {
+		if s.Parent().SpanID() == found.SpanContext().SpanID() {
 			children = append(children, s.Name())
 		}
 	}
 	slices.Sort(children)
-	return get, children
+	return found, children
 }
 
 func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
@@ -133,6 +140,36 @@ func TestSpanTree(t *testing.T) {
 	}
 	if loads != 1 {
 		t.Errorf("%d loads, want 1", loads)
+	}
+}
+
+// TestBatchSpan: a GetMany gets one span under the caller's, with the
+// counts of how its distinct keys were answered; the loader's span and
+// the batch's Redis commands (the MGET, the leases) are its children.
+func TestBatchSpan(t *testing.T) {
+	e, opt := newTracedEnv(t)
+	a := e.cache(t, opt)
+	if _, err := a.Get(context.Background(), "hot", func(context.Context) (string, error) { return "h", nil }); err != nil {
+		t.Fatal(err)
+	}
+	load := func(ctx context.Context, keys []string) (map[string]string, error) {
+		_, span := trace.SpanFromContext(ctx).TracerProvider().Tracer("test").Start(ctx, "db.load")
+		span.End()
+		return map[string]string{"new": "n"}, nil
+	}
+	ctx, root := e.tp.Tracer("test").Start(context.Background(), "request")
+	if _, err := a.GetMany(ctx, []string{"hot", "new", "gone", "new"}, load); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	batch, children := e.spanUnder(t, root, BatchSpanName)
+	wantAttrs(t, "batch", batch, map[attribute.Key]any{
+		KeyKeys: int64(3), KeyL1Keys: int64(1), KeyL2Keys: int64(0), KeyLoaderKeys: int64(2),
+		KeyNotFoundKeys: int64(1), KeyFailedKeys: int64(0), KeyFailSafeKeys: int64(0), KeyCollapsedKeys: int64(0),
+	})
+	t.Logf("batch: %s children %q", BatchSpanName, children)
+	if !slices.Contains(children, "db.load") || !slices.Contains(children, "mget") {
+		t.Errorf("batch: children %q, want db.load and mget among them", children)
 	}
 }
 

@@ -65,7 +65,7 @@ var exported = map[string]sample{
 	"StalenessBound":   {"tiercache_staleness_bound_seconds", ""},
 	"StaleServedError": {"tiercache_stale_served_total", "error"}, "StaleServedTimeout": {"tiercache_stale_served_total", "timeout"},
 	"StaleAgeSum": {"tiercache_stale_served_age_seconds_total", ""}, "StaleAgeMax": {"tiercache_stale_served_age_max_seconds", ""},
-	"FailSafeLen": {"tiercache_failsafe_entries", ""},
+	"FailSafeLen": {"tiercache_failsafe_entries", ""}, "FailSafeL2Reads": {"tiercache_failsafe_l2_reads_total", ""},
 	// LagCounts and LagSum make the histogram.
 	"LagCounts": {"tiercache_invalidation_lag_seconds", ""}, "LagSum": {"tiercache_invalidation_lag_seconds", ""},
 }

@@ -150,6 +150,8 @@ var definitions = []definition{
 		func(s *tiercache.Stats) float64 { return s.StaleAgeMax.Seconds() }),
 	gauge("failsafe_entries", "Copies in the fail-safe store.",
 		func(s *tiercache.Stats) float64 { return float64(s.FailSafeLen) }),
+	counter("failsafe_l2_reads_total", "Fail-safe copies read from Redis after a failed load, for keys without a local copy young enough.",
+		func(s *tiercache.Stats) uint64 { return s.FailSafeL2Reads }),
 	gauge("staleness_bound_seconds", "While freshness_age_seconds exceeds this, L1 is bypassed.",
 		func(s *tiercache.Stats) float64 { return s.StalenessBound.Seconds() }),
 }

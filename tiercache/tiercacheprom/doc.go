@@ -55,6 +55,7 @@
 //	tiercache_stale_served_age_seconds_total        total age of the fail-safe answers
 //	tiercache_stale_served_age_max_seconds          the oldest fail-safe answer
 //	tiercache_failsafe_entries                      copies in the fail-safe store
+//	tiercache_failsafe_l2_reads_total               fail-safe copies read from Redis after a failed load
 //	tiercache_redis_up                              1 if Redis is usable, 0 while the breaker is open
 //	tiercache_channel_up                            1 if the invalidation channel is confirmed, else 0
 //
