@@ -124,7 +124,7 @@ func runChaos(t *testing.T, limit time.Duration, args ...string) (chaos.Result, 
 	t.Helper()
 	ctx, _, productsd, lt := startE2E(t, limit)
 	out := filepath.Join(t.TempDir(), "chaos.json")
-	args = append([]string{"chaos", "-productsd", productsd, "-products", "300", "-vus", "8", "-out", out}, args...)
+	args = append([]string{"chaos", "-productsd", productsd, "-products", "300", "-vus", "8", "-out", "summary=" + out}, args...)
 	text, code := runBinary(ctx, t, lt, args...)
 	var res chaos.Result
 	b, err := os.ReadFile(out)

@@ -598,7 +598,7 @@ func chaosCmd(ctx context.Context, args []string, getenv func(string) string, st
 	vus := fs.Int("vus", 16, "virtual users")
 	verbose := fs.Bool("v", false, "show the output of productsd and redis-server")
 	progress := fs.Bool("progress", false, "print a line per second during each phase")
-	out := fs.String("out", "", "also write the figures as JSON to this file")
+	out := fs.String("out", "", "also write the figures as JSON to this file (summary=FILE, as run and compare take it, or FILE)")
 	balancer := fs.String("balancer", "none", "haproxy: send replica-kill and replica-term through an haproxy process checking /readyz (rolling restart of every replica, SHUTDOWN_DELAY=2s); none: straight to the replicas")
 	haproxy := fs.String("haproxy", "haproxy", "the haproxy binary, for -balancer haproxy")
 	if _, err := parseArgs(fs, args); err != nil {
@@ -606,6 +606,12 @@ func chaosCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if *balancer == "none" {
 		*balancer = ""
+	}
+	if kind, file, ok := strings.Cut(*out, "="); ok {
+		if kind != "summary" || file == "" {
+			return usagef("-out %q: chaos writes one output, summary=FILE (or FILE)", *out)
+		}
+		*out = file
 	}
 	cfg := chaos.Config{
 		Binary: *binary, DatabaseURL: *dbURL, Replicas: *replicas, Phase: *phase, Phases: splitList(*phases),

@@ -58,6 +58,7 @@ func TestUsageErrors(t *testing.T) {
 		{"loadtest", "compare", "-rounds", "0"},
 		{"loadtest", "compare", "-configs", "tiered@REDIS_MIN_REPLICAS_ACK"}, // not KEY=VALUE
 		{"loadtest", "compare", "-redis-replica", "-private-redis=false"},    // a replica of what
+		{"loadtest", "chaos", "-out", "html=f"},                              // chaos writes its JSON only
 	} {
 		var stderr bytes.Buffer
 		err := run(t.Context(), args, getenv, io.Discard, &stderr)
