@@ -155,12 +155,19 @@ func (m *CPU) postgresCPU(ctx context.Context) (map[int]float64, error) {
 	return out, nil
 }
 
-// procCPU is utime + stime of a process, in seconds (procfs reads
-// /proc/PID/stat, a command name with spaces included, in USER_HZ).
+// procCPU is the CPU time of a process, in seconds: the scheduler's
+// running time from /proc/PID/schedstat, in nanoseconds, or where the
+// kernel has none, utime + stime from /proc/PID/stat (procfs parses
+// both). /proc/PID/stat counts in ticks (10 ms here), and a backend that
+// served a short run on a busy machine often had not used one: a compare
+// run's PostgreSQL CPU read 0 for its several dozen backends.
 func procCPU(pid int) (float64, error) {
 	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
+	}
+	if ss, err := p.Schedstat(); err == nil {
+		return float64(ss.RunningNanoseconds) / 1e9, nil
 	}
 	st, err := p.Stat()
 	if err != nil {
